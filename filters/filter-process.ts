@@ -1,0 +1,24 @@
+import { openGitml } from '../src/context';
+import { describeError, exitCodeOf } from '../src/errors';
+import { FilterServer } from '../src/filter/process';
+import { createLogger } from '../src/log';
+
+/** `gitml filter-process`: git's long-running filter over stdin/stdout. Returns the exit code. */
+export async function main(): Promise<number> {
+  const log = createLogger(process.env, 'gitml-filter');
+  try {
+    const gitml = await openGitml({ cwd: process.cwd(), env: process.env, log });
+    const server = new FilterServer({
+      input: process.stdin,
+      output: process.stdout,
+      gitml,
+      report: (message) => process.stderr.write(message.endsWith('\n') ? message : `${message}\n`),
+    });
+    await server.run();
+    await gitml.close();
+    return 0;
+  } catch (e) {
+    process.stderr.write(`gitml filter-process: ${describeError(e)}\n`);
+    return exitCodeOf(e);
+  }
+}

@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { GitmlError } from '../errors';
+import { localRefs } from '../git/remote';
+import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
+import { objectKey } from '../store/keys';
+import { runAll } from '../transfer/queue';
+import { err, json, openHere, out, withJson, type Command } from './io';
+
+async function sha256OfStream(stream: AsyncIterable<unknown>): Promise<{ oid: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { oid: hash.digest('hex'), size };
+}
+
+interface Problem {
+  where: 'cache' | 'store';
+  oid: string;
+  path?: string;
+  problem: 'damaged' | 'missing';
+  detail: string;
+}
+
+export const fsckCommand: Command = (io) => ({
+  command: 'fsck',
+  describe: 'verify every object in the cache (and with --store, the objects HEAD needs in the store) against its sha256',
+  builder: (y) =>
+    withJson(y)
+      .option('store', { type: 'boolean', default: false, describe: 'also download and verify the objects HEAD needs from the store' })
+      .option('all', { type: 'boolean', default: false, describe: 'with --store: every object in the history of every local branch and tag' })
+      .option('fix', { type: 'boolean', default: false, describe: 'remove damaged copies from the cache (they are downloaded again when needed)' }),
+  handler: async (argv) => {
+    const gitml = await openHere(io);
+    try {
+      const problems: Problem[] = [];
+      const cached: { oid: string; path: string }[] = [];
+      for await (const o of gitml.cache.list()) cached.push({ oid: o.oid, path: o.path });
+      await runAll(cached, 2, async (o) => {
+        const actual = await sha256OfStream(fs.createReadStream(o.path, { highWaterMark: 1 << 20 }));
+        if (actual.oid !== o.oid) {
+          problems.push({ where: 'cache', oid: o.oid, problem: 'damaged', detail: `bytes hash to ${actual.oid}` });
+          if (argv.fix) await gitml.cache.remove(o.oid);
+        }
+      });
+      let storeChecked = 0;
+      let storeUrl: string | null = null;
+      if (argv.store) {
+        const ctx = gitml.repo.git;
+        const pointers: PointerBlob[] = argv.all ? await scanRangeForPointers(ctx, await localRefs(ctx), []) : await scanTreeForPointers(ctx, 'HEAD');
+        const unique = [...new Map(pointers.map((p) => [p.pointer.oid, p])).values()];
+        const store = await gitml.store();
+        storeUrl = store.url;
+        const outcomes = await runAll(unique, gitml.concurrency, async (p) => {
+          const stat = await store.stat(objectKey(p.pointer.oid));
+          if (!stat) {
+            problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: 'missing', detail: 'not in the store' });
+            return;
+          }
+          const actual = await sha256OfStream(await store.get(objectKey(p.pointer.oid)));
+          if (actual.oid !== p.pointer.oid || actual.size !== p.pointer.size) {
+            problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: 'damaged', detail: `${actual.size} bytes hashing to ${actual.oid}` });
+          }
+        });
+        for (const o of outcomes) if (!o.ok) throw o.error;
+        storeChecked = unique.length;
+      }
+      if (argv.json) {
+        json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
+      } else {
+        out(io, `gitml: checked ${cached.length} cached object(s)${argv.store ? ` and ${storeChecked} object(s) in ${storeUrl}` : ''}`);
+        for (const p of problems) err(io, `${p.where}: ${p.problem} sha256:${p.oid}${p.path ? ` ('${p.path}')` : ''}: ${p.detail}`);
+      }
+      if (problems.length > 0) {
+        const inStore = problems.some((p) => p.where === 'store');
+        throw new GitmlError('E_OBJECT_CORRUPT', `${problems.length} problem(s) found`, {
+          hint: inStore
+            ? 'Repair the store from a clone that has good copies: `gitml push --all` uploads missing objects; damaged ones must be removed from the store first.'
+            : argv.fix
+              ? 'Damaged cache copies were removed; they are downloaded again when needed.'
+              : 'Run `gitml fsck --fix` to remove damaged cache copies.',
+        });
+      }
+    } finally {
+      await gitml.close();
+    }
+  },
+});

@@ -1,0 +1,52 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { addPatterns, listTracked, removePatterns } from '../attributes';
+import { errnoCode } from '../errors';
+import { openRepo, requireWorkTree } from '../git/repo';
+import { json, out, withJson, type CliIO, type Command } from './io';
+
+async function attributesFile(io: CliIO): Promise<{ file: string; text: string }> {
+  const repo = await openRepo(io.cwd, io.env);
+  const file = path.join(requireWorkTree(repo), '.gitattributes');
+  const text = await fsp.readFile(file, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? '' : Promise.reject(e)));
+  return { file, text };
+}
+
+export const trackCommand: Command = (io) => ({
+  command: 'track [patterns..]',
+  describe: 'send files matching the patterns through gitml (edits .gitattributes); no pattern lists them',
+  builder: (y) => withJson(y).positional('patterns', { type: 'string', array: true, describe: 'gitattributes patterns, e.g. "*.pt" "data/**"' }),
+  handler: async (argv) => {
+    const { file, text } = await attributesFile(io);
+    const patterns = (argv.patterns as string[] | undefined) ?? [];
+    if (patterns.length === 0) {
+      const tracked = listTracked(text);
+      if (argv.json) return json(io, { file, patterns: tracked });
+      if (tracked.length === 0) out(io, 'No patterns are tracked. Add one: gitml track "*.pt"');
+      for (const p of tracked) out(io, p);
+      return;
+    }
+    const result = addPatterns(text, patterns);
+    if (result.added.length > 0) await fsp.writeFile(file, result.text);
+    if (argv.json) return json(io, { file, added: result.added, already: result.already });
+    for (const p of result.added) out(io, `Tracking "${p}"`);
+    for (const p of result.already) out(io, `"${p}" is already tracked`);
+    if (result.added.length > 0) out(io, 'Stage the change: git add .gitattributes');
+  },
+});
+
+export const untrackCommand: Command = (io) => ({
+  command: 'untrack <patterns..>',
+  describe: 'stop sending files matching the patterns through gitml (edits .gitattributes)',
+  builder: (y) => withJson(y).positional('patterns', { type: 'string', array: true, demandOption: true }),
+  handler: async (argv) => {
+    const { file, text } = await attributesFile(io);
+    const patterns = argv.patterns as string[];
+    const result = removePatterns(text, patterns);
+    if (result.removed.length > 0) await fsp.writeFile(file, result.text);
+    const notTracked = patterns.filter((p) => !result.removed.includes(p));
+    if (argv.json) return json(io, { file, removed: result.removed, notTracked });
+    for (const p of result.removed) out(io, `Untracking "${p}"`);
+    for (const p of notTracked) out(io, `"${p}" was not tracked`);
+  },
+});

@@ -1,0 +1,188 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { GitmlError, isGitmlError } from './errors';
+import { runGit, type GitContext } from './git/exec';
+import type { Repo } from './git/repo';
+import type { StoreLocation } from './store/open';
+
+/**
+ * Settings resolution (docs/config.md). Highest first:
+ *   1. environment variables (GITML_STORE, GITML_CACHE_DIR, GITML_CONCURRENCY, GITML_FETCH)
+ *   2. git config (system, global, local: git's own order, `git config gitml.store ...`)
+ *   3. the committed .gitmlconfig (git-config syntax), read from the commit being checked out when
+ *      there is one, else from the work tree.
+ * Every value remembers where it came from, so `gitml env` and error messages can say why.
+ */
+
+export interface Setting {
+  value: string;
+  /** Human-readable origin: "env GITML_STORE", "git config (file:/home/me/.gitconfig)", ".gitmlconfig in HEAD". */
+  source: string;
+  /** Relative paths in this setting are relative to this directory. */
+  baseDir: string;
+}
+
+export const ENV_SETTINGS: Readonly<Record<string, string>> = {
+  GITML_STORE: 'gitml.store',
+  GITML_CACHE_DIR: 'gitml.cachedir',
+  GITML_CONCURRENCY: 'gitml.concurrency',
+  GITML_FETCH: 'gitml.fetch',
+};
+
+/**
+ * Keys a committed .gitmlconfig may set. Anyone who can push can edit that file, so it may say where
+ * the shared store is and how to reach it, but not where on this machine gitml writes (cachedir).
+ */
+const SHARED_KEYS = [/^gitml\.store$/, /^gitml\.fetch$/, /^gitml\.concurrency$/, /^gitml\.s3\.[a-z]+$/i, /^gitml\.azure\.[a-z]+$/i, /^gitml\.stage\./i];
+
+export const GITMLCONFIG = '.gitmlconfig';
+
+export class Settings {
+  constructor(private readonly values: ReadonlyMap<string, Setting>) {}
+
+  get(key: string): Setting | undefined {
+    return this.values.get(normalizeKey(key));
+  }
+
+  entries(): [string, Setting][] {
+    return [...this.values.entries()].sort(([a], [b]) => a.localeCompare(b));
+  }
+}
+
+export interface LoadSettingsOptions {
+  env: NodeJS.ProcessEnv;
+  /** Directory env-relative paths are resolved against. */
+  cwd: string;
+  /** Read .gitmlconfig from this commit or tree instead of the work tree (checkout, clone, push). */
+  treeish?: string;
+}
+
+export async function loadSettings(repo: Repo, options: LoadSettingsOptions): Promise<Settings> {
+  const values = new Map<string, Setting>();
+  const repoBase = repo.workTree ?? repo.gitDir;
+
+  const [committed, gitConfig] = await Promise.all([readGitmlConfig(repo, options.treeish), readGitConfig(repo.git)]);
+  for (const [key, value, source] of committed) {
+    if (SHARED_KEYS.some((re) => re.test(key))) values.set(key, { value, source, baseDir: repoBase });
+  }
+  for (const [key, value, source] of gitConfig) values.set(key, { value, source, baseDir: repoBase });
+  for (const [name, key] of Object.entries(ENV_SETTINGS)) {
+    const value = options.env[name];
+    if (value !== undefined && value !== '') values.set(key, { value, source: `env ${name}`, baseDir: options.cwd });
+  }
+  return new Settings(values);
+}
+
+/** git config keys: section and last part are case-insensitive, a subsection is not. */
+function normalizeKey(key: string): string {
+  const first = key.indexOf('.');
+  const last = key.lastIndexOf('.');
+  if (first === last) return key.toLowerCase();
+  return `${key.slice(0, first).toLowerCase()}${key.slice(first, last)}${key.slice(last).toLowerCase()}`;
+}
+
+type Entry = [key: string, value: string, source: string];
+
+function parseZ(output: Buffer, withOrigin: boolean, fixedSource: string): Entry[] {
+  const parts = output.toString('utf8').split('\0');
+  const out: Entry[] = [];
+  for (let i = 0; i < parts.length - 1; ) {
+    let source = fixedSource;
+    if (withOrigin) source = `git config (${parts[i++]})`;
+    const item = parts[i++] ?? '';
+    const nl = item.indexOf('\n');
+    const key = nl < 0 ? item : item.slice(0, nl);
+    // A key with no "=" at all is a boolean true in git config.
+    const value = nl < 0 ? 'true' : item.slice(nl + 1);
+    if (key) out.push([normalizeKey(key), value, source]);
+  }
+  return out;
+}
+
+async function readGitConfig(ctx: GitContext): Promise<Entry[]> {
+  const r = await runGit(ctx, ['config', '--includes', '--show-origin', '-z', '--get-regexp', '^gitml\\.'], { okCodes: [1] });
+  return r.code === 0 ? parseZ(r.stdout, true, '') : [];
+}
+
+async function readGitmlConfig(repo: Repo, treeish?: string): Promise<Entry[]> {
+  if (treeish) {
+    const spec = `${treeish}:${GITMLCONFIG}`;
+    const r = await runConfigFile(repo.git, ['--blob', spec], `${GITMLCONFIG} in ${treeish.length === 40 || treeish.length === 64 ? treeish.slice(0, 12) : treeish}`);
+    return r;
+  }
+  if (!repo.workTree) return [];
+  const file = path.join(repo.workTree, GITMLCONFIG);
+  try {
+    await fsp.access(file);
+  } catch {
+    return [];
+  }
+  return runConfigFile(repo.git, ['-f', file], GITMLCONFIG);
+}
+
+async function runConfigFile(ctx: GitContext, source: string[], label: string): Promise<Entry[]> {
+  try {
+    const r = await runGit(ctx, ['config', '-z', ...source, '--get-regexp', '^gitml\\.'], { okCodes: [1] });
+    return r.code === 0 ? parseZ(r.stdout, false, label) : [];
+  } catch (e) {
+    if (isGitmlError(e, 'E_GIT')) {
+      throw new GitmlError('E_CONFIG', `cannot read ${label}: ${e.message}`, {
+        hint: `Fix the syntax of ${GITMLCONFIG} (it uses git config syntax; check it with \`git config -f ${GITMLCONFIG} --list\`).`,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
+/** Where the store is, or null when nothing names one. */
+export function storeLocationOf(settings: Settings): (StoreLocation & { source: string }) | null {
+  const s = settings.get('gitml.store');
+  return s ? { url: s.value, baseDir: s.baseDir, source: s.source } : null;
+}
+
+export function cacheRootOf(repo: Repo, settings: Settings, env: NodeJS.ProcessEnv): { path: string; source: string } {
+  const s = settings.get('gitml.cachedir');
+  if (s) return { path: path.resolve(s.baseDir, expandHome(s.value, env)), source: s.source };
+  return { path: path.join(repo.commonDir, 'gitml'), source: 'default (inside the git directory)' };
+}
+
+export const DEFAULT_CONCURRENCY = 8;
+
+export function concurrencyOf(settings: Settings): number {
+  const s = settings.get('gitml.concurrency');
+  if (!s) return DEFAULT_CONCURRENCY;
+  const n = Number(s.value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new GitmlError('E_CONFIG', `gitml.concurrency must be a whole number from 1 to 256, got ${JSON.stringify(s.value)} (from ${s.source})`, {
+      hint: 'Fix or remove that setting.',
+    });
+  }
+  return n;
+}
+
+export type FetchMode = 'all' | 'tips' | 'none';
+
+export function fetchModeOf(settings: Settings): FetchMode {
+  const s = settings.get('gitml.fetch');
+  if (!s) return 'tips';
+  const v = s.value.toLowerCase();
+  if (v === 'all' || v === 'tips' || v === 'none') return v;
+  throw new GitmlError('E_CONFIG', `gitml.fetch must be all, tips or none, got ${JSON.stringify(s.value)} (from ${s.source})`, {
+    hint: 'Fix or remove that setting.',
+  });
+}
+
+export function boolOf(settings: Settings, key: string, fallback: boolean): boolean {
+  const s = settings.get(key);
+  if (!s) return fallback;
+  const v = s.value.toLowerCase();
+  if (['true', 'yes', 'on', '1'].includes(v)) return true;
+  if (['false', 'no', 'off', '0', ''].includes(v)) return false;
+  throw new GitmlError('E_CONFIG', `${key} must be true or false, got ${JSON.stringify(s.value)} (from ${s.source})`, { hint: 'Fix or remove that setting.' });
+}
+
+function expandHome(p: string, env: NodeJS.ProcessEnv): string {
+  if ((p === '~' || p.startsWith('~/')) && env.HOME) return path.join(env.HOME, p.slice(1));
+  return p;
+}

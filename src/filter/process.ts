@@ -1,0 +1,254 @@
+import type { Readable, Writable } from 'node:stream';
+import pLimit from 'p-limit';
+import type { Gitml } from '../context';
+import { describeError, GitmlError } from '../errors';
+import { FLUSH, PktLineReader, PktLineWriter } from '../pktline';
+import type { Pointer } from '../pointer';
+import { Cleaner } from './clean';
+import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
+import { Spool } from './spool';
+
+/**
+ * git's long-running filter protocol, version 2 (gitattributes(5), "Long Running Filter Process"):
+ * one process serves every file of a git command. Capabilities: clean, smudge and delay.
+ *
+ * Delay: when git may delay (checkout) and an object is not cached, the download starts in the
+ * background and git hears "delayed"; git goes on with other files and later asks which ones are
+ * ready. Downloads of a checkout thus run in parallel instead of one file at a time.
+ */
+export interface FilterServerOptions {
+  input: Readable;
+  output: Writable;
+  gitml: Gitml;
+  /** Where messages for the person go (stderr). */
+  report: (message: string) => void;
+}
+
+interface Request {
+  command: string;
+  pathname: string;
+  treeish?: string;
+  canDelay: boolean;
+}
+
+interface DelayedItem {
+  pointer: Pointer;
+  gitml: Gitml;
+  promise: Promise<void>;
+  settled: boolean;
+  error?: unknown;
+}
+
+const CAPABILITIES = ['clean', 'smudge', 'delay'];
+
+export class FilterServer {
+  private readonly reader: PktLineReader;
+  private readonly writer: PktLineWriter;
+  private readonly delayed = new Map<string, DelayedItem>();
+  private readonly byTreeish = new Map<string, Promise<Gitml>>();
+  /** Objects this process downloaded and verified: no need to hash them again on the way out. */
+  private readonly verified = new Set<string>();
+  private readonly downloads: ReturnType<typeof pLimit>;
+  private capabilities = new Set<string>();
+
+  constructor(private readonly options: FilterServerOptions) {
+    this.reader = new PktLineReader(options.input);
+    this.writer = new PktLineWriter(options.output);
+    this.downloads = pLimit(options.gitml.concurrency);
+  }
+
+  async run(): Promise<void> {
+    await this.handshake();
+    for (;;) {
+      const headers = await this.reader.readTextList();
+      if (headers === null) break;
+      const request = parseRequest(headers);
+      this.options.gitml.log.debug({ request }, 'filter request');
+      switch (request.command) {
+        case 'clean':
+          await this.clean(request);
+          break;
+        case 'smudge':
+          await this.smudge(request);
+          break;
+        case 'list_available_blobs':
+          await this.listAvailable();
+          break;
+        default:
+          throw new GitmlError('E_PROTOCOL', `filter protocol: unknown command ${JSON.stringify(request.command)}`);
+      }
+    }
+  }
+
+  private async handshake(): Promise<void> {
+    const hello = await this.reader.readTextList();
+    if (!hello || hello[0] !== 'git-filter-client' || !hello.includes('version=2')) {
+      throw new GitmlError('E_PROTOCOL', `filter protocol: unexpected greeting ${JSON.stringify(hello)}`, {
+        hint: 'gitml filter-process is started by git (filter.gitml.process); run `gitml install` to configure it.',
+      });
+    }
+    await this.writer.texts(['git-filter-server', 'version=2']);
+    const offered = (await this.reader.readTextList()) ?? [];
+    const wanted = offered.filter((c) => c.startsWith('capability=')).map((c) => c.slice('capability='.length));
+    this.capabilities = new Set(wanted.filter((c) => CAPABILITIES.includes(c)));
+    await this.writer.texts([...this.capabilities].map((c) => `capability=${c}`));
+  }
+
+  /** Reads content packets up to the flush, handing each to `sink`. */
+  private async readContent(sink: (chunk: Buffer) => Promise<void>): Promise<void> {
+    for (;;) {
+      const packet = await this.reader.read();
+      if (packet === null) throw new GitmlError('E_PROTOCOL', 'filter protocol: git closed the pipe inside a file');
+      if (packet === FLUSH) return;
+      await sink(packet);
+    }
+  }
+
+  private async clean(request: Request): Promise<void> {
+    const cleaner = new Cleaner(this.options.gitml.cache);
+    let failure: unknown = null;
+    await this.readContent(async (chunk) => {
+      if (failure) return;
+      try {
+        await cleaner.write(chunk);
+      } catch (e) {
+        failure = e;
+        await cleaner.abort();
+      }
+    });
+    let output: Buffer | null = null;
+    if (!failure) {
+      try {
+        output = await cleaner.finish();
+      } catch (e) {
+        failure = e;
+      }
+    }
+    if (failure || !output) {
+      this.options.report(`gitml: cannot add '${request.pathname}': ${describeError(failure)}`);
+      await this.writer.texts(['status=error']);
+      return;
+    }
+    await this.respondWith(output);
+  }
+
+  private async smudge(request: Request): Promise<void> {
+    const gitml = this.options.gitml;
+    const spool = new Spool(gitml.cache.tmpDir);
+    try {
+      await this.readContent((chunk) => spool.write(chunk));
+      const earlier = this.delayed.get(request.pathname);
+      if (earlier && spool.size === 0) {
+        // git asks again for a file it was told was delayed, with empty content.
+        this.delayed.delete(request.pathname);
+        if (earlier.error) return await this.smudgeFailed(request, earlier.pointer, earlier.gitml, earlier.error);
+        return await this.sendObject(request, earlier.pointer, earlier.gitml);
+      }
+      const small = spool.inMemory();
+      const kind = small ? classifySmudgeInput(small, gitml.env) : ({ kind: 'passthrough' } as const);
+      if (kind.kind === 'passthrough') {
+        await this.writer.texts(['status=success']);
+        for await (const chunk of spool.read()) await this.writer.data(chunk);
+        await this.writer.texts([]);
+        await this.writer.flush();
+        return;
+      }
+      const pointer = kind.pointer;
+      let target: Gitml;
+      try {
+        target = await this.gitmlFor(request);
+      } catch (e) {
+        return await this.smudgeFailed(request, pointer, gitml, e);
+      }
+      if (!(await target.cache.has(pointer.oid, pointer.size)) && request.canDelay && this.capabilities.has('delay')) {
+        this.startDelayed(request.pathname, pointer, target);
+        await this.writer.texts(['status=delayed']);
+        return;
+      }
+      try {
+        if ((await ensureCached(target, pointer, request.pathname)) === 'downloaded') this.verified.add(pointer.oid);
+      } catch (e) {
+        return await this.smudgeFailed(request, pointer, target, e);
+      }
+      await this.sendObject(request, pointer, target);
+    } finally {
+      await spool.dispose();
+    }
+  }
+
+  private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml): void {
+    const item: DelayedItem = { pointer, gitml, settled: false, promise: Promise.resolve() };
+    item.promise = this.downloads(async () => {
+      try {
+        if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.verified.add(pointer.oid);
+      } catch (e) {
+        item.error = e;
+      } finally {
+        item.settled = true;
+      }
+    });
+    this.delayed.set(pathname, item);
+  }
+
+  private async listAvailable(): Promise<void> {
+    const waiting = [...this.delayed.values()].filter((d) => !d.settled);
+    if (waiting.length > 0 && waiting.length === this.delayed.size) await Promise.race(waiting.map((d) => d.promise));
+    const ready = [...this.delayed.entries()].filter(([, d]) => d.settled).map(([p]) => `pathname=${p}`);
+    await this.writer.texts(ready);
+    await this.writer.texts(['status=success']);
+  }
+
+  private async sendObject(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
+    await this.writer.texts(['status=success']);
+    try {
+      await streamCached(gitml, pointer, (chunk) => this.writer.data(chunk), !this.verified.has(pointer.oid));
+    } catch (e) {
+      // Content already went out: an error status after it makes git discard the file.
+      await this.writer.flush();
+      this.options.report(smudgeFailure(request.pathname, pointer, null, e));
+      await this.writer.texts(['status=error']);
+      return;
+    }
+    await this.writer.flush();
+    await this.writer.flush();
+  }
+
+  private async smudgeFailed(request: Request, pointer: Pointer, gitml: Gitml, error: unknown): Promise<void> {
+    const storeUrl = await gitml.store().then((s) => s.url, () => null);
+    this.options.report(smudgeFailure(request.pathname, pointer, storeUrl, error));
+    await this.writer.texts(['status=error']);
+  }
+
+  private async respondWith(output: Buffer): Promise<void> {
+    await this.writer.texts(['status=success']);
+    await this.writer.data(output);
+    await this.writer.flush();
+    await this.writer.flush();
+  }
+
+  /** Settings as of the commit being checked out, so a clone finds the store its .gitmlconfig names. */
+  private gitmlFor(request: Request): Promise<Gitml> {
+    const base = this.options.gitml;
+    if (!request.treeish) return Promise.resolve(base);
+    let found = this.byTreeish.get(request.treeish);
+    if (!found) {
+      found = base.atTreeish(request.treeish);
+      this.byTreeish.set(request.treeish, found);
+    }
+    return found;
+  }
+}
+
+function parseRequest(headers: string[]): Request {
+  const fields = new Map<string, string>();
+  for (const line of headers) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return {
+    command: fields.get('command') ?? '',
+    pathname: fields.get('pathname') ?? '',
+    treeish: fields.get('treeish') || undefined,
+    canDelay: fields.get('can-delay') === '1',
+  };
+}

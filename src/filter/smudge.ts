@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+import type { Gitml } from '../context';
+import { describeError, GitmlError } from '../errors';
+import { parsePointer, shortOid, type Pointer } from '../pointer';
+import { formatBytes } from '../progress';
+import { downloadObject } from '../transfer/objects';
+
+/** GITML_SKIP_SMUDGE=1 checks out pointers as they are, for a later `gitml pull`. */
+export function skipSmudge(env: NodeJS.ProcessEnv): boolean {
+  const v = (env.GITML_SKIP_SMUDGE ?? '').toLowerCase();
+  return v !== '' && v !== '0' && v !== 'false';
+}
+
+/** What smudge does with content git hands it. Pure. */
+export function classifySmudgeInput(content: Buffer, env: NodeJS.ProcessEnv): { kind: 'pointer'; pointer: Pointer } | { kind: 'passthrough' } {
+  const pointer = parsePointer(content);
+  if (!pointer || skipSmudge(env)) return { kind: 'passthrough' };
+  return { kind: 'pointer', pointer };
+}
+
+/** Makes sure the object is in the cache, downloading and verifying it when it is not. */
+export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string): Promise<'cached' | 'downloaded'> {
+  if (await gitml.cache.has(pointer.oid, pointer.size)) return 'cached';
+  const store = await gitml.store();
+  await downloadObject({ oid: pointer.oid, size: pointer.size, path }, { cache: gitml.cache, store, concurrency: 1, log: gitml.log });
+  return 'downloaded';
+}
+
+/**
+ * Streams a cached object to `out`. With `verify`, the bytes are hashed on the way: a damaged cache
+ * file is detected at its end, removed, and reported as E_OBJECT_CORRUPT, so the caller can tell git
+ * to discard what it received.
+ */
+export async function streamCached(gitml: Gitml, pointer: Pointer, out: (chunk: Buffer) => Promise<void>, verify: boolean): Promise<void> {
+  const hash = verify ? createHash('sha256') : null;
+  let size = 0;
+  for await (const chunk of gitml.cache.openRead(pointer.oid)) {
+    hash?.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    await out(chunk as Buffer);
+  }
+  const digest = hash?.digest('hex');
+  if (size !== pointer.size || (digest !== undefined && digest !== pointer.oid)) {
+    await gitml.cache.remove(pointer.oid);
+    throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of sha256:${shortOid(pointer.oid)} is damaged; it was removed from the cache`, {
+      hint: 'Run the checkout again: the object will be downloaded from the store.',
+    });
+  }
+}
+
+/** One message that names the file, the object, the store and the cause, and what to run next. */
+export function smudgeFailure(path: string, pointer: Pointer, storeUrl: string | null, error: unknown): string {
+  const what = `gitml: cannot check out '${path}' (sha256:${shortOid(pointer.oid)}, ${formatBytes(pointer.size)})`;
+  const where = storeUrl ? ` from ${storeUrl}` : '';
+  const hint = error instanceof GitmlError && error.hint ? error.hint : 'Run `gitml env` to see which store and cache are used.';
+  const cause = error instanceof GitmlError ? error.message : describeError(error);
+  return `${what}${where}: ${cause}\n  hint: ${hint}\n  To check out pointers now and fetch the bytes later: GITML_SKIP_SMUDGE=1 git checkout ..., then \`gitml pull\`.`;
+}

@@ -1,0 +1,169 @@
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
+import { GitmlError } from '../errors';
+import { mayBePointer, parsePointer, type Pointer } from '../pointer';
+import { CatFileBatch } from './cat-file';
+import { gitZ, type GitContext } from './exec';
+
+/** A blob in git whose content is a pointer. */
+export interface PointerBlob {
+  /** git blob id. */
+  blob: string;
+  /** A path it was found at (the first one seen). */
+  path: string;
+  pointer: Pointer;
+}
+
+interface Candidate {
+  blob: string;
+  path: string;
+}
+
+const BATCH_CHECK_FORMAT = '--batch-check=%(objectname) %(objecttype) %(objectsize) %(rest)';
+
+/**
+ * Pointer blobs reachable from `include` but not from `exclude` (commit ids or ref names), like
+ * `git rev-list --objects include --not exclude`. Only blobs small enough to be pointers are read.
+ * Streams rev-list into cat-file --batch-check so memory does not grow with the history.
+ */
+export async function scanRangeForPointers(ctx: GitContext, include: readonly string[], exclude: readonly string[]): Promise<PointerBlob[]> {
+  if (include.length === 0) return [];
+  const input = [...include, ...exclude.map((e) => `^${e}`)].join('\n') + '\n';
+  const candidates = await pipeRevListToBatchCheck(ctx, input);
+  return readPointers(ctx, candidates);
+}
+
+/** Pointer blobs in a tree (a commit, tree or ref), recursively. */
+export async function scanTreeForPointers(ctx: GitContext, treeish: string, pathspecs: readonly string[] = []): Promise<PointerBlob[]> {
+  const entries = await gitZ(ctx, ['ls-tree', '-r', '-z', '-l', '--full-tree', treeish, '--', ...pathspecs]);
+  const candidates: Candidate[] = [];
+  for (const entry of entries) {
+    const tab = entry.indexOf('\t');
+    const [mode, type, blob, sizeText] = entry.slice(0, tab).split(/ +/);
+    if (type !== 'blob' || mode === '120000' || !blob) continue;
+    if (mayBePointer(Number(sizeText))) candidates.push({ blob, path: entry.slice(tab + 1) });
+  }
+  return readPointers(ctx, candidates);
+}
+
+/** An index entry whose staged blob is a pointer. */
+export interface IndexPointer extends PointerBlob {
+  mode: string;
+}
+
+/** Pointer blobs staged in the index (stage 0), limited by git pathspecs. */
+export async function scanIndexForPointers(ctx: GitContext, pathspecs: readonly string[] = []): Promise<IndexPointer[]> {
+  const entries = await gitZ(ctx, ['ls-files', '-s', '-z', '--', ...pathspecs]);
+  const staged: { mode: string; blob: string; path: string }[] = [];
+  for (const entry of entries) {
+    const tab = entry.indexOf('\t');
+    const [mode, blob, stage] = entry.slice(0, tab).split(' ');
+    if (!mode || !blob || stage !== '0' || mode === '120000' || mode === '160000') continue;
+    staged.push({ mode, blob, path: entry.slice(tab + 1) });
+  }
+  if (staged.length === 0) return [];
+  const sizes = await batchCheckSizes(ctx, [...new Set(staged.map((s) => s.blob))]);
+  const candidates = staged.filter((s) => mayBePointer(sizes.get(s.blob) ?? -1));
+  const pointers = await readPointerContents(ctx, [...new Set(candidates.map((c) => c.blob))]);
+  const out: IndexPointer[] = [];
+  for (const c of candidates) {
+    const pointer = pointers.get(c.blob);
+    if (pointer) out.push({ blob: c.blob, path: c.path, mode: c.mode, pointer });
+  }
+  return out;
+}
+
+async function readPointers(ctx: GitContext, candidates: Candidate[]): Promise<PointerBlob[]> {
+  const contents = await readPointerContents(ctx, [...new Set(candidates.map((c) => c.blob))]);
+  const out: PointerBlob[] = [];
+  for (const c of candidates) {
+    const pointer = contents.get(c.blob);
+    if (pointer) out.push({ ...c, pointer });
+  }
+  return out;
+}
+
+async function readPointerContents(ctx: GitContext, blobs: string[]): Promise<Map<string, Pointer>> {
+  const out = new Map<string, Pointer>();
+  if (blobs.length === 0) return out;
+  const batch = new CatFileBatch(ctx);
+  try {
+    const results = await Promise.all(blobs.map((b) => batch.get(b)));
+    for (const r of results) {
+      if (!r || r.type !== 'blob') continue;
+      const pointer = parsePointer(r.content);
+      if (pointer) out.set(r.oid, pointer);
+    }
+  } finally {
+    batch.close();
+  }
+  return out;
+}
+
+async function batchCheckSizes(ctx: GitContext, blobs: string[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  await streamLines(ctx, ['cat-file', BATCH_CHECK_FORMAT], blobs.join('\n') + '\n', (line) => {
+    const [oid, type, size] = line.split(' ');
+    if (oid && type === 'blob') sizes.set(oid, Number(size));
+  });
+  return sizes;
+}
+
+function streamLines(ctx: GitContext, args: string[], input: string, onLine: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', args, { cwd: ctx.cwd, env: ctx.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    readline.createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', onLine);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new GitmlError('E_GIT', `git ${args[0]} failed (exit ${code}): ${stderr.trim()}`));
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+  });
+}
+
+function pipeRevListToBatchCheck(ctx: GitContext, input: string): Promise<Candidate[]> {
+  return new Promise((resolve, reject) => {
+    const revList = spawn('git', ['rev-list', '--objects', '--ignore-missing', '--stdin'], {
+      cwd: ctx.cwd,
+      env: ctx.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const check = spawn('git', ['cat-file', BATCH_CHECK_FORMAT], { cwd: ctx.cwd, env: ctx.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    revList.stdout.pipe(check.stdin);
+    let stderr = '';
+    revList.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    check.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    const candidates: Candidate[] = [];
+    readline.createInterface({ input: check.stdout, crlfDelay: Infinity }).on('line', (line) => {
+      // "<oid> <type> <size> <path>"; paths may contain spaces, so split only the first three fields.
+      const a = line.indexOf(' ');
+      const b = line.indexOf(' ', a + 1);
+      const c = line.indexOf(' ', b + 1);
+      if (a < 0 || b < 0) return;
+      if (line.slice(a + 1, b) !== 'blob') return;
+      const size = Number(c < 0 ? line.slice(b + 1) : line.slice(b + 1, c));
+      if (mayBePointer(size)) candidates.push({ blob: line.slice(0, a), path: c < 0 ? '' : line.slice(c + 1) });
+    });
+    let pending = 2;
+    let failed = false;
+    const finish = (name: string) => (code: number | null) => {
+      if (failed) return;
+      if (code !== 0) {
+        failed = true;
+        reject(new GitmlError('E_GIT', `git ${name} failed (exit ${code}): ${stderr.trim()}`));
+        return;
+      }
+      if (--pending === 0) resolve(candidates);
+    };
+    revList.on('error', reject);
+    check.on('error', reject);
+    revList.on('close', finish('rev-list'));
+    check.on('close', finish('cat-file --batch-check'));
+    revList.stdin.on('error', () => undefined);
+    revList.stdin.end(input);
+  });
+}

@@ -1,0 +1,110 @@
+import type { Gitml } from '../context';
+import { GitmlError } from '../errors';
+import { scanRangeForPointers, type PointerBlob } from '../git/scan';
+import { shortOid } from '../pointer';
+import { formatBytes, type ProgressSink } from '../progress';
+import { objectKey } from '../store/keys';
+import { uploadObjects, type ObjectRef, type UploadReport } from '../transfer/objects';
+
+/** One ref being pushed: the commit (or tag) it will point at. Deletes have no objects to send. */
+export interface RefUpdate {
+  /** The remote ref name, used to report per-ref failures. */
+  dst: string;
+  /** Local object id being pushed; null for a delete. */
+  sha: string | null;
+}
+
+export interface PushObjectsResult {
+  /** Pointers newly reachable through the pushed refs. */
+  pointers: number;
+  report: UploadReport | null;
+  storeUrl: string | null;
+  /** Refs that must not move, with the reason (objects missing everywhere, uploads that failed). */
+  blocked: Map<string, string>;
+}
+
+export interface PushObjectsOptions {
+  /** Object ids the remote already has (its ref tips): what they reach is not scanned again. */
+  remoteHas: readonly string[];
+  progress?: { sink: ProgressSink; enabled: boolean };
+  /** Check what would be uploaded without uploading. */
+  dryRun?: boolean;
+}
+
+/**
+ * Before any ref moves: find every pointer the pushed commits introduce, and make sure the store has
+ * its bytes. A ref whose pointers cannot all be stored is blocked, so no pointer without bytes is
+ * ever published. Pushes with no pointers make no store call at all.
+ */
+export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpdate[], options: PushObjectsOptions): Promise<PushObjectsResult> {
+  const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map() };
+  const perRef = new Map<string, PointerBlob[]>();
+  const all = new Map<string, ObjectRef>();
+  for (const update of updates) {
+    if (!update.sha) continue;
+    const found = await scanRangeForPointers(gitml.repo.git, [update.sha], options.remoteHas);
+    perRef.set(update.dst, found);
+    for (const p of found) if (!all.has(p.pointer.oid)) all.set(p.pointer.oid, { oid: p.pointer.oid, size: p.pointer.size, path: p.path });
+  }
+  result.pointers = all.size;
+  gitml.log.debug({ refs: updates.length, pointers: all.size }, 'push scan');
+  if (all.size === 0) return result;
+
+  // The store named by the commit being pushed (its .gitmlconfig), unless env or git config override.
+  const firstSha = updates.find((u) => u.sha)?.sha;
+  const target = firstSha ? await gitml.atTreeish(firstSha) : gitml;
+  let report: UploadReport;
+  try {
+    const store = await target.store();
+    result.storeUrl = store.url;
+    if (options.dryRun) {
+      report = await dryRunReport([...all.values()], target);
+    } else {
+      report = await uploadObjects([...all.values()], {
+        cache: target.cache,
+        store,
+        concurrency: target.concurrency,
+        log: target.log,
+        progress: options.progress,
+      });
+    }
+  } catch (e) {
+    const why = e instanceof GitmlError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e);
+    for (const dst of perRef.keys()) if ((perRef.get(dst) ?? []).length > 0) result.blocked.set(dst, `gitml: ${why}`);
+    return result;
+  }
+  result.report = report;
+
+  const problems = new Map<string, string>();
+  for (const m of report.missing) problems.set(m.oid, `'${m.path}' (sha256:${shortOid(m.oid)}) is in neither the local cache nor the store`);
+  for (const f of report.failed) problems.set(f.ref.oid, f.error.message);
+  for (const [dst, pointers] of perRef) {
+    const reasons = [...new Set(pointers.filter((p) => problems.has(p.pointer.oid)).map((p) => problems.get(p.pointer.oid)!))];
+    if (reasons.length === 0) continue;
+    const shown = reasons.slice(0, 3).join('; ');
+    const more = reasons.length > 3 ? `; and ${reasons.length - 3} more` : '';
+    result.blocked.set(dst, `gitml: not pushed, its files' bytes could not be stored in ${result.storeUrl}: ${shown}${more}`);
+  }
+  return result;
+}
+
+async function dryRunReport(objects: ObjectRef[], gitml: Gitml): Promise<UploadReport> {
+  const store = await gitml.store();
+  const sizes = await store.statMany(objects.map((o) => objectKey(o.oid)));
+  const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0 };
+  for (const o of objects) {
+    if (sizes.get(objectKey(o.oid)) === o.size) report.present++;
+    else if (await gitml.cache.has(o.oid, o.size)) {
+      report.uploaded.push(o);
+      report.bytes += o.size;
+    } else report.missing.push(o);
+  }
+  return report;
+}
+
+export function summarizeUpload(result: PushObjectsResult, seconds: number): string | null {
+  const r = result.report;
+  if (!r || (r.uploaded.length === 0 && r.missing.length === 0 && r.failed.length === 0)) return null;
+  const rate = seconds > 0 ? ` (${formatBytes(r.bytes / seconds)}/s)` : '';
+  return `gitml: stored ${r.uploaded.length} object(s), ${formatBytes(r.bytes)} in ${result.storeUrl}${rate}; ${r.present} already there`;
+}
