@@ -222,8 +222,8 @@ export class RemoteHelper {
   /** Moves the refs with the real git, and reads each ref's fate from --porcelain. */
   private async gitPush(specs: PushSpec[]): Promise<Map<string, string>> {
     // --no-verify: git already ran the pre-push hook for this push; running it again would repeat it.
+    // Never --quiet: it also silences the --porcelain lines this reads each ref's status from.
     const args = ['push', '--porcelain', '--no-verify', this.progress ? '--progress' : '--no-progress'];
-    if (this.verbosity === 0) args.push('--quiet');
     if (this.dryRun) args.push('--dry-run');
     if (this.atomic) args.push('--atomic');
     for (const o of this.pushOptions) args.push(`--push-option=${o}`);

@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { BodySource, Store } from '../../src/store/store';
+
+/**
+ * The behaviour every store backend must have. Backends run these tests unchanged:
+ *   describeStoreContract('directory', async () => ({ store, cleanup }))
+ */
+export interface StoreFixture {
+  store: Store;
+  cleanup(): Promise<void>;
+}
+
+export function bodyOf(data: Buffer, options: { failAfter?: number } = {}): BodySource {
+  return {
+    size: data.length,
+    open(range) {
+      const slice = range ? data.subarray(range.start, range.end) : data;
+      if (options.failAfter === undefined) return Readable.from(chunks(slice, 64 * 1024));
+      const limit = options.failAfter;
+      return new Readable({
+        read() {
+          this.push(slice.subarray(0, limit));
+          this.destroy(new Error('source failed'));
+        },
+      });
+    },
+  };
+}
+
+function chunks(data: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < data.length; i += size) out.push(data.subarray(i, i + size));
+  return out;
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+function sample(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) out[i] = (i * 31 + seed * 17) & 0xff;
+  return out;
+}
+
+function keyFor(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex');
+  return `objects/${h.slice(0, 2)}/${h.slice(2, 4)}/${h}`;
+}
+
+export function describeStoreContract(name: string, make: () => Promise<StoreFixture>): void {
+  describe(`store contract: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: Store;
+    beforeEach(async () => {
+      fixture = await make();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await store.close();
+      await fixture.cleanup();
+    });
+
+    test('stat of a missing key is null; get is E_OBJECT_MISSING', async () => {
+      expect(await store.stat(keyFor('missing'))).toBeNull();
+      await expect(store.get(keyFor('missing'))).rejects.toMatchObject({ code: 'E_OBJECT_MISSING' });
+    });
+
+    test('put then get returns the same bytes; a second put reports exists', async () => {
+      const data = sample(300_000, 1);
+      const key = keyFor('a');
+      expect(await store.put(key, bodyOf(data))).toBe('created');
+      expect(await store.stat(key)).toEqual({ size: data.length });
+      expect((await readAll(await store.get(key))).equals(data)).toBe(true);
+      expect(await store.put(key, bodyOf(data))).toBe('exists');
+    });
+
+    test('empty objects round-trip', async () => {
+      const key = keyFor('empty');
+      expect(await store.put(key, bodyOf(Buffer.alloc(0)))).toBe('created');
+      expect(await store.stat(key)).toEqual({ size: 0 });
+      expect((await readAll(await store.get(key))).length).toBe(0);
+    });
+
+    test('ranged reads return exactly the range', async () => {
+      const data = sample(100_000, 2);
+      const key = keyFor('range');
+      await store.put(key, bodyOf(data));
+      const part = await readAll(await store.get(key, { range: { start: 1000, end: 54321 } }));
+      expect(part.equals(data.subarray(1000, 54321))).toBe(true);
+    });
+
+    test('statMany answers for present and absent keys', async () => {
+      const keys = ['m1', 'm2', 'm3'].map(keyFor);
+      await store.put(keys[0]!, bodyOf(sample(10, 3)));
+      await store.put(keys[2]!, bodyOf(sample(30, 4)));
+      const sizes = await store.statMany(keys);
+      expect(sizes.get(keys[0]!)).toBe(10);
+      expect(sizes.get(keys[1]!)).toBeNull();
+      expect(sizes.get(keys[2]!)).toBe(30);
+    });
+
+    test('list yields the keys under a prefix with their sizes', async () => {
+      const keys = ['l1', 'l2'].map(keyFor);
+      for (const k of keys) await store.put(k, bodyOf(sample(5, 5)));
+      await store.put('other/thing', bodyOf(sample(7, 6)));
+      const listed = [];
+      for await (const e of store.list('objects/')) listed.push(e);
+      expect(listed.map((e) => e.key).sort()).toEqual([...keys].sort());
+      expect(listed.every((e) => e.size === 5)).toBe(true);
+    });
+
+    test('delete removes; deleting a missing key is fine', async () => {
+      const key = keyFor('del');
+      await store.put(key, bodyOf(sample(5, 7)));
+      await store.delete(key);
+      expect(await store.stat(key)).toBeNull();
+      await store.delete(key);
+    });
+
+    test('a body that fails mid-way leaves no object', async () => {
+      const key = keyFor('fail');
+      await expect(store.put(key, bodyOf(sample(200_000, 8), { failAfter: 1000 }))).rejects.toBeDefined();
+      expect(await store.stat(key)).toBeNull();
+    });
+
+    test('two writers of the same key at once both succeed and the object is whole', async () => {
+      const data = sample(2_000_000, 9);
+      const key = keyFor('race');
+      const results = await Promise.all([store.put(key, bodyOf(data)), store.put(key, bodyOf(data)), store.put(key, bodyOf(data))]);
+      expect(results.filter((r) => r === 'created').length).toBeGreaterThanOrEqual(1);
+      expect((await readAll(await store.get(key))).equals(data)).toBe(true);
+    });
+
+    test('a different object under an existing key is never overwritten', async () => {
+      const key = keyFor('conflict');
+      const first = sample(100, 10);
+      await store.put(key, bodyOf(first));
+      await expect(store.put(key, bodyOf(sample(150, 11)))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      expect((await readAll(await store.get(key))).equals(first)).toBe(true);
+    });
+  });
+}

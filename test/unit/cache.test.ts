@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { ObjectCache } from '../../src/cache';
+import { listFiles, ROOT, sha256 } from '../helpers/sandbox';
+
+describe('object cache', () => {
+  let dir: string;
+  let cache: ObjectCache;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-cache-'));
+    cache = new ObjectCache(dir);
+  });
+  afterEach(() => fsp.rm(dir, { recursive: true, force: true }));
+
+  test('stores under objects/<aa>/<bb>/<oid> only after hashing', async () => {
+    const data = Buffer.from('model weights');
+    const oid = sha256(data);
+    const result = await cache.writeStream(Readable.from([data.subarray(0, 5), data.subarray(5)]));
+    expect(result).toEqual({ oid, size: data.length });
+    expect(cache.pathOf(oid)).toBe(path.join(dir, 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+    expect(fs.readFileSync(cache.pathOf(oid))).toEqual(data);
+    expect(await cache.has(oid, data.length)).toBe(true);
+    expect(await cache.has(oid, data.length + 1)).toBe(false);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('bytes that do not match the expected oid leave nothing behind', async () => {
+    const data = Buffer.from('tampered');
+    const expected = { oid: sha256('original'), size: data.length };
+    await expect(cache.writeStream(Readable.from([data]), expected)).rejects.toMatchObject({ code: 'E_OBJECT_CORRUPT' });
+    expect(await cache.has(expected.oid)).toBe(false);
+    expect(listFiles(dir)).toEqual([]);
+  });
+
+  test('a process killed in the middle of a write leaves no object, only a temp file prune removes', async () => {
+    // A child writes half an object through the real cache code, then waits to be killed.
+    const script = `
+      const { ObjectCache } = require(${JSON.stringify(path.join(ROOT, 'dist/src/cache.js'))});
+      (async () => {
+        const w = await new ObjectCache(${JSON.stringify(dir)}).createWriter();
+        await w.write(Buffer.alloc(3 << 20, 1));
+        process.stdout.write('written\\n');
+        setInterval(() => {}, 1000);
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    const objects = [];
+    for await (const o of cache.list()) objects.push(o);
+    expect(objects).toEqual([]);
+    expect(listFiles(cache.tmpDir)).toHaveLength(1);
+    expect(await cache.removeStaleTemp(0, Date.now() + 1000)).toBe(1);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('lists only well-formed object names', async () => {
+    const { oid } = await cache.writeStream(Readable.from([Buffer.from('x')]));
+    await fsp.writeFile(path.join(dir, 'objects', oid.slice(0, 2), oid.slice(2, 4), 'junk'), 'x');
+    const seen = [];
+    for await (const o of cache.list()) seen.push(o.oid);
+    expect(seen).toEqual([oid]);
+  });
+
+  test('refuses paths built from invalid oids', () => {
+    expect(() => cache.pathOf('../../etc/passwd')).toThrow(/invalid oid/);
+  });
+});

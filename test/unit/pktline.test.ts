@@ -1,0 +1,70 @@
+import { PassThrough, Readable } from 'node:stream';
+import { encodeFlush, encodePacket, FLUSH, frameData, MAX_PAYLOAD, PktLineReader, PktLineWriter } from '../../src/pktline';
+
+function readerOf(...chunks: Buffer[]): PktLineReader {
+  return new PktLineReader(Readable.from(chunks));
+}
+
+describe('pkt-line', () => {
+  test('encodes the length including the 4-byte header', () => {
+    expect(encodePacket('a\n').toString()).toBe('0006a\n');
+    expect(encodeFlush().toString()).toBe('0000');
+  });
+
+  test('accepts a payload of exactly 65516 bytes and refuses one byte more', () => {
+    const max = encodePacket(Buffer.alloc(MAX_PAYLOAD, 1));
+    expect(max.length).toBe(65520);
+    expect(max.subarray(0, 4).toString()).toBe('fff0');
+    expect(() => encodePacket(Buffer.alloc(MAX_PAYLOAD + 1))).toThrow(RangeError);
+    expect(() => encodePacket(Buffer.alloc(0))).toThrow(RangeError);
+  });
+
+  test('frames data into full packets at the boundary', () => {
+    const data = Buffer.alloc(MAX_PAYLOAD * 2 + 1, 7);
+    const framed = frameData(data);
+    expect(framed.length).toBe(data.length + 3 * 4);
+    expect(framed.subarray(0, 4).toString()).toBe('fff0');
+    expect(framed.subarray(65520, 65524).toString()).toBe('fff0');
+    expect(framed.subarray(131040, 131044).toString()).toBe('0005');
+  });
+
+  test('reads packets split across arbitrary chunk boundaries', async () => {
+    const payload = Buffer.alloc(MAX_PAYLOAD, 3);
+    const whole = Buffer.concat([encodePacket('command=clean\n'), encodeFlush(), frameData(payload), encodeFlush()]);
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < whole.length; i += 1000 + (i % 7)) chunks.push(whole.subarray(i, Math.min(whole.length, i + 1000 + (i % 7))));
+    const reader = readerOf(...chunks);
+    expect(await reader.readTextList()).toEqual(['command=clean']);
+    const packet = await reader.read();
+    expect(Buffer.isBuffer(packet) && packet.equals(payload)).toBe(true);
+    expect(await reader.read()).toBe(FLUSH);
+    expect(await reader.read()).toBeNull();
+  });
+
+  test('a stream ending inside a packet is a protocol error', async () => {
+    await expect(readerOf(Buffer.from('000aabc')).read()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+    await expect(readerOf(Buffer.from('00')).read()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+  });
+
+  test('invalid headers and special packets are refused', async () => {
+    await expect(readerOf(Buffer.from('zzzz')).read()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+    await expect(readerOf(Buffer.from('0001')).read()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+    await expect(readerOf(Buffer.from('fff1')).read()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+  });
+
+  test('the writer frames text and data and honours backpressure', async () => {
+    const sink = new PassThrough({ highWaterMark: 16 });
+    const writer = new PktLineWriter(sink);
+    const received: Buffer[] = [];
+    sink.on('data', (b: Buffer) => received.push(b));
+    await writer.texts(['status=success']);
+    await writer.data(Buffer.alloc(MAX_PAYLOAD + 10, 9));
+    await writer.flush();
+    const all = Buffer.concat(received);
+    const reader = readerOf(all);
+    expect(await reader.readTextList()).toEqual(['status=success']);
+    expect(((await reader.read()) as Buffer).length).toBe(MAX_PAYLOAD);
+    expect(((await reader.read()) as Buffer).length).toBe(10);
+    expect(await reader.read()).toBe(FLUSH);
+  });
+});

@@ -1,0 +1,136 @@
+import { addPatterns, encodePattern, listTracked, removePatterns, TRACK_ATTRIBUTES } from '../../src/attributes';
+import { mergePointers } from '../../src/merge';
+import { formatBytes, Progress } from '../../src/progress';
+import { isSafeUnderlyingUrl, parsePorcelainLine, parsePushSpec } from '../../src/remote-helper/refspec';
+import { backoffDelay, withRetry } from '../../src/transfer/retry';
+import { GitmlError } from '../../src/errors';
+import { oidOfObjectKey, objectKey } from '../../src/store/keys';
+
+describe('.gitattributes editing', () => {
+  test('adds lines once and keeps foreign lines untouched', () => {
+    const start = '*.txt text\n';
+    const a = addPatterns(start, ['*.pt', 'data/**']);
+    expect(a.text).toBe(`*.txt text\n*.pt ${TRACK_ATTRIBUTES}\ndata/** ${TRACK_ATTRIBUTES}\n`);
+    expect(a.added).toEqual(['*.pt', 'data/**']);
+    const b = addPatterns(a.text, ['*.pt']);
+    expect(b.added).toEqual([]);
+    expect(b.already).toEqual(['*.pt']);
+    expect(listTracked(a.text)).toEqual(['*.pt', 'data/**']);
+    const c = removePatterns(a.text, ['*.pt', 'nope']);
+    expect(c.text).toBe(`*.txt text\ndata/** ${TRACK_ATTRIBUTES}\n`);
+    expect(c.removed).toEqual(['*.pt']);
+  });
+
+  test('spaces are encoded as git reads them; CRLF files stay CRLF', () => {
+    expect(encodePattern('my models/*.pt')).toBe('my[[:space:]]models/*.pt');
+    const r = addPatterns('a text\r\n', ['my file.bin']);
+    expect(r.text).toBe(`a text\r\nmy[[:space:]]file.bin ${TRACK_ATTRIBUTES}\r\n`);
+    expect(listTracked(r.text)).toEqual(['my file.bin']);
+  });
+
+  test('negative, empty and multi-line patterns are refused', () => {
+    expect(() => encodePattern('!*.pt')).toThrow(/negative/);
+    expect(() => encodePattern('')).toThrow(/empty/);
+    expect(() => encodePattern('a\nb')).toThrow(/line break/);
+  });
+});
+
+describe('pointer merge', () => {
+  const [o, a, b] = ['base', 'ours', 'theirs'].map((s) => Buffer.from(s)) as [Buffer, Buffer, Buffer];
+  test('one-sided changes resolve, two-sided conflict keeps ours', () => {
+    expect(mergePointers(o, a, a)).toEqual({ result: 'ours', conflict: false });
+    expect(mergePointers(o, o, b)).toEqual({ result: 'theirs', conflict: false });
+    expect(mergePointers(o, a, o)).toEqual({ result: 'ours', conflict: false });
+    expect(mergePointers(o, a, b)).toEqual({ result: 'ours', conflict: true });
+  });
+});
+
+describe('remote helper parsing', () => {
+  test('push specs', () => {
+    expect(parsePushSpec('refs/heads/main:refs/heads/main')).toMatchObject({ force: false, src: 'refs/heads/main', dst: 'refs/heads/main' });
+    expect(parsePushSpec('+HEAD:refs/heads/x')).toMatchObject({ force: true, src: 'HEAD', dst: 'refs/heads/x' });
+    expect(parsePushSpec(':refs/heads/gone')).toMatchObject({ src: '', dst: 'refs/heads/gone' });
+    expect(parsePushSpec('nocolon')).toBeNull();
+  });
+  test('porcelain status lines', () => {
+    expect(parsePorcelainLine('*\trefs/heads/a:refs/heads/a\t[new branch]')).toEqual({ dst: 'refs/heads/a', ok: true, reason: '' });
+    expect(parsePorcelainLine('=\trefs/heads/a:refs/heads/a\t[up to date]')).toMatchObject({ ok: true });
+    expect(parsePorcelainLine('-\t:refs/heads/a\t[deleted]')).toMatchObject({ dst: 'refs/heads/a', ok: true });
+    expect(parsePorcelainLine('!\trefs/heads/a:refs/heads/a\t[rejected] (non-fast-forward)')).toEqual({ dst: 'refs/heads/a', ok: false, reason: 'non-fast-forward' });
+    expect(parsePorcelainLine('!\trefs/heads/a:refs/heads/a\t[remote rejected] (pre-receive hook declined)')).toMatchObject({ reason: 'pre-receive hook declined' });
+    expect(parsePorcelainLine('To /tmp/x')).toBeNull();
+    expect(parsePorcelainLine('Done')).toBeNull();
+  });
+  test('underlying URLs that look like options are refused', () => {
+    expect(isSafeUnderlyingUrl('/srv/repo.git')).toBe(true);
+    expect(isSafeUnderlyingUrl('--upload-pack=touch /tmp/x')).toBe(false);
+    expect(isSafeUnderlyingUrl('a\nb')).toBe(false);
+  });
+});
+
+describe('retry', () => {
+  test('backoff doubles up to the cap, with jitter in the upper half', () => {
+    const policy = { retries: 8, baseDelayMs: 250, maxDelayMs: 10_000 };
+    expect(backoffDelay(policy, 1, () => 0)).toBe(125);
+    expect(backoffDelay(policy, 1, () => 1)).toBe(250);
+    expect(backoffDelay(policy, 3, () => 1)).toBe(1000);
+    expect(backoffDelay(policy, 20, () => 1)).toBe(10_000);
+  });
+  test('retries retryable errors only, and gives up after the budget', async () => {
+    let calls = 0;
+    const quick = { retries: 3, baseDelayMs: 1, maxDelayMs: 2 };
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new GitmlError('E_STORE_IO', 'busy', { retryable: true });
+      }, quick),
+    ).rejects.toThrow('busy');
+    expect(calls).toBe(4);
+    calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new GitmlError('E_OBJECT_MISSING', 'gone');
+      }, quick),
+    ).rejects.toThrow('gone');
+    expect(calls).toBe(1);
+    calls = 0;
+    expect(
+      await withRetry(async () => {
+        if (++calls < 3) throw new GitmlError('E_STORE_IO', 'flaky', { retryable: true });
+        return 'ok';
+      }, quick),
+    ).toBe('ok');
+  });
+});
+
+describe('progress and sizes', () => {
+  test('formats sizes in binary units', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1536)).toBe('1.50 KiB');
+    expect(formatBytes(64 * 1024 * 1024)).toBe('64.0 MiB');
+  });
+  test('prints nothing before the delay and a git-style line after', () => {
+    let now = 0;
+    const lines: string[] = [];
+    const p = new Progress('Uploading gitml objects', 4, { write: (t) => lines.push(t) }, { enabled: true, delayMs: 1000, now: () => now });
+    p.addBytes(1024);
+    p.itemDone();
+    expect(lines).toEqual([]);
+    now = 2000;
+    p.itemDone();
+    p.finish();
+    expect(lines[0]).toBe('\rUploading gitml objects:  50% (2/4), 1.00 KiB | 512 B/s');
+    expect(lines[1]).toMatch(/, done\.\n$/);
+  });
+});
+
+describe('store keys', () => {
+  test('object keys round-trip and reject anything else', () => {
+    const oid = 'ab'.repeat(32);
+    expect(objectKey(oid)).toBe(`objects/ab/ab/${oid}`);
+    expect(oidOfObjectKey(objectKey(oid))).toBe(oid);
+    expect(oidOfObjectKey(`objects/cd/ab/${oid}`)).toBeNull();
+    expect(() => objectKey('../x')).toThrow();
+  });
+});
