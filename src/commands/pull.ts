@@ -42,8 +42,10 @@ export const pullCommand: Command = (io) => ({
         const writable = todo.filter((e) => !bad.has(e.pointer.oid));
         const written = await runAll(writable, gitml.concurrency, (e) => materialize(gitml.cache, workTree, e.path, e.pointer, e.mode));
         for (const w of written) if (!w.ok) failed.push({ path: w.item.path, error: (w.error as Error).message });
-        // Stat info of the rewritten files changed; refresh so `git status` is clean again.
-        await runGit(gitml.repo.git, ['update-index', '-q', '--refresh'], { okCodes: [1] });
+        // The rewritten files' size and mtime no longer match the index, and git takes a size change as
+        // a modification without looking at content: re-add them (they clean to the same pointer blob).
+        const done = written.filter((w) => w.ok).map((w) => w.item.path);
+        if (done.length > 0) await runGit(gitml.repo.git, ['update-index', '-q', '-z', '--stdin'], { input: done.join('\0') + '\0' });
       }
       const pulled = todo.length - failed.length;
       if (argv.json) {

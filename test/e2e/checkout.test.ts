@@ -1,0 +1,134 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { formatPointer, parsePointer } from '../../src/pointer';
+import { makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+
+function storePath(store: string, oid: string): string {
+  return path.join(store, 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+}
+
+describe('checkout', () => {
+  let box: Sandbox;
+  let repo: string;
+  let remote: string;
+  const files: Record<string, Buffer> = {
+    'data/with space.bin': randomBytesSeeded(40_000, 1),
+    'data/ünïcødé-模型.bin': randomBytesSeeded(41_000, 2),
+    "data/quote'and\"dq.bin": randomBytesSeeded(42_000, 3),
+    'data/empty.bin': Buffer.alloc(0),
+    'models/big.pt': randomBytesSeeded(2_000_000, 4),
+    'models/small.pt': Buffer.from('tiny but tracked\n'),
+  };
+
+  beforeAll(async () => {
+    box = await Sandbox.create();
+    repo = await makeRepo(box);
+    remote = box.path('remote.git');
+    await box.git(box.root, ['init', '-q', '--bare', remote]);
+    for (const [name, data] of Object.entries(files)) {
+      await fsp.mkdir(path.dirname(path.join(repo, name)), { recursive: true });
+      await fsp.writeFile(path.join(repo, name), data);
+    }
+    await box.git(repo, ['add', '.']);
+    await box.git(repo, ['commit', '-q', '-m', 'files']);
+    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+  });
+  afterAll(() => box.cleanup());
+
+  test('odd file names and a 0-byte file round-trip; the empty file stays empty in git', async () => {
+    const clone = box.path('clone-names');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
+    for (const [name, data] of Object.entries(files)) {
+      expect(sha256(await fsp.readFile(path.join(clone, name)))).toBe(sha256(data));
+    }
+    expect((await box.git(clone, ['cat-file', '-s', 'HEAD:data/empty.bin'])).stdout.trim()).toBe('0');
+    expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+  });
+
+  test('GITML_SKIP_SMUDGE=1 clones pointers; gitml pull --include materialises just those, and git status stays clean', async () => {
+    const clone = box.path('clone-skip');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone], { env: { GITML_SKIP_SMUDGE: '1', GITML_FETCH: 'none' } });
+    const big = await fsp.readFile(path.join(clone, 'models/big.pt'));
+    expect(parsePointer(big)?.oid).toBe(sha256(files['models/big.pt']!));
+    expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+
+    const status = JSON.parse((await box.gitml(clone, ['status', '--json'])).stdout);
+    expect(status.pointerOnly).toEqual(expect.arrayContaining(['models/big.pt', 'data/with space.bin']));
+
+    const pull = await box.gitml(clone, ['pull', '--include', 'models/**', '--json']);
+    expect(pull.code).toBe(0);
+    expect(JSON.parse(pull.stdout)).toMatchObject({ pulled: 2, failed: [] });
+    expect(sha256(await fsp.readFile(path.join(clone, 'models/big.pt')))).toBe(sha256(files['models/big.pt']!));
+    expect(parsePointer(await fsp.readFile(path.join(clone, 'data/with space.bin')))).not.toBeNull();
+    expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+
+    const rest = await box.gitml(clone, ['pull', '--exclude', 'models/**']);
+    expect(rest.code).toBe(0);
+    for (const [name, data] of Object.entries(files)) expect(sha256(await fsp.readFile(path.join(clone, name)))).toBe(sha256(data));
+    expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+  });
+
+  test('a file that is already a pointer is stored as it is (cleaning is idempotent)', async () => {
+    const data = files['models/big.pt']!;
+    const pointer = formatPointer({ oid: sha256(data), size: data.length });
+    await fsp.writeFile(path.join(repo, 'models/copy.pt'), pointer);
+    await box.git(repo, ['add', 'models/copy.pt']);
+    expect((await box.git(repo, ['cat-file', 'blob', ':models/copy.pt'])).stdout).toBe(pointer);
+    await box.git(repo, ['commit', '-q', '-m', 'pointer copy']);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const clone = box.path('clone-pointer');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
+    expect(sha256(await fsp.readFile(path.join(clone, 'models/copy.pt')))).toBe(sha256(data));
+  });
+
+  test('a corrupt object in the store (one byte flipped) fails checkout naming the file, and leaves no corrupt file', async () => {
+    const data = randomBytesSeeded(300_000, 77);
+    const oid = sha256(data);
+    await fsp.writeFile(path.join(repo, 'models/victim.pt'), data);
+    await box.git(repo, ['add', 'models/victim.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'victim']);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const stored = storePath(box.path('store'), oid);
+    const bytes = await fsp.readFile(stored);
+    bytes[12345] = bytes[12345]! ^ 0xff;
+    await fsp.chmod(stored, 0o644);
+    await fsp.writeFile(stored, bytes);
+
+    const clone = box.path('clone-corrupt');
+    const r = await box.run(box.root, 'git', ['clone', `gitml::${remote}`, clone]);
+    expect(r.stderr).toContain('models/victim.pt');
+    expect(r.stderr).toContain(oid.slice(0, 12));
+    expect(r.stderr).toMatch(/damaged/);
+    // Whatever git left at that path, it is not the damaged bytes.
+    const victim = path.join(clone, 'models/victim.pt');
+    if (fs.existsSync(victim)) expect(sha256(await fsp.readFile(victim))).not.toBe(sha256(bytes));
+    // Nothing damaged entered the clone's cache.
+    expect(fs.existsSync(path.join(clone, '.git/gitml/objects', oid.slice(0, 2), oid.slice(2, 4), oid))).toBe(false);
+
+    const fsck = await box.gitml(repo, ['fsck', '--store', '--json']);
+    expect(fsck.code).toBe(2);
+    expect(JSON.parse(fsck.stdout).problems).toEqual([expect.objectContaining({ where: 'store', oid, problem: 'damaged', path: 'models/victim.pt' })]);
+  });
+
+  test('the one-file-per-process filters (clean/smudge without filter.process) give the same results', async () => {
+    const other = await Sandbox.create({ install: false });
+    try {
+      await other.git(other.root, ['config', '--global', 'filter.gitml.clean', 'gitml clean -- %f']);
+      await other.git(other.root, ['config', '--global', 'filter.gitml.smudge', 'gitml smudge -- %f']);
+      await other.git(other.root, ['config', '--global', 'filter.gitml.required', 'true']);
+      const r = await makeRepo(other);
+      const data = randomBytesSeeded(500_000, 5);
+      await fsp.writeFile(path.join(r, 'm.pt'), data);
+      await other.git(r, ['add', 'm.pt']);
+      expect(parsePointer((await other.git(r, ['cat-file', 'blob', ':m.pt'])).stdout)?.oid).toBe(sha256(data));
+      await other.git(r, ['commit', '-q', '-m', 'm']);
+      await fsp.rm(path.join(r, 'm.pt'));
+      await other.git(r, ['checkout', '--', 'm.pt']);
+      expect(sha256(await fsp.readFile(path.join(r, 'm.pt')))).toBe(sha256(data));
+    } finally {
+      await other.cleanup();
+    }
+  });
+});
