@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../src/progress';
+import { createMachine as machine, run } from './machine';
 
 /**
  * `npm run demo`: the whole job on the embedded default, with the real git, in a temp directory.
@@ -12,45 +12,7 @@ import { formatBytes } from '../src/progress';
  * repo with a directory store, and a second "machine" (its own HOME and cache) clones it; every byte
  * is checked. Pass --keep to leave the directory for a look around.
  */
-const DIST = path.resolve(__dirname, '..');
 const MODEL_SIZE = 64 * 1024 * 1024;
-
-interface Machine {
-  name: string;
-  env: NodeJS.ProcessEnv;
-}
-
-function run(m: Machine, cwd: string, cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: m.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}):\n${out}${err}`))));
-  });
-}
-
-async function machine(root: string, name: string): Promise<Machine> {
-  const home = path.join(root, name, 'home');
-  const bin = path.join(root, name, 'bin');
-  await fsp.mkdir(home, { recursive: true });
-  await fsp.mkdir(bin, { recursive: true });
-  // What `npm install -g gitml` puts on PATH, pointing at this checkout's build.
-  for (const [shim, target] of [
-    ['gitml', 'bin/gitml.js'],
-    ['git-gitml', 'bin/gitml.js'],
-    ['git-remote-gitml', 'remote-helper/git-remote-gitml.js'],
-  ]) {
-    await fsp.writeFile(path.join(bin, shim!), `#!/bin/sh\nexec "${process.execPath}" "${path.join(DIST, target!)}" "$@"\n`, { mode: 0o755 });
-  }
-  const m: Machine = { name, env: { PATH: `${bin}:${process.env.PATH}`, HOME: home, GIT_CONFIG_NOSYSTEM: '1', LANG: 'C.UTF-8' } };
-  await run(m, root, 'git', ['config', '--global', 'user.name', `Demo ${name}`]);
-  await run(m, root, 'git', ['config', '--global', 'user.email', `${name}@example.com`]);
-  await run(m, root, 'git', ['config', '--global', 'init.defaultBranch', 'main']);
-  return m;
-}
 
 function sha256File(file: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ import { isValidOid, shortOid } from './pointer';
 export class ObjectCache {
   readonly objectsDir: string;
   readonly tmpDir: string;
+  private tmpReady: Promise<unknown> | null = null;
 
   constructor(
     readonly root: string,
@@ -41,7 +42,12 @@ export class ObjectCache {
 
   async createWriter(): Promise<CacheWriter> {
     try {
-      await fsp.mkdir(this.tmpDir, { recursive: true });
+      // Once per process: this runs for every object of a checkout or a push.
+      this.tmpReady ??= fsp.mkdir(this.tmpDir, { recursive: true });
+      await this.tmpReady.catch((e) => {
+        this.tmpReady = null;
+        throw e;
+      });
       const tmpPath = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
       const handle = await fsp.open(tmpPath, 'wx', 0o644);
       return new CacheWriter(this, tmpPath, handle, this.options.fsync);
@@ -153,8 +159,7 @@ export class CacheWriter {
       await this.handle.close();
       this.done = true;
       const target = this.cache.pathOf(oid);
-      await fsp.mkdir(path.dirname(target), { recursive: true });
-      await fsp.rename(this.tmpPath, target);
+      await renameCreatingDir(this.tmpPath, target);
       return { oid, size };
     } catch (e) {
       await this.abort();
@@ -196,6 +201,17 @@ function cacheIoError(message: string, cause: unknown): GitmlError {
         ? 'Check the permissions of the gitml cache directory (gitml.cachedir).'
         : 'Check that the gitml cache directory is writable (`gitml env` shows where it is).';
   return new GitmlError('E_CACHE_IO', `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { hint, cause });
+}
+
+/** rename, creating the target's directory only when it is missing (the common case is that it exists). */
+async function renameCreatingDir(from: string, to: string): Promise<void> {
+  try {
+    await fsp.rename(from, to);
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+    await fsp.mkdir(path.dirname(to), { recursive: true });
+    await fsp.rename(from, to);
+  }
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

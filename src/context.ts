@@ -62,7 +62,7 @@ export async function openGitml(options: OpenOptions): Promise<Gitml> {
   const repo = await openRepo(options.cwd, options.env, { workTree: options.workTree });
   const settings = await loadSettings(repo, { env: options.env, cwd: options.cwd, treeish: options.treeish });
   const cacheRoot = cacheRootOf(repo, settings, options.env);
-  const cache = new ObjectCache(cacheRoot.path, { fsync: boolOf(settings, 'gitml.fsync', true) });
+  const cache = new ObjectCache(cacheRoot.path, { fsync: boolOf(settings, 'gitml.fsync', false) });
   return new Gitml(repo, settings, cache, options.log, options.env, options.cwd);
 }
 

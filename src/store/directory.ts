@@ -25,6 +25,7 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', '
 export class DirectoryStore implements Store {
   readonly url: string;
   private readonly statLimit = pLimit(32);
+  private ready: Promise<void> | null = null;
 
   constructor(readonly root: string) {
     this.url = pathToFileURL(root).href;
@@ -59,11 +60,9 @@ export class DirectoryStore implements Store {
 
   async put(key: string, body: BodySource): Promise<PutResult> {
     const target = this.pathOf(key);
-    if (await this.stat(key)) return this.existing(key, body.size);
-    const tmpDir = path.join(this.root, TMP_DIR);
-    const tmp = path.join(tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    await this.prepare();
+    const tmp = path.join(this.root, TMP_DIR, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
     try {
-      await fsp.mkdir(tmpDir, { recursive: true });
       const handle = await fsp.open(tmp, 'wx', 0o444);
       try {
         const source = body.open();
@@ -84,7 +83,6 @@ export class DirectoryStore implements Store {
       } finally {
         await handle.close();
       }
-      await fsp.mkdir(path.dirname(target), { recursive: true });
       const placed = await this.place(tmp, target);
       await syncDir(path.dirname(target));
       return placed ? 'created' : this.existing(key, body.size);
@@ -157,16 +155,36 @@ export class DirectoryStore implements Store {
     }
   }
 
+  /** Checks once that the store root exists (never creates it), and makes its temp directory. */
+  private prepare(): Promise<void> {
+    this.ready ??= (async () => {
+      await this.assertRootExists();
+      await fsp.mkdir(path.join(this.root, TMP_DIR), { recursive: true });
+    })();
+    return this.ready.catch((e) => {
+      this.ready = null;
+      throw e;
+    });
+  }
+
   /** True when the temp file became the object; false when another writer got there first. */
   private async place(tmp: string, target: string): Promise<boolean> {
-    try {
-      await fsp.link(tmp, target);
-      return true;
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === 'EEXIST') return false;
-      if (!code || !NO_LINKS.has(code)) throw e;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fsp.link(tmp, target);
+        return true;
+      } catch (e) {
+        const code = errnoCode(e);
+        if (code === 'EEXIST') return false;
+        if (code === 'ENOENT' && attempt === 0) {
+          await fsp.mkdir(path.dirname(target), { recursive: true });
+          continue;
+        }
+        if (!code || !NO_LINKS.has(code)) throw e;
+        break;
+      }
     }
+    await fsp.mkdir(path.dirname(target), { recursive: true });
     if (await fsp.stat(target).then(() => true, () => false)) return false;
     await fsp.rename(tmp, target);
     return true;

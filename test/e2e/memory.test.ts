@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { parsePointer } from '../../src/pointer';
-import { RssWatcher } from '../helpers/rss';
+import { RssWatcher } from '../../scripts/rss';
 import { DIST, makeRepo, Sandbox } from '../helpers/sandbox';
 
 const GIB = 1024 * 1024 * 1024;

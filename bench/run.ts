@@ -1,0 +1,237 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { formatBytes } from '../src/progress';
+import { createMachine, DIST, run, type Machine } from '../scripts/machine';
+import { RssWatcher } from '../scripts/rss';
+import { w1, w2, w3Versions } from './workloads';
+
+/**
+ * `npm run bench`: the same workloads through gitml and git-lfs (when installed) side by side on this
+ * machine, printing time ratios, peak memory and store growth. Not part of `npm test`.
+ *
+ *   npm run bench -- [--quick] [--workloads W1,W2,W3] [--keep]
+ */
+interface Tool {
+  name: 'gitml' | 'git-lfs';
+  /** What identifies the tool's own processes in /proc/<pid>/cmdline. */
+  marker: string;
+  install(m: Machine): Promise<void>;
+  initRepo(m: Machine, repo: string, store: string): Promise<void>;
+  remoteUrl(bare: string): string;
+  storeDir(bare: string, store: string): string;
+}
+
+const gitml: Tool = {
+  name: 'gitml',
+  marker: DIST,
+  install: async (m) => void (await run(m, m.root, 'gitml', ['install'])),
+  initRepo: async (m, repo, store) => {
+    await run(m, repo, 'gitml', ['track', '*.pt']);
+    await run(m, repo, 'git', ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${store}`]);
+  },
+  remoteUrl: (bare) => `gitml::${bare}`,
+  storeDir: (_bare, store) => path.join(store, 'objects'),
+};
+
+const gitLfs: Tool = {
+  name: 'git-lfs',
+  marker: 'git-lfs',
+  install: async (m) => void (await run(m, m.root, 'git', ['lfs', 'install'])),
+  initRepo: async (m, repo) => void (await run(m, repo, 'git', ['lfs', 'track', '*.pt'])),
+  remoteUrl: (bare) => `file://${bare}`,
+  storeDir: (bare) => path.join(bare, 'lfs', 'objects'),
+};
+
+interface Measurement {
+  seconds: number;
+  /** Peak RSS of the tool's own processes (not git's), MiB. */
+  toolPeakMiB: number;
+  /** Peak RSS of the largest process in the whole command tree, git included, MiB. */
+  treePeakMiB: number;
+}
+
+interface Row {
+  workload: string;
+  step: string;
+  results: Partial<Record<Tool['name'], Measurement & { storeBytes?: number }>>;
+}
+
+async function timed(m: Machine, tool: Tool, cwd: string, args: string[]): Promise<Measurement> {
+  const watcher = new RssWatcher(tool.marker);
+  watcher.start(10);
+  const started = process.hrtime.bigint();
+  const treeKiB = await new Promise<number>((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss=%M', 'git', ...args], { cwd, env: m.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const kib = Number(/maxrss=(\d+)/.exec(err)?.[1] ?? 0);
+      if (code === 0) resolve(kib);
+      else reject(new Error(`git ${args.join(' ')} failed (${code}): ${err}`));
+    });
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  watcher.stop();
+  return { seconds, toolPeakMiB: watcher.maxMiB(), treePeakMiB: treeKiB / 1024 };
+}
+
+async function duBytes(dir: string): Promise<number> {
+  if (!fs.existsSync(dir)) return 0;
+  let total = 0;
+  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await fsp.stat(path.join(e.parentPath, e.name))).size;
+  }
+  return total;
+}
+
+async function hasGitLfs(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn('git', ['lfs', 'version'], { stdio: 'ignore' });
+    c.on('error', () => resolve(false));
+    c.on('close', (code) => resolve(code === 0));
+  });
+}
+
+async function copyInto(src: string, names: string[], repo: string): Promise<void> {
+  for (const n of names) {
+    await fsp.mkdir(path.dirname(path.join(repo, n)), { recursive: true });
+    await fsp.copyFile(path.join(src, n), path.join(repo, n));
+  }
+}
+
+async function sha256Seconds(file: string): Promise<number> {
+  const t = process.hrtime.bigint();
+  const h = createHash('sha256');
+  for await (const c of fs.createReadStream(file, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  h.digest();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const keep = argv.includes('--keep');
+  const wIdx = argv.indexOf('--workloads');
+  const workloads = new Set((wIdx >= 0 ? argv[wIdx + 1]! : 'W1,W2,W3').split(',').map((s) => s.trim().toUpperCase()));
+  const sizes = quick ? { w1: 256 << 20, w2Count: 500, w2Size: 64 << 10, w3: 64 << 20 } : { w1: 1 << 30, w2Count: 2000, w2Size: 64 << 10, w3: 256 << 20 };
+
+  const tools: Tool[] = [gitml];
+  if (await hasGitLfs()) tools.push(gitLfs);
+  else console.log('git-lfs is not installed (apt-get install git-lfs): measuring gitml alone.');
+
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-bench-'));
+  const rows: Row[] = [];
+  const record = (workload: string, step: string, tool: Tool, m: Measurement & { storeBytes?: number }) => {
+    let row = rows.find((r) => r.workload === workload && r.step === step);
+    if (!row) rows.push((row = { workload, step, results: {} }));
+    row.results[tool.name] = m;
+    const rss = `ours ${m.toolPeakMiB.toFixed(0)} MiB, tree ${m.treePeakMiB.toFixed(0)} MiB`;
+    console.log(`  ${tool.name.padEnd(8)} ${workload} ${step.padEnd(13)} ${m.seconds.toFixed(2).padStart(7)} s  (${rss})${m.storeBytes !== undefined ? `  store +${formatBytes(m.storeBytes)}` : ''}`);
+  };
+  console.log(`gitml bench in ${root} (${quick ? 'quick' : 'full'} sizes; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'cpu'})`);
+  try {
+    const data = path.join(root, 'data');
+    const files: Record<string, string[]> = {};
+    if (workloads.has('W1')) files.W1 = await w1(data, sizes.w1);
+    if (workloads.has('W2')) files.W2 = await w2(data, sizes.w2Count, sizes.w2Size);
+    let hashSeconds: number | null = null;
+    if (files.W1) {
+      await sha256Seconds(path.join(data, files.W1[0]!)); // warm the page cache, as git add will find it
+      hashSeconds = await sha256Seconds(path.join(data, files.W1[0]!));
+      console.log(`  baseline: sha256 of W1 (${formatBytes(sizes.w1)}) in node: ${hashSeconds.toFixed(2)} s`);
+    }
+
+    for (const tool of tools) {
+      const m = await createMachine(root, tool.name);
+      await tool.install(m);
+      for (const w of ['W1', 'W2'] as const) {
+        if (!files[w]) continue;
+        const repo = path.join(m.root, `${w}-repo`);
+        const bare = path.join(m.root, `${w}-remote.git`);
+        const store = path.join(m.root, `${w}-store`);
+        await fsp.mkdir(store);
+        await run(m, m.root, 'git', ['init', '-q', repo]);
+        await run(m, m.root, 'git', ['init', '-q', '--bare', bare]);
+        await tool.initRepo(m, repo, store);
+        await run(m, repo, 'git', ['add', '.']);
+        await run(m, repo, 'git', ['commit', '-q', '-m', 'setup']);
+        await copyInto(data, files[w]!, repo);
+        const add = await timed(m, tool, repo, ['add', '-A']);
+        const commit = await timed(m, tool, repo, ['commit', '-q', '-m', w]);
+        record(w, 'add+commit', tool, {
+          seconds: add.seconds + commit.seconds,
+          toolPeakMiB: Math.max(add.toolPeakMiB, commit.toolPeakMiB),
+          treePeakMiB: Math.max(add.treePeakMiB, commit.treePeakMiB),
+        });
+        await run(m, repo, 'git', ['remote', 'add', 'origin', tool.remoteUrl(bare)]);
+        const push = await timed(m, tool, repo, ['push', '-q', 'origin', 'main']);
+        record(w, 'push', tool, { ...push, storeBytes: await duBytes(tool.storeDir(bare, store)) });
+        const clone = await timed(m, tool, m.root, ['clone', '-q', tool.remoteUrl(bare), path.join(m.root, `${w}-clone`)]);
+        record(w, 'clone', tool, clone);
+        await fsp.rm(path.join(m.root, `${w}-clone`), { recursive: true, force: true });
+        await fsp.rm(repo, { recursive: true, force: true });
+      }
+      if (workloads.has('W3')) {
+        const repo = path.join(m.root, 'W3-repo');
+        const bare = path.join(m.root, 'W3-remote.git');
+        const store = path.join(m.root, 'W3-store');
+        await fsp.mkdir(store);
+        await run(m, m.root, 'git', ['init', '-q', repo]);
+        await run(m, m.root, 'git', ['init', '-q', '--bare', bare]);
+        await tool.initRepo(m, repo, store);
+        await run(m, repo, 'git', ['add', '.']);
+        await run(m, repo, 'git', ['commit', '-q', '-m', 'setup']);
+        await run(m, repo, 'git', ['remote', 'add', 'origin', tool.remoteUrl(bare)]);
+        const write = w3Versions(sizes.w3);
+        let before = 0;
+        for (let v = 1; v <= 4; v++) {
+          await write(v, path.join(repo, 'checkpoint.pt'));
+          const add = await timed(m, tool, repo, ['add', '-A']);
+          await run(m, repo, 'git', ['commit', '-q', '-m', `v${v}`]);
+          const push = await timed(m, tool, repo, ['push', '-q', 'origin', 'main']);
+          const after = await duBytes(tool.storeDir(bare, store));
+          record('W3', `v${v} add+push`, tool, {
+            seconds: add.seconds + push.seconds,
+            toolPeakMiB: Math.max(add.toolPeakMiB, push.toolPeakMiB),
+            treePeakMiB: Math.max(add.treePeakMiB, push.treePeakMiB),
+            storeBytes: after - before,
+          });
+          before = after;
+        }
+      }
+    }
+
+    console.log('\n| workload | step | gitml s | git-lfs s | ratio | gitml peak RSS (ours / whole tree) | git-lfs peak RSS (its own / whole tree) | store growth gitml / git-lfs |');
+    console.log('| --- | --- | ---: | ---: | ---: | --- | --- | --- |');
+    for (const r of rows) {
+      const g = r.results.gitml;
+      const l = r.results['git-lfs'];
+      const ratio = g && l ? (g.seconds / l.seconds).toFixed(2) : '–';
+      const rss = (x?: Measurement) => (x ? `${x.toolPeakMiB.toFixed(0)} / ${x.treePeakMiB.toFixed(0)} MiB` : '–');
+      const store = g?.storeBytes !== undefined ? `${formatBytes(g.storeBytes)} / ${l?.storeBytes !== undefined ? formatBytes(l.storeBytes) : '–'}` : '';
+      console.log(`| ${r.workload} | ${r.step} | ${g?.seconds.toFixed(2) ?? '–'} | ${l?.seconds.toFixed(2) ?? '–'} | ${ratio} | ${rss(g)} | ${rss(l)} | ${store} |`);
+    }
+    if (hashSeconds !== null) {
+      const add = rows.find((r) => r.workload === 'W1' && r.step === 'add+commit')?.results.gitml;
+      if (add) console.log(`\nW1 add+commit / sha256 alone: ${(add.seconds / hashSeconds).toFixed(2)} × (${hashSeconds.toFixed(2)} s to hash)`);
+    }
+    const out = path.join(DIST, '..', 'bench', 'results');
+    await fsp.mkdir(out, { recursive: true });
+    const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), quick, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, rows }, null, 2));
+    console.log(`\nraw results: ${file}`);
+  } finally {
+    if (keep) console.log(`(kept ${root})`);
+    else await fsp.rm(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,76 @@
+import { createCipheriv } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Reproducible workload bytes: an AES-128-CTR keystream keyed by a seed (incompressible, like model
+ * weights, and generated at GiB/s).
+ */
+export function keystream(seed: number): (size: number) => Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32LE(seed >>> 0, 0);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return (size) => cipher.update(Buffer.alloc(size));
+}
+
+export async function writeRandomFile(file: string, size: number, seed: number): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const next = keystream(seed);
+  const out = fs.createWriteStream(file);
+  for (let left = size; left > 0; ) {
+    const n = Math.min(left, 8 << 20);
+    if (!out.write(next(n))) await new Promise<void>((r) => out.once('drain', () => r()));
+    left -= n;
+  }
+  await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+}
+
+/** W1: one large random file. */
+export async function w1(dir: string, size: number): Promise<string[]> {
+  await writeRandomFile(path.join(dir, 'w1', 'model.pt'), size, 1);
+  return ['w1/model.pt'];
+}
+
+/** W2: many small files. */
+export async function w2(dir: string, count: number, size: number): Promise<string[]> {
+  const next = keystream(2);
+  const names: string[] = [];
+  await fsp.mkdir(path.join(dir, 'w2'), { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const name = `w2/shard-${String(i).padStart(5, '0')}.pt`;
+    await fsp.writeFile(path.join(dir, name), next(size));
+    names.push(name);
+  }
+  return names;
+}
+
+/**
+ * W3: a checkpoint and three later versions:
+ *   v2 ~3% of bytes changed in 30 scattered 256 KiB regions
+ *   v3 4 KiB inserted at 100 MiB (everything after shifts)
+ *   v4 16 MiB appended
+ * Returns a function that writes version n (1..4) to `file`.
+ */
+export function w3Versions(size: number): (version: number, file: string) => Promise<void> {
+  return async (version, file) => {
+    const base = keystream(3)(size);
+    let data = base;
+    if (version >= 2) {
+      data = Buffer.from(base);
+      const patch = keystream(30);
+      const region = 256 * 1024;
+      for (let i = 0; i < 30; i++) {
+        const at = Math.floor(((i + 0.5) * size) / 30) - region / 2;
+        patch(region).copy(data, Math.max(0, Math.min(size - region, at)));
+      }
+    }
+    if (version >= 3) {
+      const at = Math.min(100 * 1024 * 1024, Math.floor(size / 2));
+      data = Buffer.concat([data.subarray(0, at), keystream(31)(4096), data.subarray(at)]);
+    }
+    if (version >= 4) data = Buffer.concat([data, keystream(32)(16 * 1024 * 1024)]);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(file, data);
+  };
+}
