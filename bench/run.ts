@@ -147,7 +147,8 @@ async function main(): Promise<void> {
     }
 
     for (const tool of tools) {
-      const m = await createMachine(root, tool.name);
+      // Directory names must not contain a tool's marker, or git's own processes would match it.
+      const m = await createMachine(root, tool.name === 'gitml' ? 'machine-a' : 'machine-b');
       await tool.install(m);
       for (const w of ['W1', 'W2'] as const) {
         if (!files[w]) continue;
