@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { runCli } from '../src/cli';
 import { createLogger } from '../src/log';
+import { setupProcess } from '../src/process-setup';
 
 /**
  * `gitml` and `git-gitml`. The filters go straight to their entry points (no CLI parser to load: git
  * may start one clean/smudge process per file); everything else goes through the CLI.
  */
 async function main(args: string[]): Promise<number> {
+  setupProcess(process.env);
   switch (args[0]) {
     case 'filter-process':
       return (await import('../filters/filter-process')).main();

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { describeError, exitCodeOf } from '../src/errors';
 import { createLogger } from '../src/log';
+import { setupProcess } from '../src/process-setup';
 import { RemoteHelper } from '../src/remote-helper/helper';
 
 /** git runs `git-remote-gitml <remote> <url>` for remotes written gitml::<url>. */
 async function main(argv: string[]): Promise<number> {
+  setupProcess(process.env);
   const log = createLogger(process.env, 'git-remote-gitml');
   const [remoteName, url] = argv;
   if (!remoteName) {

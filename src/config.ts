@@ -27,13 +27,14 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
   GITML_CACHE_DIR: 'gitml.cachedir',
   GITML_CONCURRENCY: 'gitml.concurrency',
   GITML_FETCH: 'gitml.fetch',
+  GITML_RETRIES: 'gitml.retries',
 };
 
 /**
  * Keys a committed .gitmlconfig may set. Anyone who can push can edit that file, so it may say where
  * the shared store is and how to reach it, but not where on this machine gitml writes (cachedir).
  */
-const SHARED_KEYS = [/^gitml\.store$/, /^gitml\.fetch$/, /^gitml\.concurrency$/, /^gitml\.s3\.[a-z]+$/i, /^gitml\.azure\.[a-z]+$/i, /^gitml\.stage\./i];
+const SHARED_KEYS = [/^gitml\.store$/, /^gitml\.fetch$/, /^gitml\.concurrency$/, /^gitml\.retries$/, /^gitml\.s3\.[a-z]+$/i, /^gitml\.azure\.[a-z]+$/i, /^gitml\.stage\./i];
 
 export const GITMLCONFIG = '.gitmlconfig';
 
@@ -155,6 +156,19 @@ export function concurrencyOf(settings: Settings): number {
   const n = Number(s.value);
   if (!Number.isInteger(n) || n < 1 || n > 256) {
     throw new GitmlError('E_CONFIG', `gitml.concurrency must be a whole number from 1 to 256, got ${JSON.stringify(s.value)} (from ${s.source})`, {
+      hint: 'Fix or remove that setting.',
+    });
+  }
+  return n;
+}
+
+/** gitml.retries: attempts after the first for a transient store error (throttling, resets, 5xx). */
+export function retriesOf(settings: Settings): number {
+  const s = settings.get('gitml.retries');
+  if (!s) return 8;
+  const n = Number(s.value);
+  if (!Number.isInteger(n) || n < 0 || n > 20) {
+    throw new GitmlError('E_CONFIG', `gitml.retries must be a whole number from 0 to 20, got ${JSON.stringify(s.value)} (from ${s.source})`, {
       hint: 'Fix or remove that setting.',
     });
   }

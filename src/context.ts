@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import { ObjectCache } from './cache';
-import { boolOf, cacheRootOf, concurrencyOf, loadSettings, storeLocationOf, type Settings } from './config';
+import { boolOf, cacheRootOf, concurrencyOf, loadSettings, retriesOf, storeLocationOf, type Settings } from './config';
+import type { ProgressSink } from './progress';
+import type { TransferOptions } from './transfer/objects';
+import { DEFAULT_RETRY, type RetryPolicy } from './transfer/retry';
 import { GitmlError } from './errors';
 import { openRepo, type Repo } from './git/repo';
 import { openStore } from './store/open';
@@ -26,16 +29,25 @@ export class Gitml {
     return concurrencyOf(this.settings);
   }
 
+  get retry(): RetryPolicy {
+    return { ...DEFAULT_RETRY, retries: retriesOf(this.settings) };
+  }
+
   /** The store the settings name; E_STORE_UNCONFIGURED with what to do when none does. */
   store(): Promise<Store> {
     this.storePromise ??= Promise.resolve().then(() => {
       const location = storeLocationOf(this.settings);
       if (!location) throw noStoreError();
-      const store = openStore(location);
+      const store = openStore(location, { setting: (key) => this.settings.get(key)?.value, env: this.env });
       this.log.debug({ store: store.url, source: location.source }, 'store resolved');
       return store;
     });
     return this.storePromise;
+  }
+
+  /** How transfers run for this repository: its cache, its store, its concurrency and retries. */
+  async transferOptions(progress?: { sink: ProgressSink; enabled: boolean }): Promise<TransferOptions> {
+    return { cache: this.cache, store: await this.store(), concurrency: this.concurrency, retry: this.retry, log: this.log, progress };
   }
 
   /** The same repository and cache with settings read as of another commit's .gitmlconfig. */

@@ -1,3 +1,7 @@
+import type { RunningServer } from './servers';
+
+/** Stops the servers globalSetup started. */
 export default async function globalTeardown(): Promise<void> {
-  // Servers started by globalSetup are stopped here (see test/servers.ts once stores need them).
+  const servers = (globalThis as { __gitmlServers?: RunningServer[] }).__gitmlServers ?? [];
+  await Promise.all(servers.map((s) => s.stop()));
 }

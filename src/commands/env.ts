@@ -3,7 +3,7 @@ import path from 'node:path';
 import { cacheRootOf, concurrencyOf, fetchModeOf, storeLocationOf } from '../config';
 import { runGit } from '../git/exec';
 import { FILTER_CONFIG } from '../install';
-import { parseStoreUrl } from '../store/open';
+import { describeParsed, parseStoreUrl } from '../store/open';
 import { VERSION } from '../version';
 import { json, openHere, out, withJson, type Command } from './io';
 
@@ -33,8 +33,7 @@ export const envCommand: Command = (io) => ({
     let storeDetail: string | null = null;
     if (store) {
       try {
-        const parsed = parseStoreUrl(store);
-        storeDetail = `${parsed.kind} ${parsed.root}`;
+        storeDetail = describeParsed(parseStoreUrl(store));
       } catch (e) {
         storeDetail = `invalid: ${(e as Error).message}`;
       }

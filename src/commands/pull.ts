@@ -31,10 +31,9 @@ export const pullCommand: Command = (io) => ({
       let downloadedBytes = 0;
       const failed: { path: string; error: string }[] = [];
       if (todo.length > 0) {
-        const store = await gitml.store();
         const report = await downloadObjects(
           todo.map((e) => ({ oid: e.pointer.oid, size: e.pointer.size, path: e.path })),
-          { cache: gitml.cache, store, concurrency: gitml.concurrency, log: gitml.log, progress: progressFor(io, argv.json) },
+          await gitml.transferOptions(progressFor(io, argv.json)),
         );
         downloadedBytes = report.bytes;
         const bad = new Set(report.failed.map((f) => f.ref.oid));

@@ -21,8 +21,7 @@ export function classifySmudgeInput(content: Buffer, env: NodeJS.ProcessEnv): { 
 /** Makes sure the object is in the cache, downloading and verifying it when it is not. */
 export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string): Promise<'cached' | 'downloaded'> {
   if (await gitml.cache.has(pointer.oid, pointer.size)) return 'cached';
-  const store = await gitml.store();
-  await downloadObject({ oid: pointer.oid, size: pointer.size, path }, { cache: gitml.cache, store, concurrency: 1, log: gitml.log });
+  await downloadObject({ oid: pointer.oid, size: pointer.size, path }, await gitml.transferOptions());
   return 'downloaded';
 }
 

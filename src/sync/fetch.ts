@@ -33,15 +33,9 @@ export async function fetchObjectsForCommits(gitml: Gitml, commits: readonly str
   result.pointers = refs.length;
   if (refs.length === 0) return result;
   const target = await gitml.atTreeish(commits[0]!);
-  const store = await target.store();
-  result.storeUrl = store.url;
-  result.report = await downloadObjects(refs, {
-    cache: target.cache,
-    store,
-    concurrency: target.concurrency,
-    log: target.log,
-    progress: options.progress,
-  });
+  const transfer = await target.transferOptions(options.progress);
+  result.storeUrl = transfer.store.url;
+  result.report = await downloadObjects(refs, transfer);
   return result;
 }
 

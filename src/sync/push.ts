@@ -60,13 +60,7 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
     if (options.dryRun) {
       report = await dryRunReport([...all.values()], target);
     } else {
-      report = await uploadObjects([...all.values()], {
-        cache: target.cache,
-        store,
-        concurrency: target.concurrency,
-        log: target.log,
-        progress: options.progress,
-      });
+      report = await uploadObjects([...all.values()], await target.transferOptions(options.progress));
     }
   } catch (e) {
     const why = e instanceof GitmlError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e);

@@ -50,6 +50,14 @@ export interface DownloadReport {
   bytes: number;
 }
 
+/**
+ * A per-object deadline, so a hung connection cannot stall a push forever: two minutes plus the
+ * object's size at 256 KiB/s (a slow link). A timeout is retried like any transient fault.
+ */
+export function objectTimeoutMs(size: number): number {
+  return 120_000 + Math.ceil(size / (256 * 1024)) * 1000;
+}
+
 function dedupe(objects: readonly ObjectRef[]): ObjectRef[] {
   const seen = new Map<string, ObjectRef>();
   for (const o of objects) if (!seen.has(o.oid)) seen.set(o.oid, o);
@@ -138,7 +146,7 @@ async function uploadOne(ref: ObjectRef, options: TransferOptions, onBytes: (n: 
       return source.pipe(tap);
     },
   };
-  const result = await store.put(key, body);
+  const result = await store.put(key, body, { signal: AbortSignal.timeout(objectTimeoutMs(ref.size)) });
   const read = lastFullRead as ReturnType<typeof createHash> | null;
   if (result === 'created' && read && lastFullBytes === ref.size) {
     const digest = read.digest('hex');
@@ -192,17 +200,19 @@ export async function downloadObject(ref: ObjectRef, options: TransferOptions, o
   const key = objectKey(ref.oid);
   await withRetry(
     async () => {
-      const stream = await store.get(key);
+      const stream = await store.get(key, { signal: AbortSignal.timeout(objectTimeoutMs(ref.size)) });
       try {
         await cache.writeStream(counting(stream, onBytes), ref);
       } catch (e) {
         stream.destroy();
         if (isGitmlError(e, 'E_OBJECT_CORRUPT')) {
           throw new GitmlError('E_OBJECT_CORRUPT', `the store ${store.url} holds a damaged copy of ${describe(ref)}: ${e.message}`, {
-            hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects; `gitml push --repair` from a clone that has the file repairs it.',
+            hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects, and push the file again from a clone that has it (`gitml push --all`).',
           });
         }
-        throw e;
+        if (e instanceof GitmlError) throw e;
+        // The connection broke or timed out in the middle of the body: transient, try again.
+        throw new GitmlError('E_STORE_IO', `download of ${describe(ref)} from ${store.url} broke off: ${(e as Error).message}`, { cause: e, retryable: true });
       }
     },
     options.retry ?? DEFAULT_RETRY,
