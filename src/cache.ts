@@ -49,7 +49,7 @@ export class ObjectCache {
         throw e;
       });
       const tmpPath = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
-      const handle = await fsp.open(tmpPath, 'wx', 0o644);
+      const handle = await fsp.open(tmpPath, 'wx+', 0o644); // readable too: ranged writers hash by reading back
       return new CacheWriter(this, tmpPath, handle, this.options.fsync);
     } catch (e) {
       throw cacheIoError(`cannot write to the cache at ${this.root}`, e);
@@ -69,6 +69,15 @@ export class ObjectCache {
       await writer.abort();
       throw e;
     }
+  }
+
+  /**
+   * A writer that takes an object in byte ranges, in any order and in parallel (ranged downloads),
+   * and hashes it in order as contiguous parts complete. Named only once the whole matches `expected`.
+   */
+  async createRangedWriter(expected: { oid: string; size: number }): Promise<RangedCacheWriter> {
+    const writer = await this.createWriter();
+    return new RangedCacheWriter(this, writer, expected);
   }
 
   /** The object's bytes, or a half-open range of them. */
@@ -113,6 +122,63 @@ export class ObjectCache {
   }
 }
 
+/** See ObjectCache.createRangedWriter. */
+export class RangedCacheWriter {
+  private readonly hash: Hash = createHash('sha256');
+  /** Completed parts by start offset: end offset. */
+  private readonly completed = new Map<number, number>();
+  private hashedUpTo = 0;
+  private hashing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly cache: ObjectCache,
+    private readonly inner: CacheWriter,
+    private readonly expected: { oid: string; size: number },
+  ) {}
+
+  /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
+  async writePart(range: { start: number; end: number }, source: AsyncIterable<Buffer>): Promise<void> {
+    let at = range.start;
+    try {
+      for await (const chunk of source) {
+        if (at + chunk.length > range.end) throw new GitmlError('E_STORE_IO', `the store sent more than the ${range.end - range.start} bytes asked for`, { retryable: true });
+        await this.inner.writeAt(chunk, at);
+        at += chunk.length;
+      }
+    } catch (e) {
+      throw e instanceof GitmlError ? e : cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
+    }
+    if (at !== range.end) {
+      throw new GitmlError('E_STORE_IO', `a ranged read ended after ${at - range.start} of ${range.end - range.start} bytes`, { retryable: true });
+    }
+    this.completed.set(range.start, range.end);
+    // Hash what is now contiguous from the start, reading it back (from the page cache).
+    this.hashing = this.hashing.then(() => this.advance());
+    await this.hashing;
+  }
+
+  async commit(): Promise<{ oid: string; size: number }> {
+    await this.hashing;
+    if (this.hashedUpTo !== this.expected.size) {
+      await this.inner.abort();
+      throw new GitmlError('E_STORE_IO', `ranged download incomplete: ${this.hashedUpTo} of ${this.expected.size} bytes`, { retryable: true });
+    }
+    return this.inner.commitWithDigest(this.hash.digest('hex'), this.expected.size, this.expected);
+  }
+
+  abort(): Promise<void> {
+    return this.inner.abort();
+  }
+
+  private async advance(): Promise<void> {
+    for (let end = this.completed.get(this.hashedUpTo); end !== undefined; end = this.completed.get(this.hashedUpTo)) {
+      for await (const chunk of this.inner.readBack(this.hashedUpTo, end)) this.hash.update(chunk);
+      this.completed.delete(this.hashedUpTo);
+      this.hashedUpTo = end;
+    }
+  }
+}
+
 /** Bytes are hashed as they are written; `commit` renames the temp file into place once it matches. */
 export class CacheWriter {
   private readonly hash: Hash = createHash('sha256');
@@ -143,12 +209,37 @@ export class CacheWriter {
     if (this.pendingBytes >= CacheWriter.WRITE_BATCH) await this.flushPending();
   }
 
+  /** Positional write for ranged downloads (no hashing here: RangedCacheWriter hashes in order). */
+  async writeAt(chunk: Buffer, position: number): Promise<void> {
+    for (let offset = 0; offset < chunk.length; ) {
+      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, position + offset);
+      offset += bytesWritten;
+    }
+  }
+
+  async *readBack(start: number, end: number): AsyncIterable<Buffer> {
+    const buffer = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, end - start)));
+    for (let at = start; at < end; ) {
+      const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, end - at), at);
+      if (bytesRead === 0) throw new GitmlError('E_CACHE_IO', `cache temp file ${this.tmpPath} is shorter than written`);
+      yield buffer.subarray(0, bytesRead);
+      at += bytesRead;
+    }
+  }
+
   async commit(expected?: { oid: string; size: number }): Promise<{ oid: string; size: number }> {
     if (this.done) throw new GitmlError('E_INTERNAL', 'cache writer used after commit or abort');
-    const oid = this.hash.digest('hex');
-    const size = this.size;
+    await this.flushPending().catch(async (e) => {
+      await this.abort();
+      throw e;
+    });
+    return this.commitWithDigest(this.hash.digest('hex'), this.size, expected);
+  }
+
+  /** Names the temp file by `oid` once it matches `expected`; the digest was computed by the caller. */
+  async commitWithDigest(oid: string, size: number, expected?: { oid: string; size: number }): Promise<{ oid: string; size: number }> {
+    if (this.done) throw new GitmlError('E_INTERNAL', 'cache writer used after commit or abort');
     try {
-      await this.flushPending();
       if (expected && (expected.oid !== oid || expected.size !== size)) {
         throw new GitmlError(
           'E_OBJECT_CORRUPT',

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { startAzurite, startS3rver, type RunningServer } from './servers';
+import { startAzurite, startS3rver, type RunningServer } from '../scripts/servers';
 
 declare global {
   // eslint-disable-next-line no-var

@@ -1,4 +1,4 @@
-import type { RunningServer } from './servers';
+import type { RunningServer } from '../scripts/servers';
 
 /** Stops the servers globalSetup started. */
 export default async function globalTeardown(): Promise<void> {

@@ -10,7 +10,7 @@ import pLimit from 'p-limit';
 import { GitmlError } from '../errors';
 import { BodyGuard } from './body';
 import { partsOf } from './parts';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutResult, type Store, type StoreEntry } from './store';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
 export interface AzureSettings {
   account: string;
@@ -77,8 +77,10 @@ export class AzureStore implements Store {
     return out;
   }
 
-  async put(key: string, body: BodySource, options: { signal?: AbortSignal } = {}): Promise<PutResult> {
-    const existing = await this.stat(key);
+  async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
+    // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
+    // unless the caller checked just before (then only a concurrent writer of the same oid can race).
+    const existing = options.checked ? null : await this.stat(key);
     if (existing) return this.existing(key, existing.size, body.size);
     const blob = this.container.getBlockBlobClient(this.nameOf(key));
     const conditions = { ifNoneMatch: '*' };

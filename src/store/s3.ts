@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import { GitmlError } from '../errors';
 import { BodyGuard } from './body';
 import { partsOf, type PartPlan } from './parts';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutResult, type Store, type StoreEntry } from './store';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
 export interface S3Settings {
   bucket: string;
@@ -96,8 +96,10 @@ export class S3Store implements Store {
     return out;
   }
 
-  async put(key: string, body: BodySource, options: { signal?: AbortSignal } = {}): Promise<PutResult> {
-    const existing = await this.stat(key, options.signal);
+  async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
+    // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
+    // unless the caller checked just before (then only a concurrent writer of the same oid can race).
+    const existing = options.checked ? null : await this.stat(key, options.signal);
     if (existing) return this.existing(key, existing.size, body.size);
     const threshold = this.settings.multipartThreshold ?? DEFAULT_PART * 2;
     const guard = new BodyGuard(options.signal);

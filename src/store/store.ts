@@ -21,6 +21,11 @@ export interface StoreEntry {
   size: number;
 }
 
+export interface PutOptions {
+  signal?: AbortSignal;
+  checked?: boolean;
+}
+
 /** 'exists': an object was already stored under the key (with the same size); nothing was written. */
 export type PutResult = 'created' | 'exists';
 
@@ -39,8 +44,12 @@ export interface Store {
   stat(key: string): Promise<{ size: number } | null>;
   /** Sizes of many keys at once (null: absent). Backends batch this as well as they can. */
   statMany(keys: readonly string[]): Promise<Map<string, number | null>>;
-  /** Writes an object unless one is already stored under the key; never overwrites. */
-  put(key: string, body: BodySource, options?: { signal?: AbortSignal }): Promise<PutResult>;
+  /**
+   * Writes an object unless one is already stored under the key; never overwrites a stored object
+   * (conditional writes where the service has them). `checked`: the caller has just seen the key absent,
+   * so a backend may skip a check of its own.
+   */
+  put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
   /** The object's bytes (or a range of them) as a stream. */
   get(key: string, options?: { range?: ByteRange; signal?: AbortSignal }): Promise<Readable>;
   /** Every object whose key starts with `prefix`. */

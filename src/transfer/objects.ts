@@ -6,7 +6,8 @@ import { GitmlError, isGitmlError } from '../errors';
 import { shortOid } from '../pointer';
 import { Progress, type ProgressSink } from '../progress';
 import { objectKey } from '../store/keys';
-import type { BodySource, Store } from '../store/store';
+import { partsOf } from '../store/parts';
+import { missingObjectError, type BodySource, type Store } from '../store/store';
 import { largestFirst, runAll } from './queue';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry';
 
@@ -81,10 +82,14 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
 
   const sizes = await store.statMany(unique.map((o) => objectKey(o.oid)));
   const todo: ObjectRef[] = [];
+  const absent = new Set<string>();
   for (const o of unique) {
     const stored = sizes.get(objectKey(o.oid));
     if (stored === o.size) report.present++;
-    else todo.push(o);
+    else {
+      todo.push(o);
+      if (stored === null || stored === undefined) absent.add(o.oid);
+    }
   }
   log.debug({ total: unique.length, present: report.present, todo: todo.length }, 'upload plan');
   if (todo.length === 0) return report;
@@ -94,7 +99,7 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
   });
   const outcomes = await runAll(largestFirst(todo), options.concurrency, async (ref) => {
     if (!(await cache.has(ref.oid, ref.size))) return 'missing' as const;
-    await withRetry(() => uploadOne(ref, options, (n) => progress.addBytes(n)), options.retry ?? DEFAULT_RETRY, (err, attempt, delay) =>
+    await withRetry(() => uploadOne(ref, options, absent.has(ref.oid), (n) => progress.addBytes(n)), options.retry ?? DEFAULT_RETRY, (err, attempt, delay) =>
       log.warn({ oid: ref.oid, attempt, delay, err: String(err) }, 'upload failed, retrying'),
     );
     progress.itemDone();
@@ -118,7 +123,7 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
  * Uploads one cached object. The bytes are hashed on their way out: if the cached copy turns out not
  * to match its name (a damaged disk), the stored copy is removed again and nothing bad is published.
  */
-async function uploadOne(ref: ObjectRef, options: TransferOptions, onBytes: (n: number) => void): Promise<void> {
+async function uploadOne(ref: ObjectRef, options: TransferOptions, seenAbsent: boolean, onBytes: (n: number) => void): Promise<void> {
   const { cache, store } = options;
   const key = objectKey(ref.oid);
   let lastFullRead: ReturnType<typeof createHash> | null = null;
@@ -146,7 +151,8 @@ async function uploadOne(ref: ObjectRef, options: TransferOptions, onBytes: (n: 
       return source.pipe(tap);
     },
   };
-  const result = await store.put(key, body, { signal: AbortSignal.timeout(objectTimeoutMs(ref.size)) });
+  // When the batched existence check just found nothing there, the backend may skip its own check.
+  const result = await store.put(key, body, { signal: AbortSignal.timeout(objectTimeoutMs(ref.size)), checked: seenAbsent });
   const read = lastFullRead as ReturnType<typeof createHash> | null;
   if (result === 'created' && read && lastFullBytes === ref.size) {
     const digest = read.digest('hex');
@@ -194,8 +200,14 @@ export async function downloadObjects(objects: readonly ObjectRef[], options: Tr
   return report;
 }
 
+/** Objects at least this large are downloaded as parallel ranged reads. */
+export const RANGED_DOWNLOAD_THRESHOLD = 32 * 1024 * 1024;
+const RANGE_SIZE = 16 * 1024 * 1024;
+const RANGES_IN_FLIGHT = 4;
+
 /** Downloads one object into the cache, verified; retried on transient errors. */
 export async function downloadObject(ref: ObjectRef, options: TransferOptions, onBytes: (n: number) => void = () => undefined): Promise<void> {
+  if (ref.size >= RANGED_DOWNLOAD_THRESHOLD) return downloadRanged(ref, options, onBytes);
   const { cache, store, log } = options;
   const key = objectKey(ref.oid);
   await withRetry(
@@ -205,11 +217,7 @@ export async function downloadObject(ref: ObjectRef, options: TransferOptions, o
         await cache.writeStream(counting(stream, onBytes), ref);
       } catch (e) {
         stream.destroy();
-        if (isGitmlError(e, 'E_OBJECT_CORRUPT')) {
-          throw new GitmlError('E_OBJECT_CORRUPT', `the store ${store.url} holds a damaged copy of ${describe(ref)}: ${e.message}`, {
-            hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects, and push the file again from a clone that has it (`gitml push --all`).',
-          });
-        }
+        if (isGitmlError(e, 'E_OBJECT_CORRUPT')) throw damagedInStore(ref, store.url, e.message);
         if (e instanceof GitmlError) throw e;
         // The connection broke or timed out in the middle of the body: transient, try again.
         throw new GitmlError('E_STORE_IO', `download of ${describe(ref)} from ${store.url} broke off: ${(e as Error).message}`, { cause: e, retryable: true });
@@ -220,11 +228,56 @@ export async function downloadObject(ref: ObjectRef, options: TransferOptions, o
   );
 }
 
+/**
+ * A large object as ranges fetched in parallel (each retried on its own) into one temp file, hashed in
+ * order as the parts complete, and named only if the whole matches.
+ */
+async function downloadRanged(ref: ObjectRef, options: TransferOptions, onBytes: (n: number) => void): Promise<void> {
+  const { cache, store, log } = options;
+  const key = objectKey(ref.oid);
+  // A stored copy of the wrong size would fail every range; say so at once instead.
+  const stat = await store.stat(key);
+  if (!stat) throw missingObjectError(store, key);
+  if (stat.size !== ref.size) throw damagedInStore(ref, store.url, `it holds ${stat.size} bytes`);
+  const writer = await cache.createRangedWriter(ref);
+  try {
+    const outcomes = await runAll(partsOf(ref.size, RANGE_SIZE), RANGES_IN_FLIGHT, (part) =>
+      withRetry(
+        async () => {
+          const stream = await store.get(key, { range: part.range, signal: AbortSignal.timeout(objectTimeoutMs(RANGE_SIZE)) });
+          try {
+            await writer.writePart(part.range, counting(stream, onBytes));
+          } catch (e) {
+            stream.destroy();
+            if (e instanceof GitmlError) throw e;
+            throw new GitmlError('E_STORE_IO', `download of ${describe(ref)} from ${store.url} broke off: ${(e as Error).message}`, { cause: e, retryable: true });
+          }
+        },
+        options.retry ?? DEFAULT_RETRY,
+        (err, attempt, delay) => log.warn({ oid: ref.oid, range: part.range, attempt, delay, err: String(err) }, 'ranged download failed, retrying'),
+      ),
+    );
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw failed.error;
+    await writer.commit();
+  } catch (e) {
+    await writer.abort();
+    if (isGitmlError(e, 'E_OBJECT_CORRUPT')) throw damagedInStore(ref, store.url, e.message);
+    throw e;
+  }
+}
+
 async function* counting(stream: Readable, onBytes: (n: number) => void): AsyncIterable<Buffer> {
   for await (const chunk of stream) {
     onBytes((chunk as Buffer).length);
     yield chunk as Buffer;
   }
+}
+
+function damagedInStore(ref: ObjectRef, storeUrl: string, detail: string): GitmlError {
+  return new GitmlError('E_OBJECT_CORRUPT', `the store ${storeUrl} holds a damaged copy of ${describe(ref)}: ${detail}`, {
+    hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects, and push the file again from a clone that has it (`gitml push --all`).',
+  });
 }
 
 function asStoreError(e: unknown, context: string): GitmlError {

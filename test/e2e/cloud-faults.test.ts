@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { createBucket, s3Client, s3Env, uniqueName } from '../helpers/stores';
-import { startS3rver, type S3rverHandle } from '../servers';
+import { startS3rver, type S3rverHandle } from '../../scripts/servers';
 
 /** A store that dies in the middle of a push: nothing half-published, and a re-run finishes the job. */
 describe('store fault: the S3 server dies mid-push', () => {

@@ -3,7 +3,7 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { azuriteConnectionString } from '../servers';
+import { azuriteConnectionString } from '../../scripts/servers';
 import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { azureEndpoint, azureEnv, createBucket, createContainer, s3Client, s3Endpoint, s3Env, uniqueName } from '../helpers/stores';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { azuriteConnectionString, S3_CREDENTIALS } from '../servers';
+import { azuriteConnectionString, S3_CREDENTIALS } from '../../scripts/servers';
 
 /** Endpoints of the servers test/global-setup.ts started. */
 export function s3Endpoint(): string {

@@ -1,5 +1,5 @@
 import { S3Store } from '../../src/store/s3';
-import { S3_CREDENTIALS } from '../servers';
+import { S3_CREDENTIALS } from '../../scripts/servers';
 import { createBucket, s3Endpoint, uniqueName } from '../helpers/stores';
 import { bodyOf, describeStoreContract, readAll } from './contract';
 

@@ -52,11 +52,12 @@ export async function startS3rver(options: { port?: number; directory?: string }
 }
 
 export async function startAzurite(): Promise<RunningServer> {
-  const bin = path.resolve(__dirname, '..', 'node_modules', '.bin', 'azurite-blob');
+  // azurite's blob CLI, run by this node (from the source tree under jest and from dist/ alike).
+  const main = require.resolve('azurite/dist/src/blob/main.js');
   const workdir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-azurite-'));
   const child: ChildProcess = spawn(
-    bin,
-    ['--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--silent', '--disableTelemetry', '--skipApiVersionCheck'],
+    process.execPath,
+    [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--silent', '--disableTelemetry', '--skipApiVersionCheck'],
     { cwd: workdir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const endpoint = await new Promise<string>((resolve, reject) => {
