@@ -81,9 +81,9 @@ export class ObjectCache {
   }
 
   /** The object's bytes, or a half-open range of them. */
-  openRead(oid: string, range?: { start: number; end: number }): fs.ReadStream {
+  openRead(oid: string, range?: { start: number; end: number }, highWaterMark = 1 << 20): fs.ReadStream {
     return fs.createReadStream(this.pathOf(oid), {
-      highWaterMark: 1 << 20,
+      highWaterMark,
       ...(range ? { start: range.start, end: Math.max(range.start, range.end) - 1 } : {}),
     });
   }

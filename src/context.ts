@@ -47,7 +47,15 @@ export class Gitml {
 
   /** How transfers run for this repository: its cache, its store, its concurrency and retries. */
   async transferOptions(progress?: { sink: ProgressSink; enabled: boolean }): Promise<TransferOptions> {
-    return { cache: this.cache, store: await this.store(), concurrency: this.concurrency, retry: this.retry, log: this.log, progress };
+    return {
+      cache: this.cache,
+      store: await this.store(),
+      concurrency: this.concurrency,
+      retry: this.retry,
+      log: this.log,
+      progress,
+      chunking: boolOf(this.settings, 'gitml.chunking', true),
+    };
   }
 
   /** The same repository and cache with settings read as of another commit's .gitmlconfig. */

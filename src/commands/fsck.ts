@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { GitmlError } from '../errors';
 import { localRefs } from '../git/remote';
 import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
-import { objectKey } from '../store/keys';
+import { readStoredObject, storedSize } from '../transfer/objects';
 import { runAll } from '../transfer/queue';
 import { err, json, openHere, out, withJson, type Command } from './io';
 
@@ -55,12 +55,12 @@ export const fsckCommand: Command = (io) => ({
         const store = await gitml.store();
         storeUrl = store.url;
         const outcomes = await runAll(unique, gitml.concurrency, async (p) => {
-          const stat = await store.stat(objectKey(p.pointer.oid));
-          if (!stat) {
+          const ref = { oid: p.pointer.oid, size: p.pointer.size, path: p.path };
+          if ((await storedSize(store, ref)) === null) {
             problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: 'missing', detail: 'not in the store' });
             return;
           }
-          const actual = await sha256OfStream(await store.get(objectKey(p.pointer.oid)));
+          const actual = await sha256OfStream(readStoredObject(store, ref));
           if (actual.oid !== p.pointer.oid || actual.size !== p.pointer.size) {
             problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: 'damaged', detail: `${actual.size} bytes hashing to ${actual.oid}` });
           }

@@ -45,6 +45,7 @@ export const pushCommand: Command = (io) => ({
           missing: report?.missing.map((o) => ({ oid: o.oid, size: o.size, path: o.path })) ?? [],
           failed: report?.failed.map((f) => ({ oid: f.ref.oid, path: f.ref.path, error: f.error.message })) ?? [],
           bytes: report?.bytes ?? 0,
+          newBytes: report?.newBytes ?? 0,
           dryRun: argv['dry-run'],
         });
       } else if (argv['dry-run']) {

@@ -80,10 +80,10 @@ export class AzureStore implements Store {
   async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
     // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
     // unless the caller checked just before (then only a concurrent writer of the same oid can race).
-    const existing = options.checked ? null : await this.stat(key);
+    const existing = options.checked || options.replace ? null : await this.stat(key);
     if (existing) return this.existing(key, existing.size, body.size);
     const blob = this.container.getBlockBlobClient(this.nameOf(key));
-    const conditions = { ifNoneMatch: '*' };
+    const conditions = options.replace ? {} : { ifNoneMatch: '*' };
     const guard = new BodyGuard(options.signal);
     const abortSignal = guard.signal;
     try {
@@ -225,5 +225,8 @@ export function azureError(url: string, what: string, e: unknown): GitmlError {
     retryable = true;
     hint = 'The connection to the store failed; gitml retried with backoff. Check the network and gitml.azure.endpoint.';
   }
-  return new GitmlError('E_STORE_IO', `${what} in ${url}: ${reason}`, { hint, cause: e, retryable });
+  const err = new GitmlError('E_STORE_IO', `${what} in ${url}: ${reason}`, { hint, cause: e, retryable });
+  const retryAfter = Number((e as { response?: { headers?: { get?: (h: string) => string | undefined } } } | null)?.response?.headers?.get?.('retry-after'));
+  if (retryable && Number.isFinite(retryAfter) && retryAfter > 0) (err as GitmlError & { retryAfterMs?: number }).retryAfterMs = retryAfter * 1000;
+  return err;
 }

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import pLimit from 'p-limit';
 import { errnoCode, GitmlError } from '../errors';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutResult, type Store, type StoreEntry } from './store';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
 const TMP_DIR = 'tmp';
 /** Errors an NFS mount or a busy disk can throw that a second try often gets past. */
@@ -58,7 +58,7 @@ export class DirectoryStore implements Store {
     return out;
   }
 
-  async put(key: string, body: BodySource): Promise<PutResult> {
+  async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
     const target = this.pathOf(key);
     await this.prepare();
     const tmp = path.join(this.root, TMP_DIR, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
@@ -82,6 +82,13 @@ export class DirectoryStore implements Store {
         await handle.sync();
       } finally {
         await handle.close();
+      }
+      if (options.replace) {
+        // rename replaces atomically: readers see the old file or the new one, never a mix.
+        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await fsp.rename(tmp, target);
+        await syncDir(path.dirname(target));
+        return 'created';
       }
       const placed = await this.place(tmp, target);
       await syncDir(path.dirname(target));

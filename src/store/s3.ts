@@ -99,7 +99,7 @@ export class S3Store implements Store {
   async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
     // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
     // unless the caller checked just before (then only a concurrent writer of the same oid can race).
-    const existing = options.checked ? null : await this.stat(key, options.signal);
+    const existing = options.checked || options.replace ? null : await this.stat(key, options.signal);
     if (existing) return this.existing(key, existing.size, body.size);
     const threshold = this.settings.multipartThreshold ?? DEFAULT_PART * 2;
     const guard = new BodyGuard(options.signal);
@@ -111,12 +111,12 @@ export class S3Store implements Store {
             Key: this.keyOf(key),
             Body: guard.watch(body.open()),
             ContentLength: body.size,
-            IfNoneMatch: '*',
+            ...(options.replace ? {} : { IfNoneMatch: '*' }),
           }),
           { abortSignal: guard.signal },
         );
       } else {
-        await this.putMultipart(key, body, guard);
+        await this.putMultipart(key, body, guard, options.replace ?? false);
       }
       return 'created';
     } catch (caught) {
@@ -130,7 +130,7 @@ export class S3Store implements Store {
     }
   }
 
-  private async putMultipart(key: string, body: BodySource, guard: BodyGuard): Promise<void> {
+  private async putMultipart(key: string, body: BodySource, guard: BodyGuard, replace: boolean): Promise<void> {
     const signal = guard.signal;
     const Key = this.keyOf(key);
     const Bucket = this.settings.bucket;
@@ -157,7 +157,7 @@ export class S3Store implements Store {
           }),
         ),
       );
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: etags }, IfNoneMatch: '*' }), {
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: etags }, ...(replace ? {} : { IfNoneMatch: '*' }) }), {
         abortSignal: signal,
       });
     } catch (e) {

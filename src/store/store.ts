@@ -24,6 +24,12 @@ export interface StoreEntry {
 export interface PutOptions {
   signal?: AbortSignal;
   checked?: boolean;
+  /**
+   * Write even if something is stored under the key. Only for repairs: keys are content-addressed, so
+   * a stored object of the wrong size is known to be damaged (a server that kept half an upload), and
+   * the caller verifies the bytes it sends.
+   */
+  replace?: boolean;
 }
 
 /** 'exists': an object was already stored under the key (with the same size); nothing was written. */
@@ -46,8 +52,8 @@ export interface Store {
   statMany(keys: readonly string[]): Promise<Map<string, number | null>>;
   /**
    * Writes an object unless one is already stored under the key; never overwrites a stored object
-   * (conditional writes where the service has them). `checked`: the caller has just seen the key absent,
-   * so a backend may skip a check of its own.
+   * (conditional writes where the service has them) unless `replace` is set. `checked`: the caller has
+   * just seen the key absent, so a backend may skip a check of its own.
    */
   put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
   /** The object's bytes (or a range of them) as a stream. */

@@ -3,8 +3,7 @@ import { GitmlError } from '../errors';
 import { scanRangeForPointers, type PointerBlob } from '../git/scan';
 import { shortOid } from '../pointer';
 import { formatBytes, type ProgressSink } from '../progress';
-import { objectKey } from '../store/keys';
-import { uploadObjects, type ObjectRef, type UploadReport } from '../transfer/objects';
+import { planUpload, uploadObjects, type ObjectRef, type UploadReport } from '../transfer/objects';
 
 /** One ref being pushed: the commit (or tag) it will point at. Deletes have no objects to send. */
 export interface RefUpdate {
@@ -83,12 +82,10 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
 }
 
 async function dryRunReport(objects: ObjectRef[], gitml: Gitml): Promise<UploadReport> {
-  const store = await gitml.store();
-  const sizes = await store.statMany(objects.map((o) => objectKey(o.oid)));
-  const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0 };
-  for (const o of objects) {
-    if (sizes.get(objectKey(o.oid)) === o.size) report.present++;
-    else if (await gitml.cache.has(o.oid, o.size)) {
+  const { present, todo } = await planUpload(objects, await gitml.store());
+  const report: UploadReport = { uploaded: [], present: present.length, missing: [], failed: [], bytes: 0, newBytes: 0 };
+  for (const o of todo) {
+    if (await gitml.cache.has(o.oid, o.size)) {
       report.uploaded.push(o);
       report.bytes += o.size;
     } else report.missing.push(o);
@@ -100,5 +97,6 @@ export function summarizeUpload(result: PushObjectsResult, seconds: number): str
   const r = result.report;
   if (!r || (r.uploaded.length === 0 && r.missing.length === 0 && r.failed.length === 0)) return null;
   const rate = seconds > 0 ? ` (${formatBytes(r.bytes / seconds)}/s)` : '';
-  return `gitml: stored ${r.uploaded.length} object(s), ${formatBytes(r.bytes)} in ${result.storeUrl}${rate}; ${r.present} already there`;
+  const dedup = r.newBytes < r.bytes ? `, ${formatBytes(r.newBytes)} new after dedup` : '';
+  return `gitml: stored ${r.uploaded.length} object(s), ${formatBytes(r.bytes)}${dedup} in ${result.storeUrl}${rate}; ${r.present} already there`;
 }

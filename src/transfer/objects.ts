@@ -7,6 +7,10 @@ import { shortOid } from '../pointer';
 import { Progress, type ProgressSink } from '../progress';
 import { objectKey } from '../store/keys';
 import { partsOf } from '../store/parts';
+import { CHUNKED_MIN_SIZE, manifestKey, packKey } from '../chunk/format';
+import { fetchManifest, planReads, readChunked, type ReadPlan } from '../chunk/download';
+import { ChunkIndex, indexDirFor } from '../chunk/index';
+import { ChunkedUploader } from '../chunk/upload';
 import { missingObjectError, type BodySource, type Store } from '../store/store';
 import { largestFirst, runAll } from './queue';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry';
@@ -25,6 +29,8 @@ export interface TransferOptions {
   log: Logger;
   progress?: { sink: ProgressSink; enabled: boolean };
   retry?: RetryPolicy;
+  /** Store objects of CHUNKED_MIN_SIZE and more as deduplicated chunks (docs/chunking.md). */
+  chunking?: boolean;
 }
 
 export interface TransferFailure {
@@ -40,7 +46,10 @@ export interface UploadReport {
   /** Objects neither the store nor the cache has: a push that needs them must not go ahead. */
   missing: ObjectRef[];
   failed: TransferFailure[];
+  /** Size of the objects uploaded. */
   bytes: number;
+  /** Bytes actually added to the store (less than `bytes` when chunks were already there). */
+  newBytes: number;
 }
 
 export interface DownloadReport {
@@ -70,6 +79,27 @@ function describe(ref: ObjectRef): string {
 }
 
 /**
+ * Which objects the store already has (whole, or as a manifest of chunks for large ones), in one
+ * batched existence check. `absent`: nothing at all under their keys (not even a damaged copy).
+ */
+export async function planUpload(objects: readonly ObjectRef[], store: Store): Promise<{ present: ObjectRef[]; todo: ObjectRef[]; absent: Set<string> }> {
+  const keys = objects.flatMap((o) => (o.size >= CHUNKED_MIN_SIZE ? [objectKey(o.oid), manifestKey(o.oid)] : [objectKey(o.oid)]));
+  const sizes = await store.statMany(keys);
+  const present: ObjectRef[] = [];
+  const todo: ObjectRef[] = [];
+  const absent = new Set<string>();
+  for (const o of objects) {
+    const stored = sizes.get(objectKey(o.oid));
+    if (stored === o.size || (o.size >= CHUNKED_MIN_SIZE && typeof sizes.get(manifestKey(o.oid)) === 'number')) present.push(o);
+    else {
+      todo.push(o);
+      if (stored === null || stored === undefined) absent.add(o.oid);
+    }
+  }
+  return { present, todo, absent };
+}
+
+/**
  * Makes sure the store has every object: one batched existence check, then uploads from the cache
  * of what is absent, largest first, `concurrency` at a time, each with retries. Re-running after an
  * interruption uploads only what is still missing.
@@ -77,27 +107,21 @@ function describe(ref: ObjectRef): string {
 export async function uploadObjects(objects: readonly ObjectRef[], options: TransferOptions): Promise<UploadReport> {
   const { cache, store, log } = options;
   const unique = dedupe(objects);
-  const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0 };
+  const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0, newBytes: 0 };
   if (unique.length === 0) return report;
 
-  const sizes = await store.statMany(unique.map((o) => objectKey(o.oid)));
-  const todo: ObjectRef[] = [];
-  const absent = new Set<string>();
-  for (const o of unique) {
-    const stored = sizes.get(objectKey(o.oid));
-    if (stored === o.size) report.present++;
-    else {
-      todo.push(o);
-      if (stored === null || stored === undefined) absent.add(o.oid);
-    }
-  }
+  const { present, todo, absent } = await planUpload(unique, store);
+  report.present = present.length;
   log.debug({ total: unique.length, present: report.present, todo: todo.length }, 'upload plan');
   if (todo.length === 0) return report;
 
   const progress = new Progress('Uploading gitml objects', todo.length, options.progress?.sink ?? { write: () => undefined }, {
     enabled: options.progress?.enabled ?? false,
   });
-  const outcomes = await runAll(largestFirst(todo), options.concurrency, async (ref) => {
+  const chunked = options.chunking ? todo.filter((o) => o.size >= CHUNKED_MIN_SIZE) : [];
+  const whole = todo.filter((o) => !chunked.includes(o));
+  if (chunked.length > 0) await uploadChunked(chunked, options, progress, report);
+  const outcomes = await runAll(largestFirst(whole), options.concurrency, async (ref) => {
     if (!(await cache.has(ref.oid, ref.size))) return 'missing' as const;
     await withRetry(() => uploadOne(ref, options, absent.has(ref.oid), (n) => progress.addBytes(n)), options.retry ?? DEFAULT_RETRY, (err, attempt, delay) =>
       log.warn({ oid: ref.oid, attempt, delay, err: String(err) }, 'upload failed, retrying'),
@@ -110,6 +134,7 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
     if (o.ok && o.value === 'uploaded') {
       report.uploaded.push(o.item);
       report.bytes += o.item.size;
+      report.newBytes += o.item.size;
     } else if (o.ok) {
       report.missing.push(o.item);
     } else {
@@ -117,6 +142,48 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
     }
   }
   return report;
+}
+
+/**
+ * Large objects as deduplicated chunks: one pass each (read, verify, chunk), new chunks into packs that
+ * upload in the background, manifests last. Objects missing from the cache are reported as missing.
+ */
+async function uploadChunked(objects: ObjectRef[], options: TransferOptions, progress: Progress, report: UploadReport): Promise<void> {
+  const { cache, store, log } = options;
+  const present: ObjectRef[] = [];
+  for (const o of objects) {
+    if (await cache.has(o.oid, o.size)) present.push(o);
+    else report.missing.push(o);
+  }
+  if (present.length === 0) return;
+  const retry = options.retry ?? DEFAULT_RETRY;
+  let uploader: ChunkedUploader | null = null;
+  try {
+    const index = await withRetry(() => ChunkIndex.load(store, indexDirFor(cache.root, store.url), log), retry);
+    uploader = new ChunkedUploader({ store, cache, index, log, retry, concurrency: Math.min(4, options.concurrency), onBytes: (n) => progress.addBytes(n) });
+    const added: ObjectRef[] = [];
+    for (const o of present) {
+      try {
+        await uploader.add(o);
+        added.push(o);
+        progress.itemDone();
+      } catch (e) {
+        if (!isGitmlError(e, 'E_OBJECT_CORRUPT')) throw e;
+        report.failed.push({ ref: o, error: e });
+      }
+    }
+    const result = await uploader.finish();
+    for (const o of added) {
+      report.uploaded.push(o);
+      report.bytes += o.size;
+    }
+    report.newBytes += result.newBytes;
+  } catch (e) {
+    await uploader?.abort();
+    for (const o of present) {
+      if (!report.failed.some((f) => f.ref.oid === o.oid)) report.failed.push({ ref: o, error: asStoreError(e, `cannot upload ${describe(o)} to ${store.url}`) });
+    }
+  }
 }
 
 /**
@@ -151,8 +218,11 @@ async function uploadOne(ref: ObjectRef, options: TransferOptions, seenAbsent: b
       return source.pipe(tap);
     },
   };
-  // When the batched existence check just found nothing there, the backend may skip its own check.
-  const result = await store.put(key, body, { signal: AbortSignal.timeout(objectTimeoutMs(ref.size)), checked: seenAbsent });
+  // When the batched existence check just found nothing there, the backend may skip its own check;
+  // when it found a copy of the wrong size, that copy is damaged (half an upload kept by a server) and
+  // is replaced with these bytes, which are verified on the way out.
+  if (!seenAbsent) options.log.warn({ oid: ref.oid, store: store.url }, 'replacing a stored copy of the wrong size');
+  const result = await store.put(key, body, { signal: AbortSignal.timeout(objectTimeoutMs(ref.size)), checked: seenAbsent, replace: !seenAbsent });
   const read = lastFullRead as ReturnType<typeof createHash> | null;
   if (result === 'created' && read && lastFullBytes === ref.size) {
     const digest = read.digest('hex');
@@ -207,6 +277,14 @@ const RANGES_IN_FLIGHT = 4;
 
 /** Downloads one object into the cache, verified; retried on transient errors. */
 export async function downloadObject(ref: ObjectRef, options: TransferOptions, onBytes: (n: number) => void = () => undefined): Promise<void> {
+  if (ref.size >= CHUNKED_MIN_SIZE) {
+    // Large objects may be stored as chunks (whatever this clone's own chunking setting says).
+    const manifest = await withRetry(() => fetchManifest(options.store, ref.oid), options.retry ?? DEFAULT_RETRY);
+    if (manifest) {
+      if (manifest.size !== ref.size) throw damagedInStore(ref, options.store.url, `its manifest describes ${manifest.size} bytes`);
+      return downloadPlanned(ref, options, onBytes, planReads(manifest, RANGE_SIZE));
+    }
+  }
   if (ref.size >= RANGED_DOWNLOAD_THRESHOLD) return downloadRanged(ref, options, onBytes);
   const { cache, store, log } = options;
   const key = objectKey(ref.oid);
@@ -233,20 +311,35 @@ export async function downloadObject(ref: ObjectRef, options: TransferOptions, o
  * order as the parts complete, and named only if the whole matches.
  */
 async function downloadRanged(ref: ObjectRef, options: TransferOptions, onBytes: (n: number) => void): Promise<void> {
-  const { cache, store, log } = options;
   const key = objectKey(ref.oid);
   // A stored copy of the wrong size would fail every range; say so at once instead.
-  const stat = await store.stat(key);
-  if (!stat) throw missingObjectError(store, key);
-  if (stat.size !== ref.size) throw damagedInStore(ref, store.url, `it holds ${stat.size} bytes`);
+  const stat = await options.store.stat(key);
+  if (!stat) throw missingObjectError(options.store, key);
+  if (stat.size !== ref.size) throw damagedInStore(ref, options.store.url, `it holds ${stat.size} bytes`);
+  const plan = partsOf(ref.size, RANGE_SIZE).map((p) => ({ key, offset: p.range.start, length: p.range.end - p.range.start, at: p.range.start }));
+  return downloadPlanned(ref, options, onBytes, plan);
+}
+
+/**
+ * Ranged reads (of a whole object, or of packs for a chunked one) fetched in parallel, each retried on
+ * its own, into one temp file hashed in order as parts complete; named only if the whole matches.
+ */
+async function downloadPlanned(
+  ref: ObjectRef,
+  options: TransferOptions,
+  onBytes: (n: number) => void,
+  plan: ({ key: string; offset: number; length: number; at: number } | ReadPlan)[],
+): Promise<void> {
+  const { cache, store, log } = options;
   const writer = await cache.createRangedWriter(ref);
   try {
-    const outcomes = await runAll(partsOf(ref.size, RANGE_SIZE), RANGES_IN_FLIGHT, (part) =>
+    const outcomes = await runAll(plan, RANGES_IN_FLIGHT, (part) =>
       withRetry(
         async () => {
-          const stream = await store.get(key, { range: part.range, signal: AbortSignal.timeout(objectTimeoutMs(RANGE_SIZE)) });
+          const key = 'key' in part ? part.key : packKey(part.pack);
+          const stream = await store.get(key, { range: { start: part.offset, end: part.offset + part.length }, signal: AbortSignal.timeout(objectTimeoutMs(part.length)) });
           try {
-            await writer.writePart(part.range, counting(stream, onBytes));
+            await writer.writePart({ start: part.at, end: part.at + part.length }, counting(stream, onBytes));
           } catch (e) {
             stream.destroy();
             if (e instanceof GitmlError) throw e;
@@ -254,7 +347,7 @@ async function downloadRanged(ref: ObjectRef, options: TransferOptions, onBytes:
           }
         },
         options.retry ?? DEFAULT_RETRY,
-        (err, attempt, delay) => log.warn({ oid: ref.oid, range: part.range, attempt, delay, err: String(err) }, 'ranged download failed, retrying'),
+        (err, attempt, delay) => log.warn({ oid: ref.oid, at: part.at, attempt, delay, err: String(err) }, 'ranged download failed, retrying'),
       ),
     );
     const failed = outcomes.find((o) => !o.ok);
@@ -265,6 +358,27 @@ async function downloadRanged(ref: ObjectRef, options: TransferOptions, onBytes:
     if (isGitmlError(e, 'E_OBJECT_CORRUPT')) throw damagedInStore(ref, store.url, e.message);
     throw e;
   }
+}
+
+/** The bytes of a stored object in order, whole or chunked (for fsck and bundles; not verified here). */
+export async function* readStoredObject(store: Store, ref: ObjectRef): AsyncIterable<Buffer> {
+  if (ref.size >= CHUNKED_MIN_SIZE) {
+    const manifest = await fetchManifest(store, ref.oid);
+    if (manifest) {
+      yield* readChunked(store, manifest);
+      return;
+    }
+  }
+  for await (const c of await store.get(objectKey(ref.oid))) yield c as Buffer;
+}
+
+/** Whether the store has the object, whole or chunked. */
+export async function storedSize(store: Store, ref: ObjectRef): Promise<number | null> {
+  const whole = await store.stat(objectKey(ref.oid));
+  if (whole) return whole.size;
+  if (ref.size < CHUNKED_MIN_SIZE) return null;
+  const manifest = await fetchManifest(store, ref.oid);
+  return manifest ? manifest.size : null;
 }
 
 async function* counting(stream: Readable, onBytes: (n: number) => void): AsyncIterable<Buffer> {

@@ -128,6 +128,12 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** Whether a directory store holds the object, whole (objects/) or chunked (manifests/). */
+export function storeHolds(store: string, oid: string): boolean {
+  const fan = [oid.slice(0, 2), oid.slice(2, 4), oid];
+  return fs.existsSync(path.join(store, 'objects', ...fan)) || fs.existsSync(path.join(store, 'manifests', ...fan));
+}
+
 export function listFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {

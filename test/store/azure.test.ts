@@ -61,3 +61,23 @@ describe('azure specifics', () => {
     expect(() => parseStoreUrl({ url: 'azure://Bad_Account/models', baseDir: '/' })).toThrow(/storage account/);
   });
 });
+
+describe('azure SAS token', () => {
+  test('a SAS token from AZURE_STORAGE_SAS_TOKEN is used as the credential', async () => {
+    const { generateAccountSASQueryParameters, AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, StorageSharedKeyCredential } = await import('@azure/storage-blob');
+    const key = new StorageSharedKeyCredential('devstoreaccount1', 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==');
+    const sas = generateAccountSASQueryParameters(
+      {
+        expiresOn: new Date(Date.now() + 3600_000),
+        permissions: AccountSASPermissions.parse('rwdlac'),
+        resourceTypes: AccountSASResourceTypes.parse('sco').toString(),
+        services: AccountSASServices.parse('b').toString(),
+      },
+      key,
+    ).toString();
+    const s = new AzureStore({ account: 'devstoreaccount1', container, prefix: 'viasas', endpoint: azureEndpoint(), display: 'azure://devstoreaccount1/x' }, { AZURE_STORAGE_SAS_TOKEN: sas });
+    const k = 'objects/aa/bb/' + '78'.repeat(32);
+    expect(await s.put(k, bodyOf(Buffer.from('via sas')))).toBe('created');
+    expect((await readAll(await s.get(k))).toString()).toBe('via sas');
+  });
+});

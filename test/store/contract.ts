@@ -135,12 +135,15 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       expect((await readAll(await store.get(key))).equals(data)).toBe(true);
     });
 
-    test('a different object under an existing key is never overwritten', async () => {
+    test('a different object under an existing key is never overwritten, unless a repair asks to', async () => {
       const key = keyFor('conflict');
       const first = sample(100, 10);
       await store.put(key, bodyOf(first));
       await expect(store.put(key, bodyOf(sample(150, 11)))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
       expect((await readAll(await store.get(key))).equals(first)).toBe(true);
+      const good = sample(150, 12);
+      expect(await store.put(key, bodyOf(good), { replace: true })).toBe('created');
+      expect((await readAll(await store.get(key))).equals(good)).toBe(true);
     });
   });
 }

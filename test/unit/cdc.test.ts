@@ -1,0 +1,91 @@
+import fc from 'fast-check';
+import { chunkLengths, Chunker, cutPoint, DEFAULT_CHUNK_PARAMS } from '../../src/chunk/cdc';
+import { randomBytesSeeded } from '../helpers/sandbox';
+
+const small = { min: 256, avg: 1024, max: 4096 };
+
+function boundaries(data: Buffer, params = small): number[] {
+  const out: number[] = [];
+  let at = 0;
+  for (const n of chunkLengths(data, params)) out.push((at += n));
+  return out;
+}
+
+describe('content-defined chunking', () => {
+  test('chunks cover the input exactly, within min and max', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 60_000 }), fc.integer({ min: 1, max: 1e9 }), (size, seed) => {
+        const data = randomBytesSeeded(size, seed);
+        const lengths = chunkLengths(data, small);
+        expect(lengths.reduce((a, b) => a + b, 0)).toBe(size);
+        lengths.slice(0, -1).forEach((n) => expect(n).toBeGreaterThanOrEqual(small.min));
+        lengths.forEach((n) => expect(n).toBeLessThanOrEqual(small.max));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('streaming in any block sizes cuts exactly where one pass over the whole input does', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 50_000 }), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 20 }), (size, blocks) => {
+        const data = randomBytesSeeded(size, size + 7);
+        const chunker = new Chunker(small);
+        const got: number[] = [];
+        let at = 0;
+        for (let i = 0; at < size; i++) {
+          const n = blocks[i % blocks.length]!;
+          for (const c of chunker.push(data.subarray(at, at + n))) got.push(c.length);
+          at += n;
+        }
+        for (const c of chunker.end()) got.push(c.length);
+        expect(got).toEqual(chunkLengths(data, small));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('an insert, a delete or an overwrite moves no boundary far from the edit', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1e9 }),
+        fc.constantFrom('insert', 'delete', 'overwrite'),
+        fc.integer({ min: 0, max: 99_000 }),
+        fc.integer({ min: 1, max: 3000 }),
+        (seed, kind, where, len) => {
+          const base = randomBytesSeeded(100_000, seed);
+          const patch = randomBytesSeeded(len, seed + 1);
+          const edited =
+            kind === 'insert'
+              ? Buffer.concat([base.subarray(0, where), patch, base.subarray(where)])
+              : kind === 'delete'
+                ? Buffer.concat([base.subarray(0, where), base.subarray(where + len)])
+                : Buffer.concat([base.subarray(0, where), patch, base.subarray(where + len)]).subarray(0, base.length);
+          const shift = kind === 'insert' ? len : kind === 'delete' ? -Math.min(len, base.length - where) : 0;
+          const before = new Set(boundaries(base).filter((b) => b < where));
+          const after = boundaries(edited);
+          // Every boundary before the edit survives.
+          for (const b of before) expect(after).toContain(b);
+          // Past the edit (plus at most a few chunks to resynchronise), boundaries are the old ones, shifted.
+          const old = new Set(boundaries(base).map((b) => b + shift));
+          const far = after.filter((b) => b > where + len + 2 * small.max && b < edited.length);
+          const kept = far.filter((b) => old.has(b)).length;
+          if (far.length > 0) expect(kept / far.length).toBeGreaterThan(0.9);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  test('default sizes average near 64 KiB on random data', () => {
+    const data = randomBytesSeeded(16 << 20, 5);
+    const lengths = chunkLengths(data, DEFAULT_CHUNK_PARAMS);
+    const avg = data.length / lengths.length;
+    expect(avg).toBeGreaterThan(40 * 1024);
+    expect(avg).toBeLessThan(100 * 1024);
+  });
+
+  test('cutPoint returns the remainder for short input', () => {
+    const data = randomBytesSeeded(100, 1);
+    expect(cutPoint(data, 0, 100, small)).toBe(100);
+  });
+});

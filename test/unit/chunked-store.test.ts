@@ -1,0 +1,164 @@
+import fc from 'fast-check';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { ObjectCache } from '../../src/cache';
+import { silentLogger } from '../../src/log';
+import { DirectoryStore } from '../../src/store/directory';
+import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/objects';
+import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
+
+const retry = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
+
+async function world(): Promise<{ root: string; store: DirectoryStore; cache: (name: string) => ObjectCache; cleanup: () => Promise<void> }> {
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-chunked-'));
+  await fsp.mkdir(path.join(root, 'store'));
+  return {
+    root,
+    store: new DirectoryStore(path.join(root, 'store')),
+    cache: (name) => new ObjectCache(path.join(root, name)),
+    cleanup: () => fsp.rm(root, { recursive: true, force: true }),
+  };
+}
+
+function options(cache: ObjectCache, store: DirectoryStore, chunking = true): TransferOptions {
+  return { cache, store, concurrency: 4, log: silentLogger, retry, chunking };
+}
+
+async function put(cache: ObjectCache, data: Buffer): Promise<{ oid: string; size: number }> {
+  return cache.writeStream(Readable.from([data]));
+}
+
+async function readBack(cache: ObjectCache, oid: string): Promise<Buffer> {
+  return fsp.readFile(cache.pathOf(oid));
+}
+
+describe('chunked objects in a store', () => {
+  test('any edit of a file: both versions rebuild byte-identical from chunks; the new version costs little', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 1e9 }),
+        fc.array(fc.record({ kind: fc.constantFrom('insert', 'delete', 'overwrite'), at: fc.double({ min: 0, max: 1, noNaN: true }), len: fc.integer({ min: 1, max: 200_000 }) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        async (seed, edits) => {
+          const w = await world();
+          try {
+            const v1 = randomBytesSeeded(4 * 1024 * 1024, seed);
+            let v2 = v1;
+            for (const [i, e] of edits.entries()) {
+              const at = Math.floor(e.at * v2.length);
+              const patch = randomBytesSeeded(e.len, seed + i + 1);
+              if (e.kind === 'insert') v2 = Buffer.concat([v2.subarray(0, at), patch, v2.subarray(at)]);
+              else if (e.kind === 'delete') v2 = Buffer.concat([v2.subarray(0, at), v2.subarray(at + e.len)]);
+              else v2 = Buffer.concat([v2.subarray(0, at), patch, v2.subarray(at + e.len)]);
+            }
+            const local = w.cache('local');
+            const a = await put(local, v1);
+            const b = await put(local, v2);
+            const first = await uploadObjects([a], options(local, w.store));
+            expect(first.failed).toEqual([]);
+            const second = await uploadObjects([b], options(local, w.store));
+            expect(second.failed).toEqual([]);
+            // Changed bytes plus a few chunks around each edit, never the whole file again.
+            const changed = edits.reduce((n, e) => n + e.len, 0);
+            expect(second.newBytes).toBeLessThan(changed + edits.length * 4 * 256 * 1024 + 1);
+            const fresh = w.cache('fresh');
+            const down = await downloadObjects([a, b], options(fresh, w.store));
+            expect(down.failed).toEqual([]);
+            expect((await readBack(fresh, a.oid)).equals(v1)).toBe(true);
+            expect((await readBack(fresh, b.oid)).equals(v2)).toBe(true);
+          } finally {
+            await w.cleanup();
+          }
+        },
+      ),
+      { numRuns: 8 },
+    );
+  });
+
+  test('dedup across files in one push', async () => {
+    const w = await world();
+    try {
+      const shared = randomBytesSeeded(3 * 1024 * 1024, 1);
+      const x = Buffer.concat([shared, randomBytesSeeded(1024 * 1024, 2)]);
+      const y = Buffer.concat([randomBytesSeeded(1024 * 1024, 3), shared]);
+      const local = w.cache('local');
+      const refs = [await put(local, x), await put(local, y)];
+      const report = await uploadObjects(refs, options(local, w.store));
+      expect(report.uploaded).toHaveLength(2);
+      expect(report.bytes).toBe(8 * 1024 * 1024);
+      expect(report.newBytes).toBeLessThan(5.5 * 1024 * 1024);
+      const fresh = w.cache('fresh');
+      await downloadObjects(refs, options(fresh, w.store));
+      expect(sha256(await readBack(fresh, refs[1]!.oid))).toBe(sha256(y));
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('two pushes at once from two clones, sharing chunks, both readable afterwards', async () => {
+    const w = await world();
+    try {
+      const base = randomBytesSeeded(6 * 1024 * 1024, 11);
+      const one = Buffer.concat([base, randomBytesSeeded(500_000, 12)]);
+      const two = Buffer.concat([randomBytesSeeded(500_000, 13), base]);
+      const c1 = w.cache('c1');
+      const c2 = w.cache('c2');
+      const r1 = await put(c1, one);
+      const r2 = await put(c2, two);
+      const [u1, u2] = await Promise.all([uploadObjects([r1], options(c1, w.store)), uploadObjects([r2], options(c2, w.store))]);
+      expect(u1.failed).toEqual([]);
+      expect(u2.failed).toEqual([]);
+      const fresh = w.cache('fresh');
+      const down = await downloadObjects([r1, r2], options(fresh, w.store));
+      expect(down.failed).toEqual([]);
+      expect((await readBack(fresh, r1.oid)).equals(one)).toBe(true);
+      expect((await readBack(fresh, r2.oid)).equals(two)).toBe(true);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('whole objects written before chunking stay readable; small files stay whole', async () => {
+    const w = await world();
+    try {
+      const local = w.cache('local');
+      const big = await put(local, randomBytesSeeded(2 * 1024 * 1024, 21));
+      const tiny = await put(local, randomBytesSeeded(10_000, 22));
+      await uploadObjects([big], options(local, w.store, false));
+      await uploadObjects([tiny], options(local, w.store, true));
+      expect(fs.existsSync(path.join(w.root, 'store', 'objects', big.oid.slice(0, 2), big.oid.slice(2, 4), big.oid))).toBe(true);
+      expect(listFiles(path.join(w.root, 'store', 'manifests'))).toEqual([]);
+      // A later chunking push of the same object finds it already stored.
+      expect((await uploadObjects([big], options(local, w.store, true))).present).toBe(1);
+      const fresh = w.cache('fresh');
+      expect((await downloadObjects([big, tiny], options(fresh, w.store))).failed).toEqual([]);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('a damaged pack is detected on download and nothing is written to the cache', async () => {
+    const w = await world();
+    try {
+      const local = w.cache('local');
+      const ref = await put(local, randomBytesSeeded(3 * 1024 * 1024, 31));
+      await uploadObjects([ref], options(local, w.store));
+      const pack = listFiles(path.join(w.root, 'store', 'packs')).find((f) => f.endsWith('.pack'))!;
+      const bytes = await fsp.readFile(pack);
+      bytes[1000] = bytes[1000]! ^ 1;
+      await fsp.chmod(pack, 0o644);
+      await fsp.writeFile(pack, bytes);
+      const fresh = w.cache('fresh');
+      const down = await downloadObjects([ref], options(fresh, w.store));
+      expect(down.failed[0]?.error.code).toBe('E_OBJECT_CORRUPT');
+      expect(await fresh.has(ref.oid)).toBe(false);
+    } finally {
+      await w.cleanup();
+    }
+  });
+});
