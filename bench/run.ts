@@ -34,7 +34,7 @@ const gitml: Tool = {
     await run(m, repo, 'git', ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${store}`]);
   },
   remoteUrl: (bare) => `gitml::${bare}`,
-  storeDir: (_bare, store) => path.join(store, 'objects'),
+  storeDir: (_bare, store) => store, // objects/, packs/ and manifests/ (its tmp/ is empty between pushes)
 };
 
 const gitLfs: Tool = {
