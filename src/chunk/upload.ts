@@ -119,7 +119,7 @@ export class ChunkedUploader {
       runs.push({ pack, offset, length: chunk.length });
       if (pack.size >= this.packTarget) await this.sealCurrent();
     };
-    for await (const block of this.options.cache.openRead(ref.oid, undefined, 4 << 20)) {
+    for await (const block of this.options.cache.openRead(ref.oid)) {
       const data = block as Buffer;
       whole.update(data);
       size += data.length;
