@@ -81,3 +81,23 @@ export function removePatterns(text: string, patterns: readonly string[]): { tex
   });
   return { text: kept.length ? kept.join(eol) + eol : '', removed };
 }
+
+/** Appends lines that are not there yet (compared trimmed); foreign lines stay untouched. Pure. */
+export function ensureLines(text: string, wanted: readonly string[]): { text: string; added: string[] } {
+  const eol = lineEnding(text);
+  const lines = splitLines(text);
+  const have = new Set(lines.map((l) => l.trim()));
+  const added = wanted.filter((w) => !have.has(w.trim()));
+  const all = [...lines, ...added];
+  return { text: all.length ? all.join(eol) + eol : '', added };
+}
+
+/** What asset folders need: their files through gitml, their metadata as plain text. */
+export function assetFolderRules(folder: string): string[] {
+  return [
+    `${encodePattern(folder)}/** ${TRACK_ATTRIBUTES}`,
+    `${encodePattern(folder)}/**/asset.yaml -filter -diff -merge text`,
+    `${encodePattern(folder)}/**/run.yaml -filter -diff -merge text`,
+    `${encodePattern(folder)}/**/.gitignore -filter -diff -merge text`,
+  ];
+}

@@ -6,7 +6,12 @@ import { fsckCommand } from './commands/fsck';
 import { installCommand } from './commands/install';
 import { err, type CliIO, type Command } from './commands/io';
 import { lsFilesCommand } from './commands/ls-files';
-import { mergeDriverCommand, prePushCommand, versionCommand } from './commands/plumbing';
+import { mergeDriverCommand, preCommitCommand, prePushCommand, versionCommand } from './commands/plumbing';
+import { registerCommand } from './commands/register';
+import { assetsCommand } from './commands/assets';
+import { lineageCommand } from './commands/lineage';
+import { getCommand } from './commands/get';
+import { promoteCommand } from './commands/promote';
 import { pruneCommand } from './commands/prune';
 import { pullCommand } from './commands/pull';
 import { pushCommand } from './commands/push';
@@ -28,8 +33,14 @@ const COMMANDS: Command[] = [
   fetchCommand,
   fsckCommand,
   pruneCommand,
+  registerCommand,
+  assetsCommand,
+  getCommand,
+  promoteCommand,
+  lineageCommand,
   versionCommand,
   prePushCommand,
+  preCommitCommand,
   mergeDriverCommand,
 ];
 
@@ -42,6 +53,12 @@ const FILTER_HELP: [string, string][] = [
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 user error, 2 environment or store error. */
 export async function runCli(args: string[], io: CliIO): Promise<number> {
+  // `--version` belongs to `gitml register` (the asset version); the program's version is asked for
+  // with `gitml --version` alone, or `gitml version`.
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    io.stdout.write(`gitml ${VERSION}\n`);
+    return 0;
+  }
   let usageError: string | null = null;
   const parser = yargs(args)
     .scriptName('gitml')
@@ -49,7 +66,7 @@ export async function runCli(args: string[], io: CliIO): Promise<number> {
     .strict()
     .demandCommand(1, 'Name a command (gitml --help lists them).')
     .recommendCommands()
-    .version(VERSION)
+    .version(false)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))

@@ -64,17 +64,23 @@ export async function uninstallFilters(ctx: GitContext, scope: Scope): Promise<s
 
 const HOOK_MARKER = '# installed by gitml';
 
-export function prePushHook(): string {
+export const HOOKS = {
+  'pre-push': 'Uploads the bytes behind gitml pointers before git moves the refs (for remotes not written gitml::).',
+  'pre-commit': 'Refuses commits that change a registered asset version (docs/assets.md).',
+} as const;
+export type HookName = keyof typeof HOOKS;
+
+export function hookScript(name: HookName): string {
   return [
     '#!/bin/sh',
     HOOK_MARKER,
-    '# Uploads the bytes behind gitml pointers before git moves the refs (for remotes not written gitml::).',
+    `# ${HOOKS[name]}`,
     'command -v gitml >/dev/null 2>&1 || {',
-    '  echo >&2 "gitml: this repository has a gitml pre-push hook, but gitml is not on PATH."',
-    '  echo >&2 "gitml: install it (npm install -g gitml), or remove .git/hooks/pre-push."',
+    `  echo >&2 "gitml: this repository has a gitml ${name} hook, but gitml is not on PATH."`,
+    `  echo >&2 "gitml: install it (npm install -g gitml), or remove .git/hooks/${name}."`,
     '  exit 2',
     '}',
-    'exec gitml pre-push "$@"',
+    `exec gitml ${name} "$@"`,
     '',
   ].join('\n');
 }
@@ -84,27 +90,44 @@ async function hookPath(ctx: GitContext, name: string): Promise<string> {
   return path.resolve(ctx.cwd, p);
 }
 
-/** Installs the pre-push hook; a hook that gitml did not write is never replaced. */
-export async function installHooks(ctx: GitContext): Promise<{ path: string; status: 'installed' | 'unchanged' }> {
-  const file = await hookPath(ctx, 'pre-push');
-  const wanted = prePushHook();
-  const current = await fsp.readFile(file, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? null : Promise.reject(e)));
-  if (current === wanted) return { path: file, status: 'unchanged' };
-  if (current !== null && !current.includes(HOOK_MARKER)) {
-    throw new GitmlError('E_HOOK_EXISTS', `a pre-push hook that gitml did not write already exists: ${file}`, {
-      hint: `gitml leaves it as it is. Add this line to it instead: gitml pre-push "$@" || exit $?  (or use a gitml:: remote, which needs no hook).`,
-    });
+/**
+ * Installs the hooks; a hook that gitml did not write is never replaced (checked for all of them
+ * before any is written).
+ */
+export async function installHooks(ctx: GitContext): Promise<{ path: string; status: 'installed' | 'unchanged' }[]> {
+  const plan: { file: string; wanted: string; current: string | null; name: HookName }[] = [];
+  for (const name of Object.keys(HOOKS) as HookName[]) {
+    const file = await hookPath(ctx, name);
+    const current = await fsp.readFile(file, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? null : Promise.reject(e)));
+    if (current !== null && !current.includes(HOOK_MARKER)) {
+      throw new GitmlError('E_HOOK_EXISTS', `a ${name} hook that gitml did not write already exists: ${file}`, {
+        hint: `gitml leaves it as it is. Add this line to it instead: gitml ${name} "$@" || exit $?${name === 'pre-push' ? '  (or use a gitml:: remote, which needs no hook)' : ''}.`,
+      });
+    }
+    plan.push({ file, wanted: hookScript(name), current, name });
   }
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  await fsp.writeFile(file, wanted, { mode: 0o755 });
-  await fsp.chmod(file, 0o755);
-  return { path: file, status: 'installed' };
+  const out: { path: string; status: 'installed' | 'unchanged' }[] = [];
+  for (const h of plan) {
+    if (h.current === h.wanted) {
+      out.push({ path: h.file, status: 'unchanged' });
+      continue;
+    }
+    await fsp.mkdir(path.dirname(h.file), { recursive: true });
+    await fsp.writeFile(h.file, h.wanted, { mode: 0o755 });
+    await fsp.chmod(h.file, 0o755);
+    out.push({ path: h.file, status: 'installed' });
+  }
+  return out;
 }
 
-export async function uninstallHooks(ctx: GitContext): Promise<string | null> {
-  const file = await hookPath(ctx, 'pre-push');
-  const current = await fsp.readFile(file, 'utf8').catch(() => null);
-  if (current === null || !current.includes(HOOK_MARKER)) return null;
-  await fsp.rm(file, { force: true });
-  return file;
+export async function uninstallHooks(ctx: GitContext): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of Object.keys(HOOKS) as HookName[]) {
+    const file = await hookPath(ctx, name);
+    const current = await fsp.readFile(file, 'utf8').catch(() => null);
+    if (current === null || !current.includes(HOOK_MARKER)) continue;
+    await fsp.rm(file, { force: true });
+    removed.push(file);
+  }
+  return removed;
 }

@@ -1,25 +1,10 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { cacheRootOf, concurrencyOf, fetchModeOf, storeLocationOf } from '../config';
 import { runGit } from '../git/exec';
 import { FILTER_CONFIG } from '../install';
 import { describeParsed, parseStoreUrl } from '../store/open';
 import { VERSION } from '../version';
+import { findOnPath } from '../which';
 import { json, openHere, out, withJson, type Command } from './io';
-
-function onPath(env: NodeJS.ProcessEnv, name: string): string | null {
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
 
 export const envCommand: Command = (io) => ({
   command: 'env',
@@ -55,7 +40,7 @@ export const envCommand: Command = (io) => ({
       fetch: fetchModeOf(gitml.settings),
       settings: Object.fromEntries(gitml.settings.entries().map(([k, s]) => [k, { value: s.value, source: s.source }])),
       gitConfig: filters,
-      remoteHelper: onPath(io.env, 'git-remote-gitml'),
+      remoteHelper: findOnPath(io.env, 'git-remote-gitml'),
     };
     if (argv.json) return json(io, result);
     out(io, `gitml ${result.version} (node ${result.node}, ${result.git})`);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { checkRegistered } from '../assets/verify';
 import { GitmlError } from '../errors';
 import { localRefs } from '../git/remote';
 import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
@@ -68,11 +69,18 @@ export const fsckCommand: Command = (io) => ({
         for (const o of outcomes) if (!o.ok) throw o.error;
         storeChecked = unique.length;
       }
+      const assets = await checkRegistered(gitml.repo.git, 'head', gitml.repo.workTree);
       if (argv.json) {
-        json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
+        json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, assets, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
       } else {
         out(io, `gitml: checked ${cached.length} cached object(s)${argv.store ? ` and ${storeChecked} object(s) in ${storeUrl}` : ''}`);
         for (const p of problems) err(io, `${p.where}: ${p.problem} sha256:${p.oid}${p.path ? ` ('${p.path}')` : ''}: ${p.detail}`);
+        for (const a of assets) err(io, `asset: registered version ${a.dir} was modified: ${a.problem}`);
+      }
+      if (assets.length > 0 && problems.length === 0) {
+        throw new GitmlError('E_OBJECT_CORRUPT', `${assets.length} registered asset version(s) were modified`, {
+          hint: 'Registered versions are immutable: restore them (git checkout HEAD~ -- <dir>, or git restore) and register the change as a new version.',
+        });
       }
       if (problems.length > 0) {
         const inStore = problems.some((p) => p.where === 'store');

@@ -24,17 +24,17 @@ export const installCommand: Command = (io) => ({
   builder: (y) =>
     withJson(y)
       .options(scopeOptions)
-      .option('hooks', { type: 'boolean', default: false, describe: 'also install a pre-push hook in this repository (for remotes not written gitml::)' })
+      .option('hooks', { type: 'boolean', default: false, describe: 'also install pre-push (for remotes not written gitml::) and pre-commit (protects registered assets) hooks in this repository' })
       .option('force', { type: 'boolean', default: false, describe: 'replace different existing values' }),
   handler: async (argv) => {
     const scope = scopeFrom(argv as { local?: boolean; system?: boolean; file?: string });
     const needsRepo = scope.kind === 'local' || argv.hooks;
     const ctx = needsRepo ? (await openRepo(io.cwd, io.env)).git : { cwd: io.cwd, env: io.env };
     const result = await installFilters(ctx, scope, argv.force);
-    const hook = argv.hooks ? await installHooks(ctx) : null;
-    if (argv.json) return json(io, { scope: scope.kind, ...result, hook });
+    const hooks = argv.hooks ? await installHooks(ctx) : [];
+    if (argv.json) return json(io, { scope: scope.kind, ...result, hooks });
     out(io, `gitml: git config (${scope.kind}) ${result.set.length ? 'updated' : 'already up to date'}: filter.gitml.* and merge.gitml.*`);
-    if (hook) out(io, `gitml: pre-push hook ${hook.status}: ${hook.path}`);
+    for (const h of hooks) out(io, `gitml: hook ${h.status}: ${h.path}`);
     if (scope.kind === 'global' && !argv.hooks) err(io, 'Next: `gitml track "*.pt"` in a repository, and name a store: `git config -f .gitmlconfig gitml.store <url>`.');
   },
 });

@@ -1,7 +1,13 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Argv, CommandModule } from 'yargs';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { openGitml, type Gitml } from '../context';
+import { isGitmlError } from '../errors';
+import { runGit } from '../git/exec';
 
 /** What a command may touch: passed in, so commands run the same under tests and in the binary. */
 export interface CliIO {
@@ -31,6 +37,25 @@ export function json(io: CliIO, value: unknown): void {
 
 export function openHere(io: CliIO, options: { treeish?: string } = {}): Promise<Gitml> {
   return openGitml({ cwd: io.cwd, env: io.env, log: io.log, treeish: options.treeish });
+}
+
+/**
+ * The repository here, or, outside any repository, a private bare one in the user's cache directory
+ * (for commands that only read other repositories, like `gitml get <url>#<ref>`).
+ */
+export async function openHereOrHost(io: CliIO): Promise<Gitml> {
+  try {
+    return await openHere(io);
+  } catch (e) {
+    if (!isGitmlError(e, 'E_NOT_A_REPO')) throw e;
+  }
+  const cache = io.env.XDG_CACHE_HOME ?? path.join(io.env.HOME ?? os.tmpdir(), '.cache');
+  const host = path.join(cache, 'gitml', 'host.git');
+  if (!fs.existsSync(path.join(host, 'HEAD'))) {
+    await fsp.mkdir(path.dirname(host), { recursive: true });
+    await runGit({ cwd: path.dirname(host), env: io.env }, ['init', '-q', '--bare', host]);
+  }
+  return openGitml({ cwd: host, env: io.env, log: io.log, workTree: false });
 }
 
 export function progressFor(io: CliIO, quiet = false) {

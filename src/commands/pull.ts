@@ -5,6 +5,9 @@ import { formatBytes } from '../progress';
 import { runAll } from '../transfer/queue';
 import { downloadObjects } from '../transfer/objects';
 import { fileState, materialize } from '../worktree';
+import path from 'node:path';
+import { materializeSource, sourceOf } from '../assets/materialize';
+import { locate } from '../assets/resolve';
 import { GitmlError } from '../errors';
 import { err, json, openHere, out, progressFor, withJson, type Command } from './io';
 
@@ -14,17 +17,28 @@ export function pathspecsFor(include: readonly string[], exclude: readonly strin
 }
 
 export const pullCommand: Command = (io) => ({
-  command: 'pull',
-  describe: 'replace pointer files in the work tree with their bytes (after GITML_SKIP_SMUDGE, or a failed checkout)',
+  command: 'pull [ref]',
+  describe: 'replace pointer files in the work tree with their bytes (after GITML_SKIP_SMUDGE, or a failed checkout); with an asset ref, just that asset (data by reference comes from its source, verified)',
   builder: (y) =>
     withJson(y)
+      .positional('ref', { type: 'string', describe: 'an asset, e.g. datasets/mnist@2' })
       .option('include', { alias: 'I', type: 'string', array: true, default: [], describe: 'only paths matching these globs (git pathspec glob syntax)' })
       .option('exclude', { alias: 'X', type: 'string', array: true, default: [], describe: 'skip paths matching these globs' }),
   handler: async (argv) => {
     const gitml = await openHere(io);
     try {
       const workTree = requireWorkTree(gitml.repo);
-      const entries = await scanIndexForPointers(gitml.repo.git, pathspecsFor(argv.include as string[], argv.exclude as string[]));
+      const include = [...(argv.include as string[])];
+      if (argv.ref) {
+        const { asset } = await locate(gitml, argv.ref as string);
+        if (sourceOf(asset.doc)) {
+          const r = await materializeSource(asset.doc, path.join(workTree, ...asset.dir.split('/'), 'data'), { setting: (k) => gitml.settings.get(k)?.value, env: io.env });
+          if (argv.json) return json(io, { ref: argv.ref, dir: `${asset.dir}/data`, files: r.files, bytes: r.bytes });
+          return out(io, `gitml: ${asset.dir}/data: ${r.files} file(s), ${formatBytes(r.bytes)} from ${sourceOf(asset.doc)!.uri}, verified`);
+        }
+        include.push(`${asset.dir}/**`);
+      }
+      const entries = await scanIndexForPointers(gitml.repo.git, pathspecsFor(include, argv.exclude as string[]));
       const states = await Promise.all(entries.map((e) => fileState(workTree, e.path, e.pointer)));
       const todo = entries.filter((_, i) => states[i] === 'pointer');
       const skipped = entries.filter((_, i) => states[i] === 'other').map((e) => e.path);

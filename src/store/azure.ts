@@ -167,7 +167,8 @@ export class AzureStore implements Store {
   }
 }
 
-function containerClient(settings: AzureSettings, env: NodeJS.ProcessEnv): ContainerClient {
+/** A container client with the first credential the environment offers (also for datasets by reference). */
+export function containerClient(settings: Pick<AzureSettings, 'account' | 'container' | 'endpoint'>, env: NodeJS.ProcessEnv): ContainerClient {
   const endpoint = (settings.endpoint ?? `https://${settings.account}.blob.core.windows.net`).replace(/\/+$/, '');
   // gitml's transfer queue retries with its own backoff and error classes; the SDK's would multiply them.
   const options = { retryOptions: { maxTries: 1 } };

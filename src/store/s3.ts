@@ -50,22 +50,7 @@ export class S3Store implements Store {
 
   constructor(private readonly settings: S3Settings) {
     this.url = `s3://${settings.bucket}${settings.prefix ? `/${settings.prefix}` : ''}`;
-    const config: S3ClientConfig = {
-      region: settings.region ?? 'us-east-1',
-      forcePathStyle: settings.forcePathStyle ?? Boolean(settings.endpoint),
-      maxAttempts: 1, // gitml's transfer queue retries, with its own backoff and error classes
-      // The SDK would print warnings with console.warn; gitml reports errors itself.
-      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
-    };
-    if (settings.endpoint) {
-      config.endpoint = settings.endpoint;
-      // Default checksums send aws-chunked bodies that some S3-compatible servers store verbatim
-      // (s3rver among them): the bytes read back would differ. sha256 is verified on every read anyway.
-      config.requestChecksumCalculation = 'WHEN_REQUIRED';
-      config.responseChecksumValidation = 'WHEN_REQUIRED';
-    }
-    if (settings.profile) config.profile = settings.profile;
-    this.client = new S3Client(config);
+    this.client = createS3Client(settings);
   }
 
   private keyOf(key: string): string {
@@ -227,6 +212,26 @@ export class S3Store implements Store {
   private error(what: string, e: unknown): GitmlError {
     return s3Error(this.url, what, e);
   }
+}
+
+/** An S3 client configured the way every gitml S3 access needs it (also for datasets by reference). */
+export function createS3Client(settings: { endpoint?: string; region?: string; forcePathStyle?: boolean; profile?: string }): S3Client {
+  const config: S3ClientConfig = {
+    region: settings.region ?? 'us-east-1',
+    forcePathStyle: settings.forcePathStyle ?? Boolean(settings.endpoint),
+    maxAttempts: 1, // gitml's transfer queue retries, with its own backoff and error classes
+    // The SDK would print warnings with console.warn; gitml reports errors itself.
+    logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+  };
+  if (settings.endpoint) {
+    config.endpoint = settings.endpoint;
+    // Default checksums send aws-chunked bodies that some S3-compatible servers store verbatim
+    // (s3rver among them): the bytes read back would differ. sha256 is verified on every read anyway.
+    config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    config.responseChecksumValidation = 'WHEN_REQUIRED';
+  }
+  if (settings.profile) config.profile = settings.profile;
+  return new S3Client(config);
 }
 
 interface SdkError {

@@ -1,0 +1,222 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { assetFolderRules, ensureLines } from '../attributes';
+import { errnoCode, GitmlError } from '../errors';
+import { runGit } from '../git/exec';
+import type { Repo } from '../git/repo';
+import { ASSET_FILE, digestValue, formatAssetYaml, sortedFiles, validateAsset } from './document';
+import { folderOf, formatRef, nextVersion, validateName, validateVersion, type AssetType } from './names';
+import { headCommit, authorOf, listVersions, versionDir } from './registry';
+import { openSource, safeRelativeKey, sha256Of, type SourceSettings } from './remote-data';
+import type { AssetDocument, DigestEntry, LineageEntry } from './schema';
+
+export interface RegisterRequest {
+  repo: Repo;
+  cwd: string;
+  type: AssetType;
+  name: string;
+  /** 'auto' for the next integer. */
+  version: string;
+  paths: string[];
+  move: boolean;
+  description: string;
+  tags: Record<string, string>;
+  spec: Record<string, unknown>;
+  /** Resolved inputs (lineage). */
+  inputs: LineageEntry[];
+  run?: { id: string; experiment: string; commit: string };
+  /** Data by reference instead of paths. */
+  uri?: string;
+  hash: boolean;
+  copy: boolean;
+  source: SourceSettings;
+  commit: boolean;
+}
+
+export interface Registered {
+  dir: string;
+  ref: string;
+  doc: AssetDocument;
+  commit: string | null;
+}
+
+/**
+ * Registers a new immutable version `<type>s/<name>/<version>/`: copies (or moves) the paths in, or
+ * records data by reference, writes asset.yaml with the contents' digest and lineage, makes sure the
+ * folder's files go through gitml, stages, and optionally commits. Everything is prepared in a temp
+ * folder and renamed into place at the end: on any error nothing is written.
+ */
+export async function registerAsset(req: RegisterRequest): Promise<Registered> {
+  const root = req.repo.workTree;
+  if (!root) throw new GitmlError('E_USAGE', 'registering needs a work tree', { hint: 'Run it in a clone with a work tree.' });
+  validateName(req.name);
+  if (req.uri && req.paths.length > 0) throw new GitmlError('E_USAGE', 'give either paths or --uri, not both', { hint: '--uri registers data that stays where it is.' });
+  if (!req.uri && req.paths.length === 0) throw new GitmlError('E_USAGE', 'nothing to register: give paths, or --uri for data by reference', { hint: 'For example: gitml register model mnist model.pt' });
+
+  const existing = new Set<string>();
+  for (const v of await listVersions({ kind: 'worktree', root, git: req.repo.git }, req.type)) if (v.name === req.name) existing.add(v.version);
+  if (await headCommit(req.repo.git)) {
+    for (const v of await listVersions({ kind: 'tree', treeish: 'HEAD', git: req.repo.git }, req.type)) if (v.name === req.name) existing.add(v.version);
+  }
+  const version = req.version === 'auto' ? nextVersion([...existing]) : validateVersion(req.version);
+  const dirRel = versionDir(req.type, req.name, version);
+  const ref = formatRef({ type: req.type, name: req.name, selector: version });
+  const target = path.join(root, ...dirRel.split('/'));
+  if (existing.has(version) || (await fsp.stat(target).then(() => true, () => false))) {
+    throw new GitmlError('E_USAGE', `${ref} is already registered, and registered versions are immutable`, {
+      hint: `Register a new version instead: gitml register ${req.type} ${req.name} ... --version auto`,
+    });
+  }
+
+  // Check every input before writing anything.
+  const sources = await Promise.all(req.paths.map((p) => inspectInput(path.resolve(req.cwd, p), target)));
+  const names = new Set<string>();
+  for (const s of sources) {
+    if (names.has(s.name)) throw new GitmlError('E_USAGE', `two inputs are both named ${JSON.stringify(s.name)}`, { hint: 'Register them from different folders, or rename one.' });
+    names.add(s.name);
+  }
+
+  const parent = path.dirname(target);
+  await fsp.mkdir(parent, { recursive: true });
+  const tmp = path.join(parent, `.gitml-tmp-${randomBytes(6).toString('hex')}`);
+  await fsp.mkdir(tmp);
+  try {
+    const files: DigestEntry[] = [];
+    for (const s of sources) files.push(...(await copyInto(s.abs, tmp, s.name)));
+    const spec: Record<string, unknown> = { ...req.spec };
+    if (req.uri) Object.assign(spec, await registerByReference(req, tmp, files));
+    if (req.type === 'model' && spec.path === undefined && sources.length === 1) spec.path = sources[0]!.name;
+    if (req.type === 'dataset' && spec.path === undefined && sources.length === 1) {
+      spec.path = sources[0]!.name;
+      spec.type ??= sources[0]!.isDir ? 'uri_folder' : 'uri_file';
+    }
+    const doc = validateAsset(
+      {
+        type: req.type,
+        name: req.name,
+        version,
+        description: req.description,
+        tags: req.tags,
+        created: { time: new Date().toISOString(), author: await authorOf(req.repo.git) },
+        spec,
+        digest: { algorithm: 'sha256', value: digestValue(files), files: sortedFiles(files) },
+        lineage: { commit: await headCommit(req.repo.git), inputs: req.inputs, ...(req.run ? { run: req.run } : {}) },
+      },
+      `${dirRel}/${ASSET_FILE}`,
+    );
+    await fsp.writeFile(path.join(tmp, ASSET_FILE), formatAssetYaml(doc));
+    await fsp.rename(tmp, target);
+
+    const attributes = path.join(root, '.gitattributes');
+    const current = await fsp.readFile(attributes, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? '' : Promise.reject(e)));
+    const rules = ensureLines(current, assetFolderRules(folderOf(req.type)));
+    if (rules.added.length > 0) await fsp.writeFile(attributes, rules.text);
+    await runGit(req.repo.git, ['add', '--', '.gitattributes', dirRel]);
+    if (req.move) for (const s of sources) await fsp.rm(s.abs, { recursive: true, force: true });
+    let commit: string | null = null;
+    if (req.commit) {
+      await runGit(req.repo.git, ['commit', '-q', '-m', `register ${ref}${req.description ? `: ${req.description}` : ''}`, '--', '.gitattributes', dirRel]);
+      commit = await headCommit(req.repo.git);
+    }
+    return { dir: dirRel, ref, doc, commit };
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+interface Input {
+  abs: string;
+  name: string;
+  isDir: boolean;
+}
+
+async function inspectInput(abs: string, target: string): Promise<Input> {
+  let st: fs.Stats;
+  try {
+    st = await fsp.lstat(abs);
+  } catch (e) {
+    throw new GitmlError('E_USAGE', `${abs} does not exist (${errnoCode(e) ?? 'unreadable'})`, { hint: 'Check the path.' });
+  }
+  if (st.isSymbolicLink()) throw new GitmlError('E_USAGE', `${abs} is a symbolic link`, { hint: 'Register the file it points to instead: assets hold real files.' });
+  if (!st.isFile() && !st.isDirectory()) throw new GitmlError('E_USAGE', `${abs} is not a file or folder`, { hint: 'Register regular files and folders.' });
+  if (target === abs || target.startsWith(abs + path.sep)) throw new GitmlError('E_USAGE', `${abs} contains the version folder being created`, { hint: 'Register files from outside the asset folder.' });
+  return { abs, name: path.basename(abs), isDir: st.isDirectory() };
+}
+
+/** Copies a file or a tree into `dir/name`, hashing as it copies; refuses links inside trees. */
+async function copyInto(src: string, dir: string, name: string): Promise<DigestEntry[]> {
+  const st = await fsp.lstat(src);
+  const dest = path.join(dir, name);
+  if (st.isSymbolicLink()) throw new GitmlError('E_USAGE', `${src} is a symbolic link`, { hint: 'Assets hold real files: replace the link with the file.' });
+  if (st.isDirectory()) {
+    await fsp.mkdir(dest);
+    const out: DigestEntry[] = [];
+    for (const entry of (await fsp.readdir(src)).sort()) out.push(...(await copyInto(path.join(src, entry), dest, entry)).map((e) => ({ ...e, path: `${name}/${e.path}` })));
+    return out;
+  }
+  if (!st.isFile()) return [];
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    fs.createReadStream(src, { highWaterMark: 1 << 20 }),
+    new Transform({
+      transform(chunk: Buffer, _e, done) {
+        hash.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    }),
+    fs.createWriteStream(dest, { flags: 'wx', mode: st.mode & 0o777 }),
+  );
+  return [{ path: name, sha256: hash.digest('hex'), size }];
+}
+
+/** --uri: record what is at the source (and with --copy, bring it in under data/). */
+async function registerByReference(req: RegisterRequest, tmp: string, files: DigestEntry[]): Promise<Record<string, unknown>> {
+  const source = openSource(req.uri!, req.source);
+  try {
+    const objects = await source.list();
+    for (const o of objects) safeRelativeKey(o.key);
+    if (req.copy) {
+      for (const o of objects) {
+        const rel = `data/${safeRelativeKey(o.key)}`;
+        const dest = path.join(tmp, ...rel.split('/'));
+        await fsp.mkdir(path.dirname(dest), { recursive: true });
+        const hash = createHash('sha256');
+        let size = 0;
+        await pipeline(
+          await source.open(o.key),
+          new Transform({
+            transform(chunk: Buffer, _e, done) {
+              hash.update(chunk);
+              size += chunk.length;
+              done(null, chunk);
+            },
+          }),
+          fs.createWriteStream(dest, { flags: 'wx' }),
+        );
+        if (size !== o.size) throw new GitmlError('E_STORE_IO', `${o.key} changed while it was copied (${size} of ${o.size} bytes)`, { hint: 'Register again once the source is stable.' });
+        o.sha256 = hash.digest('hex');
+        files.push({ path: rel, sha256: o.sha256, size });
+      }
+    } else {
+      if (req.hash) for (const o of objects) o.sha256 = (await sha256Of(await source.open(o.key))).sha256;
+      // The data is materialised under data/ by `gitml pull <ref>`; it is never committed.
+      const ignore = Buffer.from('/data/\n');
+      await fsp.writeFile(path.join(tmp, '.gitignore'), ignore);
+      files.push({ path: '.gitignore', sha256: createHash('sha256').update(ignore).digest('hex'), size: ignore.length });
+    }
+    return {
+      type: objects.length === 1 && !req.uri!.endsWith('/') ? 'uri_file' : 'uri_folder',
+      path: 'data',
+      source: { uri: req.uri!, objects, hashed: req.hash || req.copy },
+    };
+  } finally {
+    source.close();
+  }
+}

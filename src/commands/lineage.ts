@@ -1,0 +1,14 @@
+import { buildLineage, renderLineage } from '../assets/lineage';
+import { openHere, out, type Command } from './io';
+
+export const lineageCommand: Command = (io) => ({
+  command: 'lineage <ref>',
+  describe: 'show what an asset was made from: inputs, runs and commits, recursively and across repositories',
+  builder: (y) =>
+    y.positional('ref', { type: 'string' }).option('format', { choices: ['text', 'json', 'dot', 'mermaid'] as const, default: 'text' as const, describe: 'output format' }),
+  handler: async (argv) => {
+    const gitml = await openHere(io);
+    const graph = await buildLineage(gitml, argv.ref as string);
+    out(io, renderLineage(graph, argv.format as 'text' | 'json' | 'dot' | 'mermaid'));
+  },
+});
