@@ -12,6 +12,7 @@ import { assetsCommand } from './commands/assets';
 import { lineageCommand } from './commands/lineage';
 import { getCommand } from './commands/get';
 import { promoteCommand } from './commands/promote';
+import { runCommand, runsCommand } from './commands/run';
 import { pruneCommand } from './commands/prune';
 import { pullCommand } from './commands/pull';
 import { pushCommand } from './commands/push';
@@ -38,6 +39,8 @@ const COMMANDS: Command[] = [
   getCommand,
   promoteCommand,
   lineageCommand,
+  runCommand,
+  runsCommand,
   versionCommand,
   prePushCommand,
   preCommitCommand,

@@ -29,10 +29,10 @@ export async function defaultRemote(ctx: GitContext): Promise<string> {
   return 'origin';
 }
 
-/** Object ids at the tips of the remote's refs (what it already has). */
-export async function remoteTips(ctx: GitContext, url: string): Promise<string[]> {
+/** Object ids at the tips of the remote's refs (what it already has). `gitOptions`: `-c` settings before the subcommand. */
+export async function remoteTips(ctx: GitContext, url: string, gitOptions: readonly string[] = []): Promise<string[]> {
   if (url.startsWith('-')) throw new GitmlError('E_USAGE', `invalid remote URL ${JSON.stringify(url)}`);
-  const text = await gitText(ctx, ['ls-remote', url]);
+  const text = await gitText(ctx, [...gitOptions, 'ls-remote', url]);
   return text
     .split('\n')
     .map((l) => l.split('\t'))

@@ -1,0 +1,318 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Writable } from 'node:stream';
+import YAML from 'yaml';
+import { assetFolderRules, ensureLines } from '../attributes';
+import { materializeSource, sourceOf } from '../assets/materialize';
+import { parseAssetType, parseRef } from '../assets/names';
+import { registerAsset } from '../assets/register';
+import { lineageInput, locate } from '../assets/resolve';
+import { openSource, safeRelativeKey } from '../assets/remote-data';
+import type { LineageEntry } from '../assets/schema';
+import { openGitml, type Gitml } from '../context';
+import { errnoCode, GitmlError } from '../errors';
+import { silentLogger } from '../log';
+import { gitText, runGit } from '../git/exec';
+import { remoteTips } from '../git/remote';
+import { checkoutPointers } from '../sync/checkout';
+import { pushObjectsForRefs } from '../sync/push';
+import { mergeParams, outputsOf, readExperiment, shellQuote, substitute, type Experiment } from './experiment';
+import type { RunGitConfig } from './gitconfig';
+import { newRunId, RunRecord, type RunRecordType } from './record';
+import { cloneWorkspace, currentWorkspace, type Workspace } from './workspace';
+
+export interface RunRequest {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  gitml: Gitml | null;
+  gitConfig?: RunGitConfig;
+  /** Where a --git-config clone goes (default: a new temp directory). */
+  workspaceDir?: string;
+  sourceDirectory: string;
+  experimentFile?: string;
+  params: string[];
+  /** `-- command...`: overrides the experiment's command. */
+  command: string[];
+  registerOutputs: boolean;
+  push: boolean;
+  allowDirty: boolean;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+export interface RunResult {
+  record: RunRecordType;
+  recordPath: string;
+  workspace: string;
+  registered: string[];
+  pushedBranch: string | null;
+}
+
+/**
+ * `gitml run`: check out exactly one commit, pull exactly the declared inputs (verified), run the
+ * command with inputs, params and outputs substituted, and record which code and which data produced
+ * which outputs. A failing command still gets its record (status failed, exit code, log).
+ */
+export async function runExperiment(req: RunRequest): Promise<RunResult> {
+  const id = newRunId(new Date(), randomBytes(3).toString('hex'));
+  let ws: Workspace;
+  if (req.gitConfig) {
+    const dir = req.workspaceDir ? path.resolve(req.cwd, req.workspaceDir) : await fsp.mkdtemp(path.join(os.tmpdir(), `gitml-run-${id}-`));
+    if (fs.existsSync(dir) && (await fsp.readdir(dir)).length > 0) throw new GitmlError('E_USAGE', `workspace ${dir} is not empty`, { hint: 'Give an empty or new --workspace directory.' });
+    ws = await cloneWorkspace(req.gitConfig, dir, req.env);
+  } else {
+    if (!req.gitml) throw new GitmlError('E_NOT_A_REPO', 'not in a git repository', { hint: 'Run gitml run inside a clone, or pass --git-config gitconfig.json.' });
+    ws = await currentWorkspace(req.gitml.repo, req.allowDirty);
+  }
+  const gitml = req.gitConfig ? await openGitml({ cwd: ws.root, env: ws.git.env, log: req.gitml?.log ?? silentLogger }) : req.gitml!;
+
+  const sourceDir = path.resolve(ws.root, req.sourceDirectory);
+  if (!(sourceDir === ws.root || sourceDir.startsWith(ws.root + path.sep)) || !fs.existsSync(sourceDir)) {
+    throw new GitmlError('E_USAGE', `source directory ${req.sourceDirectory} is not a folder of ${ws.repo}`, { hint: 'Give a path inside the repository.' });
+  }
+  const exp: Experiment = req.experimentFile
+    ? await readExperiment(path.resolve(sourceDir, req.experimentFile))
+    : { name: path.basename(sourceDir === ws.root ? ws.root : sourceDir).toLowerCase().replace(/[^a-z0-9._-]/g, '-') || 'run', inputs: {}, outputs: {}, params: {} };
+  const params = mergeParams(exp.params, req.params);
+  const runRel = `experiments/${exp.name}/runs/${id}`;
+  const runDir = path.join(ws.root, ...runRel.split('/'));
+  await fsp.mkdir(runDir, { recursive: true });
+
+  // Inputs, before anything runs: only what is declared, each verified.
+  const inputs: RunRecordType['inputs'] = [];
+  const inputPaths: Record<string, string> = {};
+  const lineage: LineageEntry[] = [];
+  for (const [name, spec] of Object.entries(exp.inputs)) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+      const dest = path.join(runDir, 'inputs', name);
+      const digest = await downloadUri(spec, dest, gitml);
+      inputs.push({ name, uri: spec, digest, path: path.relative(ws.root, dest) });
+      inputPaths[name] = dest;
+      continue;
+    }
+    const { asset } = await locate(gitml, spec);
+    const dir = path.join(ws.root, ...asset.dir.split('/'));
+    if (sourceOf(asset.doc)) {
+      await materializeSource(asset.doc, path.join(dir, 'data'), { setting: (k) => gitml.settings.get(k)?.value, env: req.env });
+    } else {
+      const report = await checkoutPointers(gitml, [`:(glob)${asset.dir}/**`]);
+      if (report.failed.length > 0) throw new GitmlError('E_STORE_IO', `cannot get input ${name} (${spec}): ${report.failed[0]!.error}`, { hint: 'Check the store (`gitml env`).' });
+    }
+    const target = typeof asset.doc.spec.path === 'string' && asset.doc.spec.path !== '.' ? path.join(dir, ...String(asset.doc.spec.path).split('/')) : dir;
+    inputPaths[name] = target;
+    inputs.push({ name, ref: spec, version: asset.version, digest: asset.doc.digest.value, path: path.relative(ws.root, target) });
+    lineage.push(await lineageInput(gitml, `${asset.type}s/${asset.name}@${asset.version}`));
+  }
+
+  let environment: RunRecordType['environment'];
+  if (exp.environment) {
+    const { asset } = await locate(gitml, exp.environment).catch((e: unknown) => {
+      throw new GitmlError('E_USAGE', `the experiment's environment ${exp.environment} is not registered in ${ws.repo}: ${(e as Error).message}`, { hint: 'Register it (gitml register environment ...) or fix the reference.' });
+    });
+    environment = { ref: exp.environment, version: asset.version, digest: asset.doc.digest.value };
+    lineage.push(await lineageInput(gitml, `${asset.type}s/${asset.name}@${asset.version}`));
+  }
+
+  const outputs = outputsOf(exp);
+  const outputPaths: Record<string, string> = {};
+  for (const o of outputs) {
+    outputPaths[o.name] = path.resolve(sourceDir, o.path);
+    await fsp.mkdir(outputPaths[o.name]!, { recursive: true });
+  }
+  const values = { inputs: mapValues(inputPaths, shellQuote), params: mapValues(params, shellQuote), outputs: mapValues(outputPaths, shellQuote) };
+  const command = req.command.length > 0 ? req.command.map((a) => shellQuote(substitute(a, { inputs: inputPaths, params, outputs: outputPaths }))).join(' ') : exp.command ? substitute(exp.command, values) : null;
+  if (!command) throw new GitmlError('E_USAGE', 'nothing to run: the experiment has no command and none was given after --', { hint: 'Add command: to the experiment file, or run gitml run ... -- python train.py' });
+
+  const start = new Date();
+  const logFile = path.join(runDir, 'log.txt');
+  const childEnv: NodeJS.ProcessEnv = { ...req.env, GITML_RUN_ID: id, GITML_RUN_DIR: runDir };
+  for (const k of ['GITML_GIT_TOKEN', 'GITML_RUN_TOKEN']) delete childEnv[k];
+  for (const [k, v] of Object.entries(inputPaths)) childEnv[`GITML_INPUT_${k.toUpperCase()}`] = v;
+  for (const [k, v] of Object.entries(outputPaths)) childEnv[`GITML_OUTPUT_${k.toUpperCase()}`] = v;
+  for (const [k, v] of Object.entries(params)) childEnv[`GITML_PARAM_${k.toUpperCase()}`] = v;
+  const exitCode = await execute(command, sourceDir, childEnv, logFile, req.stdout, req.stderr);
+  const end = new Date();
+
+  const outputRecords: RunRecordType['outputs'] = [];
+  for (const o of outputs) outputRecords.push({ name: o.name, path: path.relative(ws.root, outputPaths[o.name]!), files: await hashTree(outputPaths[o.name]!) });
+  const metrics = await readMetrics([...Object.values(outputPaths), path.join(sourceDir, 'outputs')]);
+  const record: RunRecordType = RunRecord.parse({
+    id,
+    experiment: exp.name,
+    status: exitCode === 0 ? 'completed' : 'failed',
+    repo: ws.repo,
+    commit: ws.commit,
+    ...(ws.branch ? { branch: ws.branch } : {}),
+    ...(ws.tag ? { tag: ws.tag } : {}),
+    dirty: ws.dirty,
+    sourceDirectory: path.relative(ws.root, sourceDir) || '.',
+    command,
+    params,
+    inputs,
+    outputs: outputRecords,
+    ...(environment ? { environment } : {}),
+    start: start.toISOString(),
+    end: end.toISOString(),
+    durationSeconds: Math.round((end.getTime() - start.getTime()) / 10) / 100,
+    exitCode,
+    host: os.hostname(),
+    ...(metrics ? { metrics } : {}),
+    log: path.relative(ws.root, logFile),
+  });
+
+  // Outputs become assets whose lineage points at this run, its inputs and its commit.
+  const registered: string[] = [];
+  if (req.registerOutputs && exitCode === 0) {
+    for (const o of outputs) {
+      if (!o.register) continue;
+      const target = parseRef(o.register.includes('@') ? o.register : `${o.register}@latest`);
+      const entries = await fsp.readdir(outputPaths[o.name]!);
+      if (entries.length === 0) throw new GitmlError('E_USAGE', `output ${o.name} is empty: nothing to register as ${o.register}`, { hint: 'Check that the command wrote its output there.' });
+      const r = await registerAsset({
+        repo: gitml.repo,
+        cwd: ws.root,
+        type: parseAssetType(target.type),
+        name: target.name,
+        version: 'auto',
+        paths: entries.map((e) => path.join(outputPaths[o.name]!, e)),
+        move: false,
+        description: `output ${o.name} of run ${id}`,
+        tags: { run: id },
+        spec: {},
+        inputs: lineage,
+        run: { id, experiment: exp.name, commit: ws.commit },
+        hash: false,
+        copy: false,
+        source: { setting: (k) => gitml.settings.get(k)?.value, env: req.env },
+        commit: false,
+      });
+      registered.push(r.ref);
+      const rec = record.outputs.find((x) => x.name === o.name);
+      if (rec) rec.registered = r.ref;
+    }
+  }
+  const recordPath = path.join(runDir, 'run.yaml');
+  await fsp.writeFile(recordPath, `# gitml run record (docs/runs.md)\n${YAML.stringify(record, { lineWidth: 0 })}`);
+
+  let pushedBranch: string | null = null;
+  if (req.push) pushedBranch = await commitAndPush(gitml, ws, exp.name, id, record, registered, outputPaths);
+  return { record, recordPath, workspace: ws.root, registered, pushedBranch };
+}
+
+function mapValues(o: Record<string, string>, f: (v: string) => string): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
+}
+
+/** Runs the command under sh, streaming its output to the console and to the log file. */
+function execute(command: string, cwd: string, env: NodeJS.ProcessEnv, logFile: string, stdout: Writable, stderr: Writable): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const log = fs.createWriteStream(logFile, { flags: 'w' });
+    const child = spawn('/bin/sh', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (b: Buffer) => {
+      stdout.write(b);
+      log.write(b);
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr.write(b);
+      log.write(b);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      log.end(() => resolve(code ?? (signal ? 128 : 1)));
+    });
+  });
+}
+
+async function hashTree(dir: string): Promise<{ path: string; sha256: string; size: number }[]> {
+  const out: { path: string; sha256: string; size: number }[] = [];
+  const walk = async (d: string) => {
+    for (const e of (await fsp.readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const h = createHash('sha256');
+        let size = 0;
+        for await (const c of fs.createReadStream(p, { highWaterMark: 1 << 20 })) {
+          h.update(c as Buffer);
+          size += (c as Buffer).length;
+        }
+        out.push({ path: path.relative(dir, p).split(path.sep).join('/'), sha256: h.digest('hex'), size });
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+async function readMetrics(dirs: string[]): Promise<Record<string, unknown> | null> {
+  for (const d of dirs) {
+    try {
+      const m = JSON.parse(await fsp.readFile(path.join(d, 'metrics.json'), 'utf8'));
+      if (m && typeof m === 'object' && !Array.isArray(m)) return m as Record<string, unknown>;
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+    }
+  }
+  return null;
+}
+
+/** A store URI input: every object under it, into `dest`; the digest is over their keys and hashes. */
+async function downloadUri(uri: string, dest: string, gitml: Gitml): Promise<string> {
+  const source = openSource(uri, { setting: (k) => gitml.settings.get(k)?.value, env: gitml.env });
+  try {
+    const lines: string[] = [];
+    for (const o of await source.list()) {
+      const file = path.join(dest, ...safeRelativeKey(o.key).split('/'));
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      const h = createHash('sha256');
+      await pipeline(
+        await source.open(o.key),
+        new Transform({
+          transform(c: Buffer, _e, done) {
+            h.update(c);
+            done(null, c);
+          },
+        }),
+        fs.createWriteStream(file),
+      );
+      lines.push(`${h.digest('hex')} ${o.size} ${o.key}\n`);
+    }
+    return createHash('sha256').update(lines.sort().join('')).digest('hex');
+  } finally {
+    source.close();
+  }
+}
+
+/** --push: the record, the log and the outputs on branch runs/<id>, bytes first, then the ref. */
+async function commitAndPush(gitml: Gitml, ws: Workspace, experiment: string, id: string, record: RunRecordType, registered: string[], outputPaths: Record<string, string>): Promise<string> {
+  const runRel = `experiments/${experiment}/runs/${id}`;
+  const runDir = path.join(ws.root, ...runRel.split('/'));
+  // Outputs are committed inside the run folder, where the experiments/ rules send them through gitml.
+  for (const [name, p] of Object.entries(outputPaths)) {
+    const dest = path.join(runDir, 'outputs', name);
+    await fsp.mkdir(dest, { recursive: true });
+    await fsp.cp(p, dest, { recursive: true });
+  }
+  const attributes = path.join(ws.root, '.gitattributes');
+  const current = await fsp.readFile(attributes, 'utf8').catch(() => '');
+  const rules = ensureLines(current, assetFolderRules('experiments'));
+  if (rules.added.length > 0) await fsp.writeFile(attributes, rules.text);
+  const branch = `runs/${id}`;
+  await runGit(ws.git, ['checkout', '-q', '-b', branch]);
+  await runGit(ws.git, ['add', '--', '.gitattributes', runRel, ...registered.map((r) => { const p = parseRef(r); return `${p.type}s/${p.name}/${p.selector}`; })]);
+  await runGit(ws.git, ['commit', '-q', '-m', `run ${id} of ${experiment}: ${record.status} (exit ${record.exitCode})`]);
+  const sha = await gitText(ws.git, ['rev-parse', 'HEAD']);
+  const remoteUrl = await gitText(ws.git, ['remote', 'get-url', 'origin']);
+  const plainUrl = remoteUrl.replace(/^gitml::/, '');
+  const remoteGit = { cwd: ws.root, env: ws.remoteEnv };
+  const tips = await remoteTips(remoteGit, plainUrl, ws.remoteArgs);
+  const objects = await pushObjectsForRefs(gitml, [{ dst: `refs/heads/${branch}`, sha }], { remoteHas: tips });
+  if (objects.blocked.size > 0) throw new GitmlError('E_PUSH_INCOMPLETE', [...objects.blocked.values()][0]!, { hint: 'The run record is committed locally on branch ' + branch + '; push it once the store is reachable.' });
+  await runGit(remoteGit, [...ws.remoteArgs, 'push', '-q', '--no-verify', plainUrl, `refs/heads/${branch}:refs/heads/${branch}`]);
+  return branch;
+}
