@@ -14,7 +14,11 @@ export async function fetchManifest(store: Store, oid: string): Promise<Manifest
     throw e;
   }
   const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(c as Buffer);
+  try {
+    for await (const c of stream) parts.push(c as Buffer);
+  } catch (e) {
+    throw new GitmlError('E_STORE_IO', `reading the manifest of sha256:${oid.slice(0, 12)} from ${store.url} broke off: ${(e as Error).message}`, { retryable: true, cause: e });
+  }
   return decodeManifest(Buffer.concat(parts), oid);
 }
 

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { errnoCode } from '../errors';
+import { errnoCode, GitmlError } from '../errors';
+import { withRetry, type RetryPolicy } from '../transfer/retry';
 import type { Store } from '../store/store';
 import { decodePackIndex, packIdOfIndexKey, packIndexKey, PACKS_PREFIX, type PackIndex } from './format';
 
@@ -35,12 +36,18 @@ export class ChunkIndex {
     for (const [hash, offset, length] of idx.chunks) if (!this.chunks.has(hash)) this.chunks.set(hash, { pack: idx.pack, offset, length });
   }
 
-  static async load(store: Store, localDir: string, log: Logger): Promise<ChunkIndex> {
+  static async load(store: Store, localDir: string, log: Logger, retry: RetryPolicy): Promise<ChunkIndex> {
     const index = new ChunkIndex();
     await fsp.mkdir(localDir, { recursive: true });
     let fetched = 0;
-    for await (const entry of store.list(PACKS_PREFIX)) {
-      const pack = packIdOfIndexKey(entry.key);
+    // The listing is retried as a whole (it is one or a few requests), each index file on its own.
+    const keys = await withRetry(async () => {
+      const found: string[] = [];
+      for await (const entry of store.list(PACKS_PREFIX)) found.push(entry.key);
+      return found;
+    }, retry);
+    for (const key of keys) {
+      const pack = packIdOfIndexKey(key);
       if (!pack || index.packs.has(pack)) continue;
       const local = path.join(localDir, `${pack}.idx`);
       let data: Buffer;
@@ -48,9 +55,16 @@ export class ChunkIndex {
         data = await fsp.readFile(local);
       } catch (e) {
         if (errnoCode(e) !== 'ENOENT') throw e;
-        const parts: Buffer[] = [];
-        for await (const c of await store.get(packIndexKey(pack))) parts.push(c as Buffer);
-        data = Buffer.concat(parts);
+        data = await withRetry(async () => {
+          const parts: Buffer[] = [];
+          try {
+            for await (const c of await store.get(packIndexKey(pack))) parts.push(c as Buffer);
+          } catch (e) {
+            if (e instanceof GitmlError) throw e;
+            throw new GitmlError('E_STORE_IO', `reading pack index ${pack.slice(0, 12)} broke off: ${(e as Error).message}`, { retryable: true, cause: e });
+          }
+          return Buffer.concat(parts);
+        }, retry);
         const tmp = `${local}.${process.pid}.tmp`;
         await fsp.writeFile(tmp, data);
         await fsp.rename(tmp, local);

@@ -86,7 +86,7 @@ export const fsckCommand: Command = (io) => ({
         const inStore = problems.some((p) => p.where === 'store');
         throw new GitmlError('E_OBJECT_CORRUPT', `${problems.length} problem(s) found`, {
           hint: inStore
-            ? 'Repair the store from a clone that has good copies: `gitml push --all` uploads missing objects; damaged ones must be removed from the store first.'
+            ? 'Repair the store from a clone that has good copies: `gitml push --repair`.'
             : argv.fix
               ? 'Damaged cache copies were removed; they are downloaded again when needed.'
               : 'Run `gitml fsck --fix` to remove damaged cache copies.',

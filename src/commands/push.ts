@@ -2,6 +2,7 @@ import { GitmlError } from '../errors';
 import { defaultRemote, localRefs, remoteTips, remoteUrl } from '../git/remote';
 import { runGit } from '../git/exec';
 import { pushObjectsForRefs, summarizeUpload, type RefUpdate } from '../sync/push';
+import { repairStore } from '../sync/repair';
 import { formatBytes } from '../progress';
 import { err, json, openHere, out, progressFor, withJson, type Command } from './io';
 
@@ -13,11 +14,23 @@ export const pushCommand: Command = (io) => ({
       .positional('remote', { type: 'string', describe: 'remote name or URL (default: the upstream remote, else origin)' })
       .positional('refs', { type: 'string', array: true, describe: 'refs to push (default: HEAD)' })
       .option('all', { type: 'boolean', default: false, describe: 'every object reachable from every local branch and tag, whatever the remote has (repairs a store)' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be uploaded' }),
+      .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be uploaded' })
+      .option('repair', { type: 'boolean', default: false, describe: 'read back every object of every local branch and tag from the store, and upload again those that are missing or damaged' }),
   handler: async (argv) => {
     const gitml = await openHere(io);
     try {
       const ctx = gitml.repo.git;
+      if (argv.repair) {
+        const report = await repairStore(gitml, await localRefs(ctx));
+        if (argv.json) json(io, { checked: report.checked, repaired: report.repaired, unrepairable: report.unrepairable });
+        else {
+          out(io, `gitml: checked ${report.checked} object(s) in the store; repaired ${report.repaired.length}`);
+          for (const r of report.repaired) err(io, `gitml: repaired sha256:${r.oid} ('${r.path}')`);
+          for (const r of report.unrepairable) err(io, `gitml: cannot repair sha256:${r.oid} ('${r.path}'): this clone has no good copy`);
+        }
+        if (report.unrepairable.length > 0) throw new GitmlError('E_OBJECT_CORRUPT', `${report.unrepairable.length} object(s) are damaged or missing in the store and not in this clone`, { hint: 'Run gitml push --repair from a clone that has them.' });
+        return;
+      }
       const remote = (argv.remote as string | undefined) ?? (await defaultRemote(ctx));
       let refs = (argv.refs as string[] | undefined) ?? [];
       let remoteHas: string[] = [];

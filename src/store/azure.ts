@@ -156,7 +156,7 @@ export class AzureStore implements Store {
   private existing(key: string, stored: number, expected: number): PutResult {
     if (stored !== expected) {
       throw new GitmlError('E_STORE_CONFLICT', `${this.url} already holds ${key} with ${stored} bytes, expected ${expected}: the stored object is damaged`, {
-        hint: 'Run `gitml fsck --store` to list damaged objects; delete the damaged one and push again from a clone that has it.',
+        hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
       });
     }
     return 'exists';

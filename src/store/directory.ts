@@ -201,7 +201,7 @@ export class DirectoryStore implements Store {
     const st = await this.stat(key);
     if (st && st.size !== size) {
       throw new GitmlError('E_STORE_CONFLICT', `${this.url} already holds ${key} with ${st.size} bytes, expected ${size}: the stored object is damaged`, {
-        hint: 'Run `gitml fsck --store` to list damaged objects; remove them from the store and run `gitml push --all` from a clone that has good copies.',
+        hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
       });
     }
     return 'exists';

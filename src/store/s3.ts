@@ -203,7 +203,7 @@ export class S3Store implements Store {
   private existing(key: string, stored: number, expected: number): PutResult {
     if (stored !== expected) {
       throw new GitmlError('E_STORE_CONFLICT', `${this.url} already holds ${key} with ${stored} bytes, expected ${expected}: the stored object is damaged`, {
-        hint: 'Run `gitml fsck --store` to list damaged objects; delete the damaged one and push again from a clone that has it.',
+        hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
       });
     }
     return 'exists';
@@ -279,7 +279,7 @@ export function s3Error(url: string, what: string, e: unknown): GitmlError {
   } else if (status === 429 || status === 503 || name === 'SlowDown' || name === 'Throttling' || name === 'ThrottlingException' || (status !== undefined && status >= 500)) {
     retryable = true;
     hint = 'The service is busy or failing; gitml retried with backoff. Try again later, or lower gitml.concurrency.';
-  } else if (name === 'AbortError' || name === 'TimeoutError' || NETWORK.has(s.code ?? '') || NETWORK.has(name) || /socket hang up|ECONNRESET|network/i.test(s.message ?? '')) {
+  } else if (name === 'AbortError' || name === 'TimeoutError' || NETWORK.has(s.code ?? '') || NETWORK.has(name) || /socket hang up|ECONNRESET|network|aborted|premature|terminated|EPIPE/i.test(s.message ?? '')) {
     retryable = true;
     hint = 'The connection to the store failed; gitml retried with backoff. Check the network and gitml.s3.endpoint.';
   }

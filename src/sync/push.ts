@@ -82,7 +82,7 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
 }
 
 async function dryRunReport(objects: ObjectRef[], gitml: Gitml): Promise<UploadReport> {
-  const { present, todo } = await planUpload(objects, await gitml.store());
+  const { present, todo } = await planUpload(objects, await gitml.store(), gitml.retry);
   const report: UploadReport = { uploaded: [], present: present.length, missing: [], failed: [], bytes: 0, newBytes: 0 };
   for (const o of todo) {
     if (await gitml.cache.has(o.oid, o.size)) {

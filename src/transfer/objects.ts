@@ -13,7 +13,8 @@ import { ChunkIndex, indexDirFor } from '../chunk/index';
 import { ChunkedUploader } from '../chunk/upload';
 import { missingObjectError, type BodySource, type Store } from '../store/store';
 import { largestFirst, runAll } from './queue';
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry';
+import pLimit from 'p-limit';
+import { DEFAULT_RETRY, isRetryable, withRetry, type RetryPolicy } from './retry';
 
 /** An object to move, with a path it is known by (for messages). */
 export interface ObjectRef {
@@ -79,12 +80,35 @@ function describe(ref: ObjectRef): string {
 }
 
 /**
+ * The store's batched existence check, with each key retried on its own: one throttled answer among
+ * thousands must not fail a push (a retry of the whole batch would rarely get through under load).
+ */
+export async function statManyWithRetry(store: Store, keys: readonly string[], retry: RetryPolicy): Promise<Map<string, number | null>> {
+  try {
+    return await store.statMany(keys);
+  } catch (e) {
+    if (!isRetryable(e)) throw e;
+  }
+  const out = new Map<string, number | null>();
+  const limit = pLimit(32);
+  await Promise.all(
+    keys.map((key) =>
+      limit(async () => {
+        const st = await withRetry(() => store.stat(key), retry);
+        out.set(key, st ? st.size : null);
+      }),
+    ),
+  );
+  return out;
+}
+
+/**
  * Which objects the store already has (whole, or as a manifest of chunks for large ones), in one
  * batched existence check. `absent`: nothing at all under their keys (not even a damaged copy).
  */
-export async function planUpload(objects: readonly ObjectRef[], store: Store): Promise<{ present: ObjectRef[]; todo: ObjectRef[]; absent: Set<string> }> {
+export async function planUpload(objects: readonly ObjectRef[], store: Store, retry: RetryPolicy = DEFAULT_RETRY): Promise<{ present: ObjectRef[]; todo: ObjectRef[]; absent: Set<string> }> {
   const keys = objects.flatMap((o) => (o.size >= CHUNKED_MIN_SIZE ? [objectKey(o.oid), manifestKey(o.oid)] : [objectKey(o.oid)]));
-  const sizes = await store.statMany(keys);
+  const sizes = await statManyWithRetry(store, keys, retry);
   const present: ObjectRef[] = [];
   const todo: ObjectRef[] = [];
   const absent = new Set<string>();
@@ -110,7 +134,7 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
   const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0, newBytes: 0 };
   if (unique.length === 0) return report;
 
-  const { present, todo, absent } = await planUpload(unique, store);
+  const { present, todo, absent } = await planUpload(unique, store, options.retry);
   report.present = present.length;
   log.debug({ total: unique.length, present: report.present, todo: todo.length }, 'upload plan');
   if (todo.length === 0) return report;
@@ -159,7 +183,7 @@ async function uploadChunked(objects: ObjectRef[], options: TransferOptions, pro
   const retry = options.retry ?? DEFAULT_RETRY;
   let uploader: ChunkedUploader | null = null;
   try {
-    const index = await withRetry(() => ChunkIndex.load(store, indexDirFor(cache.root, store.url), log), retry);
+    const index = await ChunkIndex.load(store, indexDirFor(cache.root, store.url), log, retry);
     uploader = new ChunkedUploader({ store, cache, index, log, retry, concurrency: Math.min(4, options.concurrency), onBytes: (n) => progress.addBytes(n) });
     const added: ObjectRef[] = [];
     for (const o of present) {
@@ -313,7 +337,7 @@ export async function downloadObject(ref: ObjectRef, options: TransferOptions, o
 async function downloadRanged(ref: ObjectRef, options: TransferOptions, onBytes: (n: number) => void): Promise<void> {
   const key = objectKey(ref.oid);
   // A stored copy of the wrong size would fail every range; say so at once instead.
-  const stat = await options.store.stat(key);
+  const stat = await withRetry(() => options.store.stat(key), options.retry ?? DEFAULT_RETRY);
   if (!stat) throw missingObjectError(options.store, key);
   if (stat.size !== ref.size) throw damagedInStore(ref, options.store.url, `it holds ${stat.size} bytes`);
   const plan = partsOf(ref.size, RANGE_SIZE).map((p) => ({ key, offset: p.range.start, length: p.range.end - p.range.start, at: p.range.start }));
@@ -390,7 +414,7 @@ async function* counting(stream: Readable, onBytes: (n: number) => void): AsyncI
 
 function damagedInStore(ref: ObjectRef, storeUrl: string, detail: string): GitmlError {
   return new GitmlError('E_OBJECT_CORRUPT', `the store ${storeUrl} holds a damaged copy of ${describe(ref)}: ${detail}`, {
-    hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects, and push the file again from a clone that has it (`gitml push --all`).',
+    hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has the file.',
   });
 }
 

@@ -21,7 +21,7 @@ describe('content-defined chunking', () => {
         lengths.slice(0, -1).forEach((n) => expect(n).toBeGreaterThanOrEqual(small.min));
         lengths.forEach((n) => expect(n).toBeLessThanOrEqual(small.max));
       }),
-      { numRuns: 60 },
+      { numRuns: 60, seed: 1 },
     );
   });
 
@@ -40,7 +40,7 @@ describe('content-defined chunking', () => {
         for (const c of chunker.end()) got.push(c.length);
         expect(got).toEqual(chunkLengths(data, small));
       }),
-      { numRuns: 60 },
+      { numRuns: 60, seed: 2 },
     );
   });
 
@@ -61,18 +61,26 @@ describe('content-defined chunking', () => {
                 ? Buffer.concat([base.subarray(0, where), base.subarray(where + len)])
                 : Buffer.concat([base.subarray(0, where), patch, base.subarray(where + len)]).subarray(0, base.length);
           const shift = kind === 'insert' ? len : kind === 'delete' ? -Math.min(len, base.length - where) : 0;
-          const before = new Set(boundaries(base).filter((b) => b < where));
+          const before = boundaries(base).filter((b) => b < where);
           const after = boundaries(edited);
           // Every boundary before the edit survives.
           for (const b of before) expect(after).toContain(b);
-          // Past the edit (plus at most a few chunks to resynchronise), boundaries are the old ones, shifted.
-          const old = new Set(boundaries(base).map((b) => b + shift));
-          const far = after.filter((b) => b > where + len + 2 * small.max && b < edited.length);
-          const kept = far.filter((b) => old.has(b)).length;
-          if (far.length > 0) expect(kept / far.length).toBeGreaterThan(0.9);
+          // Past the edit, once one boundary coincides with an old one (shifted), every later one does:
+          // chunking is back in step for the rest of the file.
+          const old = boundaries(base).map((b) => b + shift).filter((b) => b > where + len);
+          const later = after.filter((b) => b > where + len);
+          const sync = later.find((b) => old.includes(b));
+          if (sync !== undefined) {
+            expect(later.filter((b) => b >= sync)).toEqual(old.filter((b) => b >= sync));
+            // and it gets back in step soon after the edit.
+            expect(sync - (where + len)).toBeLessThan(16 * small.max);
+          } else {
+            expect(edited.length - (where + len)).toBeLessThan(16 * small.max);
+          }
         },
       ),
-      { numRuns: 80 },
+      // A fixed seed: the same cases on every run (CI must not flip on a lucky draw).
+      { numRuns: 80, seed: 20261129 },
     );
   });
 
