@@ -1,10 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { GitmlError } from '../errors';
+import { writeHashing } from '../hash';
 import { changedObjects, openSource, safeRelativeKey, type SourceSettings } from './remote-data';
 import type { AssetDocument, SourceObjectEntry } from './schema';
 
@@ -40,21 +38,8 @@ export async function materializeSource(doc: AssetDocument, dataDir: string, set
       const dest = path.join(dataDir, ...safeRelativeKey(o.key).split('/'));
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       const tmp = `${dest}.gitml-${randomBytes(4).toString('hex')}.tmp`;
-      const hash = createHash('sha256');
-      let size = 0;
       try {
-        await pipeline(
-          await source.open(o.key),
-          new Transform({
-            transform(chunk: Buffer, _e, done) {
-              hash.update(chunk);
-              size += chunk.length;
-              done(null, chunk);
-            },
-          }),
-          fs.createWriteStream(tmp, { flags: 'wx' }),
-        );
-        const digest = hash.digest('hex');
+        const { sha256: digest, size } = await writeHashing(await source.open(o.key), tmp);
         if (size !== o.size || (o.sha256 && digest !== o.sha256)) {
           throw new GitmlError('E_OBJECT_CORRUPT', `${spec.uri} ${o.key}: got ${size} bytes hashing to ${digest.slice(0, 12)}, registered ${o.size} bytes${o.sha256 ? ` hashing to ${o.sha256.slice(0, 12)}` : ''}`, {
             hint: 'The source changed while it was read. Register the current data as a new version, or restore the source.',

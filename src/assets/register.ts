@@ -2,8 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import { assetFolderRules, ensureLines } from '../attributes';
 import { errnoCode, GitmlError } from '../errors';
 import { runGit } from '../git/exec';
@@ -11,7 +9,8 @@ import type { Repo } from '../git/repo';
 import { ASSET_FILE, digestValue, formatAssetYaml, sortedFiles, validateAsset } from './document';
 import { folderOf, formatRef, nextVersion, validateName, validateVersion, type AssetType } from './names';
 import { headCommit, authorOf, listVersions, versionDir } from './registry';
-import { openSource, safeRelativeKey, sha256Of, type SourceSettings } from './remote-data';
+import { sha256Of, writeHashing } from '../hash';
+import { openSource, safeRelativeKey, type SourceSettings } from './remote-data';
 import type { AssetDocument, DigestEntry, LineageEntry } from './schema';
 
 export interface RegisterRequest {
@@ -160,20 +159,8 @@ async function copyInto(src: string, dir: string, name: string): Promise<DigestE
     return out;
   }
   if (!st.isFile()) return [];
-  const hash = createHash('sha256');
-  let size = 0;
-  await pipeline(
-    fs.createReadStream(src, { highWaterMark: 1 << 20 }),
-    new Transform({
-      transform(chunk: Buffer, _e, done) {
-        hash.update(chunk);
-        size += chunk.length;
-        done(null, chunk);
-      },
-    }),
-    fs.createWriteStream(dest, { flags: 'wx', mode: st.mode & 0o777 }),
-  );
-  return [{ path: name, sha256: hash.digest('hex'), size }];
+  const { sha256, size } = await writeHashing(fs.createReadStream(src, { highWaterMark: 1 << 20 }), dest, st.mode & 0o777);
+  return [{ path: name, sha256, size }];
 }
 
 /** --uri: record what is at the source (and with --copy, bring it in under data/). */
@@ -187,22 +174,10 @@ async function registerByReference(req: RegisterRequest, tmp: string, files: Dig
         const rel = `data/${safeRelativeKey(o.key)}`;
         const dest = path.join(tmp, ...rel.split('/'));
         await fsp.mkdir(path.dirname(dest), { recursive: true });
-        const hash = createHash('sha256');
-        let size = 0;
-        await pipeline(
-          await source.open(o.key),
-          new Transform({
-            transform(chunk: Buffer, _e, done) {
-              hash.update(chunk);
-              size += chunk.length;
-              done(null, chunk);
-            },
-          }),
-          fs.createWriteStream(dest, { flags: 'wx' }),
-        );
+        const { sha256, size } = await writeHashing(await source.open(o.key), dest);
         if (size !== o.size) throw new GitmlError('E_STORE_IO', `${o.key} changed while it was copied (${size} of ${o.size} bytes)`, { hint: 'Register again once the source is stable.' });
-        o.sha256 = hash.digest('hex');
-        files.push({ path: rel, sha256: o.sha256, size });
+        o.sha256 = sha256;
+        files.push({ path: rel, sha256, size });
       }
     } else {
       if (req.hash) for (const o of objects) o.sha256 = (await sha256Of(await source.open(o.key))).sha256;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -61,15 +60,6 @@ export function safeRelativeKey(key: string): string {
   return parts.join('/');
 }
 
-export async function sha256Of(stream: AsyncIterable<unknown>): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const c of stream) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), size };
-}
 
 function directorySource(uri: string, root: string): DataSource {
   return {

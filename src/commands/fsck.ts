@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Of } from '../hash';
 import fs from 'node:fs';
 import { checkRegistered } from '../assets/verify';
 import { GitmlError } from '../errors';
@@ -9,13 +9,8 @@ import { runAll } from '../transfer/queue';
 import { err, json, openHere, out, withJson, type Command } from './io';
 
 async function sha256OfStream(stream: AsyncIterable<unknown>): Promise<{ oid: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { oid: hash.digest('hex'), size };
+  const { sha256, size } = await sha256Of(stream);
+  return { oid: sha256, size };
 }
 
 interface Problem {

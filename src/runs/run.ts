@@ -4,8 +4,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform, type Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import YAML from 'yaml';
 import { assetFolderRules, ensureLines } from '../attributes';
 import { materializeSource, sourceOf } from '../assets/materialize';
@@ -16,6 +15,7 @@ import { openSource, safeRelativeKey } from '../assets/remote-data';
 import type { LineageEntry } from '../assets/schema';
 import { openGitml, type Gitml } from '../context';
 import { errnoCode, GitmlError } from '../errors';
+import { sha256Of, writeHashing } from '../hash';
 import { silentLogger } from '../log';
 import { gitText, runGit } from '../git/exec';
 import { remoteTips } from '../git/remote';
@@ -235,13 +235,8 @@ async function hashTree(dir: string): Promise<{ path: string; sha256: string; si
       const p = path.join(d, e.name);
       if (e.isDirectory()) await walk(p);
       else if (e.isFile()) {
-        const h = createHash('sha256');
-        let size = 0;
-        for await (const c of fs.createReadStream(p, { highWaterMark: 1 << 20 })) {
-          h.update(c as Buffer);
-          size += (c as Buffer).length;
-        }
-        out.push({ path: path.relative(dir, p).split(path.sep).join('/'), sha256: h.digest('hex'), size });
+        const { sha256, size } = await sha256Of(fs.createReadStream(p, { highWaterMark: 1 << 20 }));
+        out.push({ path: path.relative(dir, p).split(path.sep).join('/'), sha256, size });
       }
     }
   };
@@ -269,18 +264,8 @@ async function downloadUri(uri: string, dest: string, gitml: Gitml): Promise<str
     for (const o of await source.list()) {
       const file = path.join(dest, ...safeRelativeKey(o.key).split('/'));
       await fsp.mkdir(path.dirname(file), { recursive: true });
-      const h = createHash('sha256');
-      await pipeline(
-        await source.open(o.key),
-        new Transform({
-          transform(c: Buffer, _e, done) {
-            h.update(c);
-            done(null, c);
-          },
-        }),
-        fs.createWriteStream(file),
-      );
-      lines.push(`${h.digest('hex')} ${o.size} ${o.key}\n`);
+      const { sha256 } = await writeHashing(await source.open(o.key), file);
+      lines.push(`${sha256} ${o.size} ${o.key}\n`);
     }
     return createHash('sha256').update(lines.sort().join('')).digest('hex');
   } finally {

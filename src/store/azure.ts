@@ -10,7 +10,7 @@ import pLimit from 'p-limit';
 import { GitmlError } from '../errors';
 import { BodyGuard } from './body';
 import { partsOf } from './parts';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
 export interface AzureSettings {
   account: string;
@@ -39,7 +39,6 @@ const DEFAULT_BLOCK = 16 * 1024 * 1024;
 export class AzureStore implements Store {
   readonly url: string;
   private readonly container: ContainerClient;
-  private readonly statLimit = pLimit(32);
 
   constructor(
     private readonly settings: AzureSettings,
@@ -64,24 +63,15 @@ export class AzureStore implements Store {
     }
   }
 
-  async statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
-    const out = new Map<string, number | null>();
-    await Promise.all(
-      keys.map((key) =>
-        this.statLimit(async () => {
-          const st = await this.stat(key);
-          out.set(key, st ? st.size : null);
-        }),
-      ),
-    );
-    return out;
+  statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
+    return statEach(keys, (key) => this.stat(key));
   }
 
   async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
     // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
     // unless the caller checked just before (then only a concurrent writer of the same oid can race).
     const existing = options.checked || options.replace ? null : await this.stat(key);
-    if (existing) return this.existing(key, existing.size, body.size);
+    if (existing) return existingResult(this, key, existing.size, body.size);
     const blob = this.container.getBlockBlobClient(this.nameOf(key));
     const conditions = options.replace ? {} : { ifNoneMatch: '*' };
     const guard = new BodyGuard(options.signal);
@@ -109,7 +99,7 @@ export class AzureStore implements Store {
       const code = errorCodeOf(e);
       if (statusOf(e) === 412 || code === 'BlobAlreadyExists' || code === 'ConditionNotMet') {
         const now = await this.stat(key);
-        if (now) return this.existing(key, now.size, body.size);
+        if (now) return existingResult(this, key, now.size, body.size);
       }
       if (e instanceof GitmlError) throw e;
       // Uncommitted blocks expire on their own (7 days) and are never visible as a blob.
@@ -153,14 +143,6 @@ export class AzureStore implements Store {
     // The SDK keeps no connections that need closing.
   }
 
-  private existing(key: string, stored: number, expected: number): PutResult {
-    if (stored !== expected) {
-      throw new GitmlError('E_STORE_CONFLICT', `${this.url} already holds ${key} with ${stored} bytes, expected ${expected}: the stored object is damaged`, {
-        hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
-      });
-    }
-    return 'exists';
-  }
 
   private error(what: string, e: unknown): GitmlError {
     return azureError(this.url, what, e);

@@ -4,9 +4,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import pLimit from 'p-limit';
 import { errnoCode, GitmlError } from '../errors';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
 const TMP_DIR = 'tmp';
 /** Errors an NFS mount or a busy disk can throw that a second try often gets past. */
@@ -24,7 +23,6 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', '
  */
 export class DirectoryStore implements Store {
   readonly url: string;
-  private readonly statLimit = pLimit(32);
   private ready: Promise<void> | null = null;
 
   constructor(readonly root: string) {
@@ -45,17 +43,8 @@ export class DirectoryStore implements Store {
     }
   }
 
-  async statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
-    const out = new Map<string, number | null>();
-    await Promise.all(
-      keys.map((key) =>
-        this.statLimit(async () => {
-          const st = await this.stat(key);
-          out.set(key, st ? st.size : null);
-        }),
-      ),
-    );
-    return out;
+  statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
+    return statEach(keys, (key) => this.stat(key));
   }
 
   async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
@@ -199,12 +188,7 @@ export class DirectoryStore implements Store {
 
   private async existing(key: string, size: number): Promise<PutResult> {
     const st = await this.stat(key);
-    if (st && st.size !== size) {
-      throw new GitmlError('E_STORE_CONFLICT', `${this.url} already holds ${key} with ${st.size} bytes, expected ${size}: the stored object is damaged`, {
-        hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
-      });
-    }
-    return 'exists';
+    return st ? existingResult(this, key, st.size, size) : 'exists';
   }
 
   private pathOf(key: string): string {

@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import { GitmlError } from '../errors';
 import { BodyGuard } from './body';
 import { partsOf, type PartPlan } from './parts';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
 export interface S3Settings {
   bucket: string;
@@ -46,7 +46,6 @@ const DEFAULT_PART = 16 * 1024 * 1024;
 export class S3Store implements Store {
   readonly url: string;
   private readonly client: S3Client;
-  private readonly statLimit = pLimit(32);
 
   constructor(private readonly settings: S3Settings) {
     this.url = `s3://${settings.bucket}${settings.prefix ? `/${settings.prefix}` : ''}`;
@@ -68,24 +67,15 @@ export class S3Store implements Store {
     }
   }
 
-  async statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
-    const out = new Map<string, number | null>();
-    await Promise.all(
-      keys.map((key) =>
-        this.statLimit(async () => {
-          const st = await this.stat(key);
-          out.set(key, st ? st.size : null);
-        }),
-      ),
-    );
-    return out;
+  statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
+    return statEach(keys, (key) => this.stat(key));
   }
 
   async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
     // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
     // unless the caller checked just before (then only a concurrent writer of the same oid can race).
     const existing = options.checked || options.replace ? null : await this.stat(key, options.signal);
-    if (existing) return this.existing(key, existing.size, body.size);
+    if (existing) return existingResult(this, key, existing.size, body.size);
     const threshold = this.settings.multipartThreshold ?? DEFAULT_PART * 2;
     const guard = new BodyGuard(options.signal);
     try {
@@ -108,7 +98,7 @@ export class S3Store implements Store {
       const e = guard.explain(caught);
       if (isPreconditionFailed(e)) {
         const now = await this.stat(key);
-        if (now) return this.existing(key, now.size, body.size);
+        if (now) return existingResult(this, key, now.size, body.size);
       }
       if (e instanceof GitmlError) throw e;
       throw this.error(`cannot upload ${key}`, e);
@@ -200,14 +190,6 @@ export class S3Store implements Store {
     this.client.destroy();
   }
 
-  private existing(key: string, stored: number, expected: number): PutResult {
-    if (stored !== expected) {
-      throw new GitmlError('E_STORE_CONFLICT', `${this.url} already holds ${key} with ${stored} bytes, expected ${expected}: the stored object is damaged`, {
-        hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
-      });
-    }
-    return 'exists';
-  }
 
   private error(what: string, e: unknown): GitmlError {
     return s3Error(this.url, what, e);

@@ -78,3 +78,31 @@ export function assertValidKey(key: string): void {
 export function missingObjectError(store: Store, key: string): GitmlError {
   return new GitmlError('E_OBJECT_MISSING', `${key} is not in the store ${store.url}`);
 }
+
+/** statMany for backends without a batch call: `stat` per key, `concurrency` at once. */
+export async function statEach(keys: readonly string[], stat: (key: string) => Promise<{ size: number } | null>, concurrency = 32): Promise<Map<string, number | null>> {
+  const out = new Map<string, number | null>();
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const key = keys[next++]!;
+      const st = await stat(key);
+      out.set(key, st ? st.size : null);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, keys.length) }, worker));
+  return out;
+}
+
+/**
+ * What a put answers when something is already under the key: the same size is the same object
+ * (keys are content-derived); another size is a damaged copy, reported, never overwritten.
+ */
+export function existingResult(store: Store, key: string, stored: number, expected: number): PutResult {
+  if (stored !== expected) {
+    throw new GitmlError('E_STORE_CONFLICT', `${store.url} already holds ${key} with ${stored} bytes, expected ${expected}: the stored object is damaged`, {
+      hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
+    });
+  }
+  return 'exists';
+}
