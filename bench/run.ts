@@ -5,7 +5,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../src/progress';
-import { createMachine, DIST, run, type Machine } from '../scripts/machine';
+import { createMachine, dirBytes, DIST, run, type Machine } from '../scripts/machine';
 import { RssWatcher } from '../scripts/rss';
 import { w1, w2, w3Versions } from './workloads';
 
@@ -78,15 +78,6 @@ async function timed(m: Machine, tool: Tool, cwd: string, args: string[]): Promi
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   watcher.stop();
   return { seconds, toolPeakMiB: watcher.maxMiB(), treePeakMiB: treeKiB / 1024 };
-}
-
-async function duBytes(dir: string): Promise<number> {
-  if (!fs.existsSync(dir)) return 0;
-  let total = 0;
-  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += (await fsp.stat(path.join(e.parentPath, e.name))).size;
-  }
-  return total;
 }
 
 async function hasGitLfs(): Promise<boolean> {
@@ -171,7 +162,7 @@ async function main(): Promise<void> {
         });
         await run(m, repo, 'git', ['remote', 'add', 'origin', tool.remoteUrl(bare)]);
         const push = await timed(m, tool, repo, ['push', '-q', 'origin', 'main']);
-        record(w, 'push', tool, { ...push, storeBytes: await duBytes(tool.storeDir(bare, store)) });
+        record(w, 'push', tool, { ...push, storeBytes: (await dirBytes(tool.storeDir(bare, store))).bytes });
         const clone = await timed(m, tool, m.root, ['clone', '-q', tool.remoteUrl(bare), path.join(m.root, `${w}-clone`)]);
         record(w, 'clone', tool, clone);
         await fsp.rm(path.join(m.root, `${w}-clone`), { recursive: true, force: true });
@@ -195,7 +186,7 @@ async function main(): Promise<void> {
           const add = await timed(m, tool, repo, ['add', '-A']);
           await run(m, repo, 'git', ['commit', '-q', '-m', `v${v}`]);
           const push = await timed(m, tool, repo, ['push', '-q', 'origin', 'main']);
-          const after = await duBytes(tool.storeDir(bare, store));
+          const after = (await dirBytes(tool.storeDir(bare, store))).bytes;
           record('W3', `v${v} add+push`, tool, {
             seconds: add.seconds + push.seconds,
             toolPeakMiB: Math.max(add.toolPeakMiB, push.toolPeakMiB),

@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../src/progress';
-import { createMachine as machine, run } from './machine';
+import { createMachine as machine, dirBytes, run } from './machine';
 
 /**
  * `npm run demo`: the whole job on the embedded default, with the real git, in a temp directory.
@@ -22,17 +22,6 @@ function sha256File(file: string): Promise<string> {
       .on('end', () => resolve(h.digest('hex')))
       .on('error', reject);
   });
-}
-
-async function dirBytes(dir: string): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    files++;
-    bytes += (await fsp.stat(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))).size;
-  }
-  return { files, bytes };
 }
 
 async function main(): Promise<void> {
@@ -88,13 +77,13 @@ async function main(): Promise<void> {
     const got1 = await sha256File(path.join(clone, 'model.pt'));
     const ok = got1 === v1 && got2 === v2;
 
-    const storeUse = await dirBytes(path.join(store, 'objects'));
+    const storeUse = await dirBytes(store);
     const remoteUse = await dirBytes(remote);
     const pointer = await run(bob, clone, 'git', ['cat-file', 'blob', 'main:model.pt']);
     console.log('\nWhat is where:');
     console.log(`  git server (${remote}): ${formatBytes(remoteUse.bytes)} in ${remoteUse.files} files — git holds pointers only (model.pt on main):`);
     console.log(pointer.replace(/^/gm, '      '));
-    console.log(`  store (${store}): ${storeUse.files} objects, ${formatBytes(storeUse.bytes)} (v1 and v2)`);
+    console.log(`  store (${store}): ${formatBytes(storeUse.bytes)} in ${storeUse.files} files for v1 and v2 together (chunked: v2 added only what changed)`);
     console.log(`  bob's clone: model.pt v2 sha256 ${got2.slice(0, 16)}… ${got2 === v2 ? 'matches' : 'DIFFERS'}; v1 ${got1 === v1 ? 'matches' : 'DIFFERS'}`);
     console.log(`\nTotal ${(timings.reduce((n, [, ms]) => n + ms, 0) / 1000).toFixed(2)} s. ${ok ? 'All bytes verified.' : 'VERIFICATION FAILED'}`);
     if (!ok) process.exitCode = 1;

@@ -46,3 +46,16 @@ export function run(m: Machine, cwd: string, cmd: string, args: string[], env: N
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}):\n${out}${err}`))));
   });
 }
+
+/** Files and bytes under a directory (0 when it does not exist). */
+export async function dirBytes(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  const entries = await fsp.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    files++;
+    bytes += (await fsp.stat(path.join(e.parentPath, e.name))).size;
+  }
+  return { files, bytes };
+}

@@ -13,6 +13,8 @@ declare global {
  * workers through the environment.
  */
 export default async function globalSetup(): Promise<void> {
+  // As the entry points do (src/process-setup.ts): tests load the AWS SDK in the workers too.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const root = path.resolve(__dirname, '..');
   for (const bin of ['dist/bin/gitml.js', 'dist/remote-helper/git-remote-gitml.js']) {
     if (!fs.existsSync(path.join(root, bin))) {

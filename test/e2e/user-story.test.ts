@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { parsePointer } from '../../src/pointer';
-import { listFiles, makeRepo, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
+import { listFiles, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 
 /** The issue's user story, exactly, with the real git: install, track, commit, push, clone elsewhere. */
 describe('user story: version a large file with plain git, get it back on another machine', () => {
@@ -99,11 +99,7 @@ describe('push and clone details', () => {
   let remote: string;
   beforeAll(async () => {
     box = await Sandbox.create();
-    repo = await makeRepo(box);
-    remote = box.path('remote.git');
-    await box.git(box.root, ['init', '-q', '--bare', remote]);
-    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
-    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    ({ repo, remote } = await makeRepoWithRemote(box));
   });
   afterAll(() => box.cleanup());
 

@@ -108,6 +108,16 @@ export async function makeRepo(box: Sandbox, name = 'repo', store = box.path('st
   return dir;
 }
 
+/** makeRepo, plus a bare repository as its `origin` through `gitml::`, with main pushed. */
+export async function makeRepoWithRemote(box: Sandbox): Promise<{ repo: string; remote: string }> {
+  const repo = await makeRepo(box);
+  const remote = box.path('remote.git');
+  await box.git(box.root, ['init', '-q', '--bare', remote]);
+  await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+  await box.git(repo, ['push', '-q', 'origin', 'main']);
+  return { repo, remote };
+}
+
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
 export function randomBytesSeeded(size: number, seed: number): Buffer {
   const words = Math.ceil(size / 4);

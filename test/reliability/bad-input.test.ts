@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { formatPointer, GITML_SPEC } from '../../src/pointer';
-import { makeRepo, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
+import { makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 import { createBucket, s3Endpoint, uniqueName } from '../helpers/stores';
 import { S3_CREDENTIALS } from '../../scripts/servers';
 import { report, SOAK } from './lib';
@@ -16,11 +16,7 @@ describe('reliability: bad input gets a clear error and loses nothing', () => {
   let remote: string;
   beforeAll(async () => {
     box = await Sandbox.create();
-    repo = await makeRepo(box);
-    remote = box.path('remote.git');
-    await box.git(box.root, ['init', '-q', '--bare', remote]);
-    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
-    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    ({ repo, remote } = await makeRepoWithRemote(box));
   });
   afterAll(() => box.cleanup());
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeRepo, randomBytesSeeded, Sandbox } from '../helpers/sandbox';
+import { makeRepoWithRemote, randomBytesSeeded, Sandbox } from '../helpers/sandbox';
 import { checkRemote, findInGroup, killGroup, prng, report, SOAK } from './lib';
 
 /**
@@ -18,11 +18,7 @@ describe('reliability: kill -9 during push', () => {
 
   beforeAll(async () => {
     box = await Sandbox.create();
-    repo = await makeRepo(box);
-    remote = box.path('remote.git');
-    await box.git(box.root, ['init', '-q', '--bare', remote]);
-    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
-    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    ({ repo, remote } = await makeRepoWithRemote(box));
   });
   afterAll(() => box.cleanup());
 
