@@ -119,7 +119,7 @@ export class ChunkedUploader {
       runs.push({ pack, offset, length: chunk.length });
       if (pack.size >= this.packTarget) await this.sealCurrent();
     };
-    for await (const block of this.options.cache.openRead(ref.oid)) {
+    for await (const block of this.options.cache.openRead(ref.oid, undefined, ref.size)) {
       const data = block as Buffer;
       whole.update(data);
       size += data.length;

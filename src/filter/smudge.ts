@@ -33,7 +33,7 @@ export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string)
 export async function streamCached(gitml: Gitml, pointer: Pointer, out: (chunk: Buffer) => Promise<void>, verify: boolean): Promise<void> {
   const hash = verify ? createHash('sha256') : null;
   let size = 0;
-  for await (const chunk of gitml.cache.openRead(pointer.oid)) {
+  for await (const chunk of gitml.cache.openRead(pointer.oid, undefined, pointer.size)) {
     hash?.update(chunk as Buffer);
     size += (chunk as Buffer).length;
     await out(chunk as Buffer);

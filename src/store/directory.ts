@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { readBufferSize } from '../cache';
 import { errnoCode, GitmlError } from '../errors';
 import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 
@@ -108,7 +109,7 @@ export class DirectoryStore implements Store {
       return Readable.from([]);
     }
     return handle.createReadStream({
-      highWaterMark: 1 << 20,
+      highWaterMark: readBufferSize(range ? range.end - range.start : (await handle.stat()).size),
       ...(range ? { start: range.start, end: range.end - 1 } : {}),
     });
   }

@@ -31,12 +31,12 @@ export async function repairStore(gitml: Gitml, commits: readonly string[]): Pro
     if (!(await gitml.cache.has(ref.oid, ref.size))) return 'unrepairable' as const;
     const cached = createHash('sha256');
     let bytes = 0;
-    for await (const c of gitml.cache.openRead(ref.oid)) {
+    for await (const c of gitml.cache.openRead(ref.oid, undefined, ref.size)) {
       cached.update(c as Buffer);
       bytes += (c as Buffer).length;
     }
     if (cached.digest('hex') !== ref.oid || bytes !== ref.size) return 'unrepairable' as const;
-    const body: BodySource = { size: ref.size, open: (range) => gitml.cache.openRead(ref.oid, range) };
+    const body: BodySource = { size: ref.size, open: (range) => gitml.cache.openRead(ref.oid, range, ref.size) };
     await withRetry(() => store.put(objectKey(ref.oid), body, { replace: true }), gitml.retry);
     await store.delete(manifestKey(ref.oid));
     if (!(await intact(ref, gitml))) return 'unrepairable' as const;

@@ -237,7 +237,7 @@ async function uploadOne(ref: ObjectRef, options: TransferOptions, seenAbsent: b
           done(null, chunk);
         },
       });
-      const source = cache.openRead(ref.oid, range);
+      const source = cache.openRead(ref.oid, range, ref.size);
       source.on('error', (e) => tap.destroy(e));
       return source.pipe(tap);
     },
