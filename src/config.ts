@@ -35,7 +35,7 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
  * Keys a committed .gitmlconfig may set. Anyone who can push can edit that file, so it may say where
  * the shared store is and how to reach it, but not where on this machine gitml writes (cachedir).
  */
-const SHARED_KEYS = [/^gitml\.store$/, /^gitml\.fetch$/, /^gitml\.concurrency$/, /^gitml\.retries$/, /^gitml\.chunking$/, /^gitml\.s3\.[a-z]+$/i, /^gitml\.azure\.[a-z]+$/i, /^gitml\.stage\./i];
+const SHARED_KEYS = [/^gitml\.store$/, /^gitml\.fetch$/, /^gitml\.concurrency$/, /^gitml\.retries$/, /^gitml\.chunking$/, /^gitml\.directcheckout$/, /^gitml\.s3\.[a-z]+$/i, /^gitml\.azure\.[a-z]+$/i, /^gitml\.stage\./i];
 
 export const GITMLCONFIG = '.gitmlconfig';
 

@@ -5,6 +5,7 @@ import { describeError, GitmlError } from '../errors';
 import { FLUSH, PktLineReader, PktLineWriter } from '../pktline';
 import type { Pointer } from '../pointer';
 import { Cleaner } from './clean';
+import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
 
@@ -34,6 +35,8 @@ interface Request {
 interface DelayedItem {
   pointer: Pointer;
   gitml: Gitml;
+  /** Answer with the pointer and write the bytes at the end (direct checkout). */
+  direct: boolean;
   promise: Promise<void>;
   settled: boolean;
   error?: unknown;
@@ -50,6 +53,8 @@ export class FilterServer {
   private readonly verified = new Set<string>();
   private readonly downloads: ReturnType<typeof pLimit>;
   private capabilities = new Set<string>();
+  private directMinimum: Promise<number | null> | null = null;
+  private readonly deferred: Deferred[] = [];
 
   constructor(private readonly options: FilterServerOptions) {
     this.reader = new PktLineReader(options.input);
@@ -78,6 +83,16 @@ export class FilterServer {
           throw new GitmlError('E_PROTOCOL', `filter protocol: unknown command ${JSON.stringify(request.command)}`);
       }
     }
+    // git closed the pipe: its checkout is written. Now the large files' bytes (git waits for this).
+    await materializeDeferred(this.deferred, this.options.report);
+  }
+
+  /** Direct checkout for this file? Only large files, in a checkout, where the repository allows it. */
+  private async useDirect(request: Request, pointer: Pointer): Promise<boolean> {
+    if (!request.canDelay || pointer.size < DIRECT_MIN_SIZE) return false;
+    this.directMinimum ??= directCheckoutMinimum(this.options.gitml).catch(() => null);
+    const min = await this.directMinimum;
+    return min !== null && pointer.size >= min;
   }
 
   private async handshake(): Promise<void> {
@@ -142,6 +157,7 @@ export class FilterServer {
         // git asks again for a file it was told was delayed, with empty content.
         this.delayed.delete(request.pathname);
         if (earlier.error) return await this.smudgeFailed(request, earlier.pointer, earlier.gitml, earlier.error);
+        if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml);
         return await this.sendObject(request, earlier.pointer, earlier.gitml);
       }
       const small = spool.inMemory();
@@ -160,8 +176,9 @@ export class FilterServer {
       } catch (e) {
         return await this.smudgeFailed(request, pointer, gitml, e);
       }
+      const direct = await this.useDirect(request, pointer);
       if (!(await target.cache.has(pointer.oid, pointer.size)) && request.canDelay && this.capabilities.has('delay')) {
-        this.startDelayed(request.pathname, pointer, target);
+        this.startDelayed(request.pathname, pointer, target, direct);
         await this.writer.texts(['status=delayed']);
         return;
       }
@@ -170,14 +187,15 @@ export class FilterServer {
       } catch (e) {
         return await this.smudgeFailed(request, pointer, target, e);
       }
-      await this.sendObject(request, pointer, target);
+      if (direct) await this.sendPlaceholder(request, pointer, target);
+      else await this.sendObject(request, pointer, target);
     } finally {
       await spool.dispose();
     }
   }
 
-  private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml): void {
-    const item: DelayedItem = { pointer, gitml, settled: false, promise: Promise.resolve() };
+  private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml, direct: boolean): void {
+    const item: DelayedItem = { pointer, gitml, direct, settled: false, promise: Promise.resolve() };
     item.promise = this.downloads(async () => {
       try {
         if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.verified.add(pointer.oid);
@@ -211,6 +229,12 @@ export class FilterServer {
     }
     await this.writer.flush();
     await this.writer.flush();
+  }
+
+  /** git writes the pointer for now; the bytes follow when git closes the filter (direct.ts). */
+  private async sendPlaceholder(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
+    this.deferred.push({ pathname: request.pathname, pointer, gitml });
+    await this.respondWith(placeholder(pointer));
   }
 
   private async smudgeFailed(request: Request, pointer: Pointer, gitml: Gitml, error: unknown): Promise<void> {

@@ -132,3 +132,43 @@ describe('checkout', () => {
     }
   });
 });
+
+describe('direct checkout of large files', () => {
+  test('git writes the pointer, the bytes follow when git exits, verified and with their mode; status is clean; a post-checkout hook turns it off', async () => {
+    const box = await Sandbox.create();
+    try {
+      await box.git(box.root, ['config', '--global', 'gitml.directcheckout', 'true']);
+      const repo = await makeRepo(box);
+      const remote = box.path('remote.git');
+      await box.git(box.root, ['init', '-q', '--bare', remote]);
+      const big = randomBytesSeeded(40 * 1024 * 1024, 77);
+      const small = randomBytesSeeded(100_000, 78);
+      await fsp.writeFile(path.join(repo, 'big.pt'), big);
+      await fsp.writeFile(path.join(repo, 'small.pt'), small);
+      await fsp.chmod(path.join(repo, 'big.pt'), 0o755);
+      await box.git(repo, ['add', '.']);
+      await box.git(repo, ['commit', '-q', '-m', 'big']);
+      await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+      await box.git(repo, ['push', '-q', 'origin', 'main']);
+
+      for (const fetchMode of ['tips', 'none']) {
+        const clone = box.path(`direct-${fetchMode}`);
+        await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone], { env: { GITML_FETCH: fetchMode } });
+        expect(sha256(await fsp.readFile(path.join(clone, 'big.pt')))).toBe(sha256(big));
+        expect(sha256(await fsp.readFile(path.join(clone, 'small.pt')))).toBe(sha256(small));
+        expect(fs.statSync(path.join(clone, 'big.pt')).mode & 0o111).not.toBe(0);
+        expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+      }
+
+      // A post-checkout hook would run before the bytes are written, so then git gets them as usual.
+      const hooked = box.path('hooked');
+      await box.git(box.root, ['clone', '-q', '--no-checkout', `gitml::${remote}`, hooked]);
+      const seen = box.path('hook-saw');
+      await fsp.writeFile(path.join(hooked, '.git/hooks/post-checkout'), `#!/bin/sh\nhead -c 7 big.pt > ${JSON.stringify(seen)}\n`, { mode: 0o755 });
+      await box.git(hooked, ['checkout', '-q', 'main']);
+      expect(await fsp.readFile(seen)).toEqual(big.subarray(0, 7));
+    } finally {
+      await box.cleanup();
+    }
+  });
+});

@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { boolOf } from '../config';
+import type { Gitml } from '../context';
+import { describeError } from '../errors';
+import { runGit } from '../git/exec';
+import { writeHashing } from '../hash';
+import { formatPointer, type Pointer } from '../pointer';
+import { worktreePath } from '../worktree';
+
+/**
+ * Direct checkout of large files. git keeps a smudge filter's whole output for a file in memory
+ * before writing it (a 1 GiB model costs git 1 GiB of RAM and two copies). For large files in a
+ * checkout, the filter answers with the pointer itself, which git writes as a small file; when git
+ * closes the filter (git waits for it to exit, after it has written the index), the filter writes the
+ * real bytes over those pointer files straight from the cache, verified, and refreshes the index so
+ * `git status` is clean. Only for checkouts (git offers `can-delay` there and nowhere else), and not
+ * when a post-checkout hook would run in between and see pointers.
+ */
+export const DIRECT_MIN_SIZE = 32 * 1024 * 1024;
+/**
+ * Measured on 1 GiB (docs/performance.md): direct checkout keeps git at ~110 MiB instead of ~1 GiB but
+ * takes ~1.7× as long (the index refresh hashes the file again). By default it is used only where
+ * git's copy would risk the machine's memory.
+ */
+export const DIRECT_AUTO_MIN_SIZE = 2 * 1024 * 1024 * 1024;
+
+export interface Deferred {
+  pathname: string;
+  pointer: Pointer;
+  gitml: Gitml;
+}
+
+/**
+ * The smallest file this repository checks out directly, or null for never (decided once per filter
+ * process). `gitml.directcheckout`: auto (default, files of 2 GiB and more), true (32 MiB and more),
+ * false. Never when a post-checkout hook exists: it runs before the bytes are written.
+ */
+export async function directCheckoutMinimum(gitml: Gitml): Promise<number | null> {
+  if (!gitml.repo.workTree) return null;
+  const setting = gitml.settings.get('gitml.directcheckout');
+  const min = !setting || setting.value.toLowerCase() === 'auto' ? DIRECT_AUTO_MIN_SIZE : boolOf(gitml.settings, 'gitml.directcheckout', false) ? DIRECT_MIN_SIZE : null;
+  if (min === null) return null;
+  const r = await runGit(gitml.repo.git, ['rev-parse', '--git-path', 'hooks/post-checkout']);
+  const hook = path.resolve(gitml.repo.git.cwd, r.stdout.toString('utf8').trim());
+  return fs.existsSync(hook) ? null : min;
+}
+
+/** The pointer text git writes in place of the file until it is materialised. Pure. */
+export function placeholder(pointer: Pointer): Buffer {
+  return Buffer.from(formatPointer(pointer), 'utf8');
+}
+
+/**
+ * Writes the deferred files. Each must still hold exactly its pointer text (anything else means
+ * someone changed it, and it is left alone); its bytes are copied from the cache to a temp file beside
+ * it while being hashed, and renamed over it only when they match. Returns messages for the person.
+ */
+export async function materializeDeferred(items: readonly Deferred[], report: (message: string) => void): Promise<void> {
+  if (items.length === 0) return;
+  const written: Deferred[] = [];
+  for (const item of items) {
+    const gitml = item.gitml;
+    const workTree = gitml.repo.workTree!;
+    const target = worktreePath(workTree, item.pathname);
+    try {
+      const st = await fsp.lstat(target);
+      const expected = placeholder(item.pointer);
+      if (!st.isFile() || st.size !== expected.length || !(await fsp.readFile(target)).equals(expected)) continue;
+      const tmp = path.join(path.dirname(target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        const { sha256, size } = await writeHashing(gitml.cache.openRead(item.pointer.oid, undefined, item.pointer.size), tmp, st.mode & 0o777);
+        if (sha256 !== item.pointer.oid || size !== item.pointer.size) {
+          await gitml.cache.remove(item.pointer.oid);
+          report(`gitml: the cached copy of '${item.pathname}' is damaged; it was removed and the file left as a pointer: run \`gitml pull\``);
+          continue;
+        }
+        await fsp.rename(tmp, target);
+        written.push(item);
+      } finally {
+        await fsp.rm(tmp, { force: true });
+      }
+    } catch (e) {
+      report(`gitml: could not write '${item.pathname}': ${describeError(e)}; it is left as a pointer: run \`gitml pull\``);
+    }
+  }
+  if (written.length === 0) return;
+  // The index still has the pointer files' size and time: re-add the files (they clean to the same
+  // pointers) so `git status` is clean. A command that still holds the index lock is left alone.
+  const git = written[0]!.gitml.repo.git;
+  const r = await runGit(git, ['update-index', '-q', '-z', '--stdin'], { input: written.map((w) => w.pathname).join('\0') + '\0', okCodes: [128] });
+  if (r.code !== 0) report(`gitml: large files were written; \`git status\` will refresh the index (${r.stderr.trim().split('\n')[0]})`);
+}
