@@ -190,6 +190,7 @@ export class CacheWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private done = false;
+  private inFlight: Promise<void> | null = null;
   private static readonly WRITE_BATCH = 1 << 20;
 
   constructor(
@@ -233,10 +234,13 @@ export class CacheWriter {
 
   async commit(expected?: { oid: string; size: number }): Promise<{ oid: string; size: number }> {
     if (this.done) throw new GitmlError('E_INTERNAL', 'cache writer used after commit or abort');
-    await this.flushPending().catch(async (e) => {
+    try {
+      await this.flushPending();
+      await this.drain();
+    } catch (e) {
       await this.abort();
       throw e;
-    });
+    }
     return this.commitWithDigest(this.hash.digest('hex'), this.size, expected);
   }
 
@@ -244,6 +248,7 @@ export class CacheWriter {
   async commitWithDigest(oid: string, size: number, expected?: { oid: string; size: number }): Promise<{ oid: string; size: number }> {
     if (this.done) throw new GitmlError('E_INTERNAL', 'cache writer used after commit or abort');
     try {
+      await this.drain();
       if (expected && (expected.oid !== oid || expected.size !== size)) {
         throw new GitmlError(
           'E_OBJECT_CORRUPT',
@@ -266,21 +271,47 @@ export class CacheWriter {
   async abort(): Promise<void> {
     if (!this.done) {
       this.done = true;
+      await this.inFlight?.catch(() => undefined);
+      this.inFlight = null;
       await this.handle.close().catch(() => undefined);
     }
     await fsp.rm(this.tmpPath, { force: true }).catch(() => undefined);
   }
 
+  /**
+   * Starts writing what is pending and returns once the previous write is done: one write is in
+   * flight while the next MiB is read and hashed (measured: `git add` of 1 GiB spent a third of its
+   * time waiting on writes when each was awaited in turn). Memory: at most two batches.
+   */
   private async flushPending(): Promise<void> {
+    await this.drain();
     if (this.pendingBytes === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const buffers = this.pending;
+    const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    try {
-      for (let offset = 0; offset < data.length; ) {
-        const { bytesWritten } = await this.handle.write(data, offset, data.length - offset);
-        offset += bytesWritten;
+    const write = (async () => {
+      // One writev of git's packets: no copy into a batch buffer.
+      const { bytesWritten } = await this.handle.writev(buffers);
+      if (bytesWritten === total) return;
+      const rest = Buffer.concat(buffers, total).subarray(bytesWritten);
+      for (let offset = 0; offset < rest.length; ) {
+        const r = await this.handle.write(rest, offset, rest.length - offset);
+        offset += r.bytesWritten;
       }
+    })();
+    // Failures surface at the next drain (next write, commit); abort waits for the write too.
+    write.catch(() => undefined);
+    this.inFlight = write;
+  }
+
+  /** Waits for the write in flight; its failure is this writer's failure. */
+  private async drain(): Promise<void> {
+    const write = this.inFlight;
+    if (!write) return;
+    this.inFlight = null;
+    try {
+      await write;
     } catch (e) {
       throw cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
     }
