@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { boolOf } from '../config';
 import type { Gitml } from '../context';
-import { describeError } from '../errors';
+import { describeError, errnoCode } from '../errors';
 import { runGit } from '../git/exec';
 import { writeHashing } from '../hash';
 import { formatPointer, type Pointer } from '../pointer';
@@ -21,11 +21,11 @@ import { worktreePath } from '../worktree';
  */
 export const DIRECT_MIN_SIZE = 32 * 1024 * 1024;
 /**
- * Measured on 1 GiB (docs/performance.md): direct checkout keeps git at ~110 MiB instead of ~1 GiB but
- * takes ~1.7× as long (the index refresh hashes the file again). By default it is used only where
- * git's copy would risk the machine's memory.
+ * Measured (docs/performance.md): at 1 GiB direct checkout takes the same time as streaming through git
+ * and keeps git at ~108 MiB instead of ~1 GiB; at 256 MiB it costs 1.2-1.6× the time (the index
+ * refresh sends the file through the clean filter again), for 260 MiB of git's memory.
  */
-export const DIRECT_AUTO_MIN_SIZE = 2 * 1024 * 1024 * 1024;
+export const DIRECT_AUTO_MIN_SIZE = 1024 * 1024 * 1024;
 
 export interface Deferred {
   pathname: string;
@@ -35,7 +35,7 @@ export interface Deferred {
 
 /**
  * The smallest file this repository checks out directly, or null for never (decided once per filter
- * process). `gitml.directcheckout`: auto (default, files of 2 GiB and more), true (32 MiB and more),
+ * process). `gitml.directcheckout`: auto (default, files of 1 GiB and more), true (32 MiB and more),
  * false. Never when a post-checkout hook exists: it runs before the bytes are written.
  */
 export async function directCheckoutMinimum(gitml: Gitml): Promise<number | null> {
@@ -66,7 +66,11 @@ export async function materializeDeferred(items: readonly Deferred[], report: (m
     const workTree = gitml.repo.workTree!;
     const target = worktreePath(workTree, item.pathname);
     try {
-      const st = await fsp.lstat(target);
+      const st = await fsp.lstat(target).catch((e) => {
+        if (errnoCode(e) === 'ENOENT') return null; // a later step of the same git command removed it
+        throw e;
+      });
+      if (!st) continue;
       const expected = placeholder(item.pointer);
       if (!st.isFile() || st.size !== expected.length || !(await fsp.readFile(target)).equals(expected)) continue;
       const tmp = path.join(path.dirname(target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
