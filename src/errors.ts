@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'E_OBJECT_MISSING'
   | 'E_OBJECT_CORRUPT'
   | 'E_CACHE_IO'
+  | 'E_CHANGED'
   | 'E_GIT'
   | 'E_PROTOCOL'
   | 'E_HOOK_EXISTS'

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { CacheWriter, ObjectCache } from '../cache';
-import { formatPointer, MAX_FOREIGN_POINTER_SIZE, parsePointer } from '../pointer';
+import { GitmlError } from '../errors';
+import { formatPointer, MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from '../pointer';
 
 /**
  * Turns a file's bytes into what git stores: a pointer, with the bytes in the cache.
@@ -11,10 +13,25 @@ export class Cleaner {
   private head: Buffer[] = [];
   private headBytes = 0;
   private writer: CacheWriter | null = null;
+  private readonly verifier: { hash: ReturnType<typeof createHash>; size: number } | null;
 
-  constructor(private readonly cache: ObjectCache) {}
+  /**
+   * `expected`: the content is a file gitml itself just wrote from the cache as this object
+   * (src/written.ts), so it is only hashed and compared, not copied into the cache again.
+   */
+  constructor(
+    private readonly cache: ObjectCache,
+    private readonly expected?: Pick<Pointer, 'oid' | 'size'>,
+  ) {
+    this.verifier = expected ? { hash: createHash('sha256'), size: 0 } : null;
+  }
 
   async write(chunk: Buffer): Promise<void> {
+    if (this.verifier) {
+      this.verifier.hash.update(chunk);
+      this.verifier.size += chunk.length;
+      return;
+    }
     if (this.writer) return this.writer.write(chunk);
     this.head.push(chunk);
     this.headBytes += chunk.length;
@@ -24,6 +41,16 @@ export class Cleaner {
 
   /** The bytes to give git in place of the content. */
   async finish(): Promise<Buffer> {
+    if (this.verifier && this.expected) {
+      const oid = this.verifier.hash.digest('hex');
+      const pointer = { oid, size: this.verifier.size };
+      if (oid !== this.expected.oid || pointer.size !== this.expected.size || !(await this.cache.has(oid, pointer.size))) {
+        // The file changed after gitml wrote it (or its object left the cache): these bytes were not
+        // stored anywhere, so they must not get a pointer. git keeps the file as modified.
+        throw new GitmlError('E_CHANGED', 'the file changed while gitml refreshed the index', { hint: 'Run `git add` on it again.' });
+      }
+      return Buffer.from(formatPointer(pointer), 'utf8');
+    }
     if (!this.writer) {
       const content = Buffer.concat(this.head, this.headBytes);
       if (content.length === 0 || parsePointer(content)) return content;

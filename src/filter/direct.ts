@@ -6,6 +6,7 @@ import { boolOf } from '../config';
 import type { Gitml } from '../context';
 import { describeError, errnoCode } from '../errors';
 import { runGit } from '../git/exec';
+import { refreshWrittenFiles } from '../written';
 import { writeHashing } from '../hash';
 import { formatPointer, type Pointer } from '../pointer';
 import { worktreePath } from '../worktree';
@@ -21,9 +22,8 @@ import { worktreePath } from '../worktree';
  */
 export const DIRECT_MIN_SIZE = 32 * 1024 * 1024;
 /**
- * Measured (docs/performance.md): at 1 GiB direct checkout takes the same time as streaming through git
- * and keeps git at ~108 MiB instead of ~1 GiB; at 256 MiB it costs 1.2-1.6× the time (the index
- * refresh sends the file through the clean filter again), for 260 MiB of git's memory.
+ * Measured (docs/performance.md): direct checkout takes about the time of streaming through git and
+ * keeps git at ~108 MiB; by default it starts where git's copy would cost a gigabyte.
  */
 export const DIRECT_AUTO_MIN_SIZE = 1024 * 1024 * 1024;
 
@@ -90,10 +90,13 @@ export async function materializeDeferred(items: readonly Deferred[], report: (m
       report(`gitml: could not write '${item.pathname}': ${describeError(e)}; it is left as a pointer: run \`gitml pull\``);
     }
   }
-  if (written.length === 0) return;
-  // The index still has the pointer files' size and time: re-add the files (they clean to the same
-  // pointers) so `git status` is clean. A command that still holds the index lock is left alone.
-  const git = written[0]!.gitml.repo.git;
-  const r = await runGit(git, ['update-index', '-q', '-z', '--stdin'], { input: written.map((w) => w.pathname).join('\0') + '\0', okCodes: [128] });
-  if (r.code !== 0) report(`gitml: large files were written; \`git status\` will refresh the index (${r.stderr.trim().split('\n')[0]})`);
+  // The index still has the pointer files' size and time: refresh those entries (the filter verifies
+  // the files against the record instead of copying them) so `git status` is clean. A command that
+  // still holds the index lock is left alone.
+  const r = await refreshWrittenFiles(
+    written[0]!.gitml,
+    written.map((w) => ({ path: w.pathname, oid: w.pointer.oid, size: w.pointer.size })),
+    [128],
+  );
+  if (r && r.code !== 0) report(`gitml: large files were written; \`git status\` will refresh the index (${r.stderr.trim().split('\n')[0]})`);
 }

@@ -1,3 +1,4 @@
+import fsp from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Gitml } from '../context';
@@ -8,6 +9,8 @@ import { Cleaner } from './clean';
 import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
+import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
+import { worktreePath } from '../worktree';
 
 /**
  * git's long-running filter protocol, version 2 (gitattributes(5), "Long Running Filter Process"):
@@ -55,6 +58,7 @@ export class FilterServer {
   private capabilities = new Set<string>();
   private directMinimum: Promise<number | null> | null = null;
   private readonly deferred: Deferred[] = [];
+  private written: Promise<Map<string, WrittenFile>> | null = null;
 
   constructor(private readonly options: FilterServerOptions) {
     this.reader = new PktLineReader(options.input);
@@ -85,6 +89,17 @@ export class FilterServer {
     }
     // git closed the pipe: its checkout is written. Now the large files' bytes (git waits for this).
     await materializeDeferred(this.deferred, this.options.report);
+  }
+
+  /** The object a file holds if gitml wrote it and it has not been touched since (src/written.ts). */
+  private async writtenByGitml(pathname: string): Promise<Pick<Pointer, 'oid' | 'size'> | undefined> {
+    const gitml = this.options.gitml;
+    if (!gitml.repo.workTree) return undefined;
+    this.written ??= loadWrittenFiles(gitml.repo.gitDir).catch(() => new Map());
+    const record = (await this.written).get(pathname);
+    if (!record) return undefined;
+    const st = await fsp.lstat(worktreePath(gitml.repo.workTree, pathname), { bigint: true }).catch(() => null);
+    return st && unchangedSince(record, st) ? { oid: record.oid, size: record.size } : undefined;
   }
 
   /** Direct checkout for this file? Only large files, in a checkout, where the repository allows it. */
@@ -120,7 +135,7 @@ export class FilterServer {
   }
 
   private async clean(request: Request): Promise<void> {
-    const cleaner = new Cleaner(this.options.gitml.cache);
+    const cleaner = new Cleaner(this.options.gitml.cache, await this.writtenByGitml(request.pathname));
     let failure: unknown = null;
     await this.readContent(async (chunk) => {
       if (failure) return;

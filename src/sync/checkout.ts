@@ -1,11 +1,11 @@
 import type { Gitml } from '../context';
-import { runGit } from '../git/exec';
 import { requireWorkTree } from '../git/repo';
 import { scanIndexForPointers } from '../git/scan';
 import type { ProgressSink } from '../progress';
 import { downloadObjects } from '../transfer/objects';
 import { runAll } from '../transfer/queue';
 import { fileState, materialize } from '../worktree';
+import { refreshWrittenFiles } from '../written';
 
 export interface CheckoutReport {
   /** Files written with their bytes. */
@@ -52,8 +52,10 @@ export async function checkoutPointers(gitml: Gitml, pathspecs: readonly string[
     if (w.ok) report.written.push(w.item.path);
     else report.failed.push({ path: w.item.path, error: (w.error as Error).message });
   }
-  if (report.written.length > 0) {
-    await runGit(gitml.repo.git, ['update-index', '-q', '-z', '--stdin'], { input: report.written.join('\0') + '\0' });
-  }
+  const pointerOf = new Map(todo.map((e) => [e.path, e.pointer]));
+  await refreshWrittenFiles(
+    gitml,
+    report.written.map((p) => ({ path: p, oid: pointerOf.get(p)!.oid, size: pointerOf.get(p)!.size })),
+  );
   return report;
 }

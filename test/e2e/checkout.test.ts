@@ -68,6 +68,14 @@ describe('checkout', () => {
     expect(rest.code).toBe(0);
     for (const [name, data] of Object.entries(files)) expect(sha256(await fsp.readFile(path.join(clone, name)))).toBe(sha256(data));
     expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+    expect(fs.readdirSync(path.join(clone, '.git/gitml/written'))).toEqual([]); // records live only for the refresh
+
+    // An edit of the same size after the pull is new content with its own pointer.
+    const edited = Buffer.from(files['models/big.pt']!);
+    edited[0] = edited[0]! ^ 0xff;
+    await fsp.writeFile(path.join(clone, 'models/big.pt'), edited);
+    await box.git(clone, ['add', 'models/big.pt']);
+    expect(parsePointer((await box.git(clone, ['cat-file', 'blob', ':models/big.pt'])).stdout)?.oid).toBe(sha256(edited));
   });
 
   test('a file that is already a pointer is stored as it is (cleaning is idempotent)', async () => {

@@ -5,6 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ObjectCache } from '../../src/cache';
+import { Cleaner } from '../../src/filter/clean';
+import { parsePointer } from '../../src/pointer';
+import { unchangedSince, type WrittenFile } from '../../src/written';
 import { listFiles, ROOT, sha256 } from '../helpers/sandbox';
 
 describe('object cache', () => {
@@ -68,5 +71,46 @@ describe('object cache', () => {
 
   test('refuses paths built from invalid oids', () => {
     expect(() => cache.pathOf('../../etc/passwd')).toThrow(/invalid oid/);
+  });
+});
+
+describe('cleaning a file gitml itself wrote (src/written.ts)', () => {
+  let dir: string;
+  let cache: ObjectCache;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-clean-'));
+    cache = new ObjectCache(dir);
+  });
+  afterEach(() => fsp.rm(dir, { recursive: true, force: true }));
+
+  const content = Buffer.alloc(3 << 20, 7); // past the pointer-size limit and several write batches
+
+  test('the same bytes give the pointer without a second copy in the cache', async () => {
+    const stored = await cache.writeStream(Readable.from([content]));
+    const before = listFiles(dir);
+    const cleaner = new Cleaner(cache, stored);
+    for (let at = 0; at < content.length; at += 65516) await cleaner.write(content.subarray(at, at + 65516));
+    expect(parsePointer(await cleaner.finish())).toMatchObject(stored);
+    expect(listFiles(dir)).toEqual(before);
+  });
+
+  test('changed bytes are refused, never recorded under the old oid, and nothing is stored', async () => {
+    const stored = await cache.writeStream(Readable.from([content]));
+    const changed = Buffer.from(content);
+    changed[12345] = 8;
+    const cleaner = new Cleaner(cache, stored);
+    await cleaner.write(changed);
+    await expect(cleaner.finish()).rejects.toMatchObject({ code: 'E_CHANGED' });
+    expect(await cache.has(sha256(changed))).toBe(false);
+  });
+
+  test('a record matches only the same inode, size and mtime', () => {
+    const record: WrittenFile = { path: 'm.pt', oid: 'a'.repeat(64), size: 10, ino: '42', mtimeNs: '1700000000123456789' };
+    const st = { ino: 42n, size: 10n, mtimeNs: 1700000000123456789n, isFile: () => true };
+    expect(unchangedSince(record, st)).toBe(true);
+    expect(unchangedSince(record, { ...st, ino: 43n })).toBe(false);
+    expect(unchangedSince(record, { ...st, size: 11n })).toBe(false);
+    expect(unchangedSince(record, { ...st, mtimeNs: 1700000000123456790n })).toBe(false);
+    expect(unchangedSince(record, { ...st, isFile: () => false })).toBe(false);
   });
 });

@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Gitml } from './context';
+import { errnoCode } from './errors';
+import { runGit, type GitResult } from './git/exec';
+import { worktreePath } from './worktree';
+
+/**
+ * Files gitml has just written from its cache (direct checkout, `gitml pull`). git's index still
+ * holds the pointer file's stat data, so the index must be refreshed, and git then sends each file
+ * through the clean filter again. With a record of what was written (the oid, and the file's inode,
+ * size and mtime right after the write), the filter verifies those bytes against the oid instead of
+ * copying them into the cache a second time: for a 1 GiB file, a hash instead of a 1 GiB write.
+ *
+ * A record only ever lets the filter skip the copy, never the hash: content that does not hash to
+ * the recorded oid is refused, not recorded under it.
+ */
+export interface WrittenFile {
+  path: string;
+  oid: string;
+  size: number;
+  /** bigint stat fields as decimal strings (JSON has no bigint). */
+  ino: string;
+  mtimeNs: string;
+}
+
+export function writtenDir(gitDir: string): string {
+  return path.join(gitDir, 'gitml', 'written');
+}
+
+/** Does the file on disk still look exactly as it did after gitml wrote it? Pure. */
+export function unchangedSince(record: WrittenFile, st: { ino: bigint; size: bigint; mtimeNs: bigint; isFile(): boolean }): boolean {
+  return st.isFile() && st.ino.toString() === record.ino && st.size === BigInt(record.size) && st.mtimeNs.toString() === record.mtimeNs;
+}
+
+/** Every record in the repository's written/ directory, by path (an absent directory is none). */
+export async function loadWrittenFiles(gitDir: string): Promise<Map<string, WrittenFile>> {
+  const dir = writtenDir(gitDir);
+  const byPath = new Map<string, WrittenFile>();
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return byPath;
+    throw e;
+  }
+  for (const name of names.filter((n) => n.endsWith('.json'))) {
+    try {
+      const batch = JSON.parse(await fsp.readFile(path.join(dir, name), 'utf8')) as WrittenFile[];
+      for (const record of batch) byPath.set(record.path, record);
+    } catch {
+      // A batch being written or removed right now: without it the filter simply copies.
+    }
+  }
+  return byPath;
+}
+
+/**
+ * Refreshes the index for files gitml wrote (`git update-index` on those paths), with a record the
+ * clean filter reads for the duration. `okCodes` as for runGit (128: the index is locked).
+ */
+export async function refreshWrittenFiles(gitml: Gitml, files: readonly { path: string; oid: string; size: number }[], okCodes: number[] = []): Promise<GitResult | null> {
+  if (files.length === 0) return null;
+  const workTree = gitml.repo.workTree!;
+  const records: WrittenFile[] = [];
+  for (const f of files) {
+    const st = await fsp.lstat(worktreePath(workTree, f.path), { bigint: true }).catch(() => null);
+    if (st) records.push({ path: f.path, oid: f.oid, size: f.size, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() });
+  }
+  const dir = writtenDir(gitml.repo.gitDir);
+  const batch = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(`${batch}.tmp`, JSON.stringify(records));
+    await fsp.rename(`${batch}.tmp`, batch);
+  } catch {
+    // Without the record the refresh still works; it only copies the bytes once more.
+  }
+  try {
+    return await runGit(gitml.repo.git, ['update-index', '-q', '-z', '--stdin'], { input: files.map((f) => f.path).join('\0') + '\0', okCodes });
+  } finally {
+    await fsp.rm(batch, { force: true }).catch(() => undefined);
+    await fsp.rm(`${batch}.tmp`, { force: true }).catch(() => undefined);
+  }
+}
