@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { ObjectCache } from './cache';
+import { readBufferSize, type ObjectCache } from './cache';
+import { sha256Of } from './hash';
 import { errnoCode, GitmlError } from './errors';
 import { MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from './pointer';
 
@@ -41,18 +42,46 @@ export async function fileState(workTree: string, gitPath: string, pointer: Poin
 }
 
 /**
- * Writes the object's bytes at `gitPath`, atomically: a copy (a reflink where the filesystem can)
- * next to the target, renamed over it, so a reader never sees half a file.
+ * Writes the object's bytes at `gitPath` (`gitml pull`), verified and atomically (writeFromCache).
  */
 export async function materialize(cache: ObjectCache, workTree: string, gitPath: string, pointer: Pointer, mode: string): Promise<void> {
-  const target = worktreePath(workTree, gitPath);
+  try {
+    await writeFromCache(cache, worktreePath(workTree, gitPath), pointer, mode === '100755' ? 0o755 : 0o644);
+  } catch (e) {
+    if (e instanceof GitmlError) throw e;
+    throw new GitmlError('E_CACHE_IO', `cannot write '${gitPath}': ${(e as Error).message}`, { cause: e, hint: 'Check free space and permissions in the work tree.' });
+  }
+}
+
+/**
+ * How far in the past gitml dates the files it writes. A file's mtime then changes with any later
+ * write, even one within the same timestamp tick as gitml's own (kernels stamp files with a coarse
+ * clock), so an unchanged (inode, size, mtime) really means unchanged bytes (src/written.ts).
+ */
+export const WRITTEN_MTIME_AGE_MS = 60_000;
+
+/**
+ * Writes an object's bytes from the cache at `target`: a copy (a reflink where the filesystem can)
+ * beside it, hashed and compared with the pointer, dated WRITTEN_MTIME_AGE_MS in the past, then
+ * renamed over the target, so a reader never sees half a file or wrong bytes. A damaged cached copy
+ * is removed from the cache (the next `gitml pull` downloads it again) and nothing is written.
+ */
+export async function writeFromCache(cache: ObjectCache, target: string, pointer: Pick<Pointer, 'oid' | 'size'>, mode: number): Promise<void> {
   const tmp = path.join(path.dirname(target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
   try {
     await fsp.copyFile(cache.pathOf(pointer.oid), tmp, fs.constants.COPYFILE_FICLONE);
-    await fsp.chmod(tmp, mode === '100755' ? 0o755 : 0o644);
+    await fsp.chmod(tmp, mode);
+    const copied = await sha256Of(fs.createReadStream(tmp, { highWaterMark: readBufferSize(pointer.size) }));
+    if (copied.sha256 !== pointer.oid || copied.size !== pointer.size) {
+      await cache.remove(pointer.oid);
+      throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of sha256:${pointer.oid.slice(0, 12)} is damaged (it hashes to sha256:${copied.sha256.slice(0, 12)}, ${copied.size} bytes)`, {
+        hint: 'It was removed from the cache; run `gitml pull` to download it again.',
+      });
+    }
+    const past = new Date(Date.now() - WRITTEN_MTIME_AGE_MS);
+    await fsp.utimes(tmp, past, past);
     await fsp.rename(tmp, target);
-  } catch (e) {
+  } finally {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw new GitmlError('E_CACHE_IO', `cannot write '${gitPath}': ${(e as Error).message}`, { cause: e, hint: 'Check free space and permissions in the work tree.' });
   }
 }

@@ -9,12 +9,14 @@ import { worktreePath } from './worktree';
 /**
  * Files gitml has just written from its cache (direct checkout, `gitml pull`). git's index still
  * holds the pointer file's stat data, so the index must be refreshed, and git then sends each file
- * through the clean filter again. With a record of what was written (the oid, and the file's inode,
- * size and mtime right after the write), the filter verifies those bytes against the oid instead of
- * copying them into the cache a second time: for a 1 GiB file, a hash instead of a 1 GiB write.
+ * through the clean filter again. gitml verified those bytes as it wrote them (writeFromCache), so
+ * with a record of what it wrote (the oid, and the file's inode, size and back-dated mtime right
+ * after the write) the filter recognises a file nobody has touched since and answers with its
+ * pointer without hashing or copying it again: for a 1 GiB file, no second hash and no 1 GiB write.
  *
- * A record only ever lets the filter skip the copy, never the hash: content that does not hash to
- * the recorded oid is refused, not recorded under it.
+ * Any later write changes the mtime (it was set a minute into the past, so even a write within the
+ * same clock tick shows), and then the filter cleans the file as usual. The records live only for
+ * the duration of the refresh.
  */
 export interface WrittenFile {
   path: string;

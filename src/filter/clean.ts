@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { CacheWriter, ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
 import { formatPointer, MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from '../pointer';
@@ -13,23 +12,21 @@ export class Cleaner {
   private head: Buffer[] = [];
   private headBytes = 0;
   private writer: CacheWriter | null = null;
-  private readonly verifier: { hash: ReturnType<typeof createHash>; size: number } | null;
+  private knownBytes = 0;
 
   /**
-   * `expected`: the content is a file gitml itself just wrote from the cache as this object
-   * (src/written.ts), so it is only hashed and compared, not copied into the cache again.
+   * `known`: the content is a file gitml itself wrote from the cache as this object, verified, and
+   * the file has not been touched since (src/written.ts: same inode, size and a back-dated mtime).
+   * git sends it anyway; it is counted, neither hashed nor copied into the cache again.
    */
   constructor(
     private readonly cache: ObjectCache,
-    private readonly expected?: Pick<Pointer, 'oid' | 'size'>,
-  ) {
-    this.verifier = expected ? { hash: createHash('sha256'), size: 0 } : null;
-  }
+    private readonly known?: Pick<Pointer, 'oid' | 'size'>,
+  ) {}
 
   async write(chunk: Buffer): Promise<void> {
-    if (this.verifier) {
-      this.verifier.hash.update(chunk);
-      this.verifier.size += chunk.length;
+    if (this.known) {
+      this.knownBytes += chunk.length;
       return;
     }
     if (this.writer) return this.writer.write(chunk);
@@ -41,15 +38,13 @@ export class Cleaner {
 
   /** The bytes to give git in place of the content. */
   async finish(): Promise<Buffer> {
-    if (this.verifier && this.expected) {
-      const oid = this.verifier.hash.digest('hex');
-      const pointer = { oid, size: this.verifier.size };
-      if (oid !== this.expected.oid || pointer.size !== this.expected.size || !(await this.cache.has(oid, pointer.size))) {
-        // The file changed after gitml wrote it (or its object left the cache): these bytes were not
+    if (this.known) {
+      if (this.knownBytes !== this.known.size || !(await this.cache.has(this.known.oid, this.known.size))) {
+        // The file changed after gitml wrote it (or its object left the cache): these bytes are not
         // stored anywhere, so they must not get a pointer. git keeps the file as modified.
         throw new GitmlError('E_CHANGED', 'the file changed while gitml refreshed the index', { hint: 'Run `git add` on it again.' });
       }
-      return Buffer.from(formatPointer(pointer), 'utf8');
+      return Buffer.from(formatPointer(this.known), 'utf8');
     }
     if (!this.writer) {
       const content = Buffer.concat(this.head, this.headBytes);

@@ -1,15 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { boolOf } from '../config';
 import type { Gitml } from '../context';
-import { describeError, errnoCode } from '../errors';
+import { describeError, errnoCode, isGitmlError } from '../errors';
 import { runGit } from '../git/exec';
 import { refreshWrittenFiles } from '../written';
-import { writeHashing } from '../hash';
 import { formatPointer, type Pointer } from '../pointer';
-import { worktreePath } from '../worktree';
+import { worktreePath, writeFromCache } from '../worktree';
 
 /**
  * Direct checkout of large files. git keeps a smudge filter's whole output for a file in memory
@@ -55,11 +53,13 @@ export function placeholder(pointer: Pointer): Buffer {
 
 /**
  * Writes the deferred files. Each must still hold exactly its pointer text (anything else means
- * someone changed it, and it is left alone); its bytes are copied from the cache to a temp file beside
- * it while being hashed, and renamed over it only when they match. Returns messages for the person.
+ * someone changed it, and it is left alone); its bytes are written from the cache, verified
+ * (writeFromCache). Returns messages for the person.
  */
 export async function materializeDeferred(items: readonly Deferred[], report: (message: string) => void): Promise<void> {
   if (items.length === 0) return;
+  const log = items[0]!.gitml.log;
+  log.debug({ files: items.length }, 'direct checkout: writing files');
   const written: Deferred[] = [];
   for (const item of items) {
     const gitml = item.gitml;
@@ -73,26 +73,23 @@ export async function materializeDeferred(items: readonly Deferred[], report: (m
       if (!st) continue;
       const expected = placeholder(item.pointer);
       if (!st.isFile() || st.size !== expected.length || !(await fsp.readFile(target)).equals(expected)) continue;
-      const tmp = path.join(path.dirname(target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
       try {
-        const { sha256, size } = await writeHashing(gitml.cache.openRead(item.pointer.oid, undefined, item.pointer.size), tmp, st.mode & 0o777);
-        if (sha256 !== item.pointer.oid || size !== item.pointer.size) {
-          await gitml.cache.remove(item.pointer.oid);
-          report(`gitml: the cached copy of '${item.pathname}' is damaged; it was removed and the file left as a pointer: run \`gitml pull\``);
-          continue;
-        }
-        await fsp.rename(tmp, target);
-        written.push(item);
-      } finally {
-        await fsp.rm(tmp, { force: true });
+        await writeFromCache(gitml.cache, target, item.pointer, st.mode & 0o777);
+      } catch (e) {
+        if (!isGitmlError(e, 'E_OBJECT_CORRUPT')) throw e;
+        report(`gitml: the cached copy of '${item.pathname}' is damaged; it was removed and the file left as a pointer: run \`gitml pull\``);
+        continue;
       }
+      written.push(item);
     } catch (e) {
       report(`gitml: could not write '${item.pathname}': ${describeError(e)}; it is left as a pointer: run \`gitml pull\``);
     }
   }
-  // The index still has the pointer files' size and time: refresh those entries (the filter verifies
-  // the files against the record instead of copying them) so `git status` is clean. A command that
-  // still holds the index lock is left alone.
+  // The index still has the pointer files' size and time: refresh those entries (the filter knows
+  // them from the record and neither copies nor hashes them again) so `git status` is clean. A
+  // command that still holds the index lock is left alone.
+  if (written.length === 0) return;
+  log.debug({ files: written.length }, 'direct checkout: refreshing the index');
   const r = await refreshWrittenFiles(
     written[0]!.gitml,
     written.map((w) => ({ path: w.pathname, oid: w.pointer.oid, size: w.pointer.size })),

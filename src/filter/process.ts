@@ -99,7 +99,9 @@ export class FilterServer {
     const record = (await this.written).get(pathname);
     if (!record) return undefined;
     const st = await fsp.lstat(worktreePath(gitml.repo.workTree, pathname), { bigint: true }).catch(() => null);
-    return st && unchangedSince(record, st) ? { oid: record.oid, size: record.size } : undefined;
+    const unchanged = st !== null && unchangedSince(record, st);
+    gitml.log.debug({ pathname, unchanged }, 'clean of a file gitml wrote');
+    return unchanged ? { oid: record.oid, size: record.size } : undefined;
   }
 
   /** Direct checkout for this file? Only large files, in a checkout, where the repository allows it. */

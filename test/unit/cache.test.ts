@@ -8,6 +8,7 @@ import { ObjectCache } from '../../src/cache';
 import { Cleaner } from '../../src/filter/clean';
 import { parsePointer } from '../../src/pointer';
 import { unchangedSince, type WrittenFile } from '../../src/written';
+import { writeFromCache, WRITTEN_MTIME_AGE_MS } from '../../src/worktree';
 import { listFiles, ROOT, sha256 } from '../helpers/sandbox';
 
 describe('object cache', () => {
@@ -74,7 +75,7 @@ describe('object cache', () => {
   });
 });
 
-describe('cleaning a file gitml itself wrote (src/written.ts)', () => {
+describe('cleaning a file gitml itself wrote and nobody touched since (src/written.ts)', () => {
   let dir: string;
   let cache: ObjectCache;
   beforeEach(async () => {
@@ -94,14 +95,18 @@ describe('cleaning a file gitml itself wrote (src/written.ts)', () => {
     expect(listFiles(dir)).toEqual(before);
   });
 
-  test('changed bytes are refused, never recorded under the old oid, and nothing is stored', async () => {
+  test('content of another size, or an object no longer cached, is refused and nothing is stored', async () => {
     const stored = await cache.writeStream(Readable.from([content]));
-    const changed = Buffer.from(content);
-    changed[12345] = 8;
+    const longer = Buffer.concat([content, Buffer.from('!')]);
     const cleaner = new Cleaner(cache, stored);
-    await cleaner.write(changed);
+    await cleaner.write(longer);
     await expect(cleaner.finish()).rejects.toMatchObject({ code: 'E_CHANGED' });
-    expect(await cache.has(sha256(changed))).toBe(false);
+    expect(await cache.has(sha256(longer))).toBe(false);
+
+    await cache.remove(stored.oid);
+    const orphan = new Cleaner(cache, stored);
+    await orphan.write(content);
+    await expect(orphan.finish()).rejects.toMatchObject({ code: 'E_CHANGED' });
   });
 
   test('a record matches only the same inode, size and mtime', () => {
@@ -112,5 +117,43 @@ describe('cleaning a file gitml itself wrote (src/written.ts)', () => {
     expect(unchangedSince(record, { ...st, size: 11n })).toBe(false);
     expect(unchangedSince(record, { ...st, mtimeNs: 1700000000123456790n })).toBe(false);
     expect(unchangedSince(record, { ...st, isFile: () => false })).toBe(false);
+  });
+});
+
+describe('writing a work-tree file from the cache', () => {
+  let dir: string;
+  let cache: ObjectCache;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-wfc-'));
+    cache = new ObjectCache(path.join(dir, 'cache'));
+  });
+  afterEach(() => fsp.rm(dir, { recursive: true, force: true }));
+
+  test('writes verified bytes over the target, back-dated, with the mode asked for', async () => {
+    const data = Buffer.from('weights '.repeat(10_000));
+    const stored = await cache.writeStream(Readable.from([data]));
+    const target = path.join(dir, 'model.pt');
+    await fsp.writeFile(target, 'pointer text');
+    await writeFromCache(cache, target, stored, 0o755);
+    expect(await fsp.readFile(target)).toEqual(data);
+    const st = await fsp.stat(target);
+    expect(st.mode & 0o777).toBe(0o755);
+    expect(st.mtimeMs).toBeLessThan(Date.now() - WRITTEN_MTIME_AGE_MS / 2);
+    expect(fs.readdirSync(dir).sort()).toEqual(['cache', 'model.pt']);
+  });
+
+  test('a damaged cached copy is removed from the cache and the target is left as it was', async () => {
+    const data = Buffer.from('weights '.repeat(10_000));
+    const stored = await cache.writeStream(Readable.from([data]));
+    const damaged = Buffer.from(data);
+    damaged[100] = 0;
+    await fsp.chmod(cache.pathOf(stored.oid), 0o644);
+    await fsp.writeFile(cache.pathOf(stored.oid), damaged);
+    const target = path.join(dir, 'model.pt');
+    await fsp.writeFile(target, 'pointer text');
+    await expect(writeFromCache(cache, target, stored, 0o644)).rejects.toMatchObject({ code: 'E_OBJECT_CORRUPT' });
+    expect(await fsp.readFile(target, 'utf8')).toBe('pointer text');
+    expect(await cache.has(stored.oid)).toBe(false);
+    expect(fs.readdirSync(dir).sort()).toEqual(['cache', 'model.pt']);
   });
 });
