@@ -13,7 +13,10 @@ import { w1, w2, w3Versions } from './workloads';
  * `npm run bench`: the same workloads through gitml and git-lfs (when installed) side by side on this
  * machine, printing time ratios, peak memory and store growth. Not part of `npm test`.
  *
- *   npm run bench -- [--quick] [--workloads W1,W2,W3] [--keep]
+ *   npm run bench -- [--quick] [--workloads W1,W2,W3] [--repeat N] [--keep]
+ *
+ * With --repeat, the tools take turns N times and each step reports its median time (this machine's
+ * timings vary by ±30% from run to run).
  */
 interface Tool {
   name: 'gitml' | 'git-lfs';
@@ -54,10 +57,25 @@ interface Measurement {
   treePeakMiB: number;
 }
 
+type Result = Measurement & { storeBytes?: number };
+
 interface Row {
   workload: string;
   step: string;
-  results: Partial<Record<Tool['name'], Measurement & { storeBytes?: number }>>;
+  /** One result per repetition. */
+  runs: Partial<Record<Tool['name'], Result[]>>;
+}
+
+/** The repetition with the median time, with the highest memory peaks seen in any. Pure. */
+export function summarize(runs: readonly Result[] | undefined): Result | undefined {
+  if (!runs || runs.length === 0) return undefined;
+  const sorted = [...runs].sort((a, b) => a.seconds - b.seconds);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return {
+    ...median,
+    toolPeakMiB: Math.max(...runs.map((r) => r.toolPeakMiB)),
+    treePeakMiB: Math.max(...runs.map((r) => r.treePeakMiB)),
+  };
 }
 
 async function timed(m: Machine, tool: Tool, cwd: string, args: string[]): Promise<Measurement> {
@@ -110,6 +128,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const quick = argv.includes('--quick');
   const keep = argv.includes('--keep');
+  const rIdx = argv.indexOf('--repeat');
+  const repeat = rIdx >= 0 ? Math.max(1, Number(argv[rIdx + 1]) || 1) : 1;
   const wIdx = argv.indexOf('--workloads');
   const workloads = new Set((wIdx >= 0 ? argv[wIdx + 1]! : 'W1,W2,W3').split(',').map((s) => s.trim().toUpperCase()));
   const sizes = quick ? { w1: 256 << 20, w2Count: 500, w2Size: 64 << 10, w3: 64 << 20 } : { w1: 1 << 30, w2Count: 2000, w2Size: 64 << 10, w3: 256 << 20 };
@@ -120,10 +140,10 @@ async function main(): Promise<void> {
 
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-bench-'));
   const rows: Row[] = [];
-  const record = (workload: string, step: string, tool: Tool, m: Measurement & { storeBytes?: number }) => {
+  const record = (workload: string, step: string, tool: Tool, m: Result) => {
     let row = rows.find((r) => r.workload === workload && r.step === step);
-    if (!row) rows.push((row = { workload, step, results: {} }));
-    row.results[tool.name] = m;
+    if (!row) rows.push((row = { workload, step, runs: {} }));
+    (row.runs[tool.name] ??= []).push(m);
     const rss = `ours ${m.toolPeakMiB.toFixed(0)} MiB, tree ${m.treePeakMiB.toFixed(0)} MiB`;
     console.log(`  ${tool.name.padEnd(8)} ${workload} ${step.padEnd(13)} ${m.seconds.toFixed(2).padStart(7)} s  (${rss})${m.storeBytes !== undefined ? `  store +${formatBytes(m.storeBytes)}` : ''}`);
   };
@@ -140,9 +160,12 @@ async function main(): Promise<void> {
       console.log(`  baseline: sha256 of W1 (${formatBytes(sizes.w1)}) in node: ${hashSeconds.toFixed(2)} s`);
     }
 
-    for (const tool of tools) {
+    // The tools take turns, round after round, so a slow patch of the machine hits both.
+    const turns = Array.from({ length: repeat }, (_, rep) => tools.map((tool) => ({ rep, tool }))).flat();
+    for (const { rep, tool } of turns) {
+      if (repeat > 1) console.log(`  round ${rep + 1} of ${repeat}: ${tool.name}`);
       // Directory names must not contain a tool's marker, or git's own processes would match it.
-      const m = await createMachine(root, tool.name === 'gitml' ? 'machine-a' : 'machine-b');
+      const m = await createMachine(root, `${tool.name === 'gitml' ? 'machine-a' : 'machine-b'}${rep}`);
       await tool.install(m);
       for (const w of ['W1', 'W2'] as const) {
         if (!files[w]) continue;
@@ -199,26 +222,29 @@ async function main(): Promise<void> {
           before = after;
         }
       }
+      // A round leaves gigabytes of stores behind; the next round starts from nothing anyway.
+      if (!keep) await fsp.rm(m.root, { recursive: true, force: true });
     }
 
+    if (repeat > 1) console.log(`\nmedian of ${repeat} rounds; peak memory: the highest of any round`);
     console.log('\n| workload | step | gitml s | git-lfs s | ratio | gitml peak RSS (ours / whole tree) | git-lfs peak RSS (its own / whole tree) | store growth gitml / git-lfs |');
     console.log('| --- | --- | ---: | ---: | ---: | --- | --- | --- |');
     for (const r of rows) {
-      const g = r.results.gitml;
-      const l = r.results['git-lfs'];
+      const g = summarize(r.runs.gitml);
+      const l = summarize(r.runs['git-lfs']);
       const ratio = g && l ? (g.seconds / l.seconds).toFixed(2) : '–';
       const rss = (x?: Measurement) => (x ? `${x.toolPeakMiB.toFixed(0)} / ${x.treePeakMiB.toFixed(0)} MiB` : '–');
       const store = g?.storeBytes !== undefined ? `${formatBytes(g.storeBytes)} / ${l?.storeBytes !== undefined ? formatBytes(l.storeBytes) : '–'}` : '';
       console.log(`| ${r.workload} | ${r.step} | ${g?.seconds.toFixed(2) ?? '–'} | ${l?.seconds.toFixed(2) ?? '–'} | ${ratio} | ${rss(g)} | ${rss(l)} | ${store} |`);
     }
     if (hashSeconds !== null) {
-      const add = rows.find((r) => r.workload === 'W1' && r.step === 'add+commit')?.results.gitml;
+      const add = summarize(rows.find((r) => r.workload === 'W1' && r.step === 'add+commit')?.runs.gitml);
       if (add) console.log(`\nW1 add+commit / sha256 alone: ${(add.seconds / hashSeconds).toFixed(2)} × (${hashSeconds.toFixed(2)} s to hash)`);
     }
     const out = path.join(DIST, '..', 'bench', 'results');
     await fsp.mkdir(out, { recursive: true });
     const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), quick, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, rows }, null, 2));
+    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, rows }, null, 2));
     console.log(`\nraw results: ${file}`);
   } finally {
     if (keep) console.log(`(kept ${root})`);
