@@ -2,11 +2,15 @@ import type { CacheWriter, ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
 import { formatPointer, MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from '../pointer';
 
+/** Content up to this size is held in memory and stored with one blocking write (ObjectCache.putSmall). */
+export const SMALL_CONTENT = 1 << 20;
+
 /**
  * Turns a file's bytes into what git stores: a pointer, with the bytes in the cache.
  * - Empty content stays empty (an empty file needs no object).
  * - Content that already is a pointer is handed back unchanged, so cleaning is idempotent.
- * - Anything else is hashed and written to the cache as it streams in: memory stays flat.
+ * - Anything else is hashed and written to the cache: up to SMALL_CONTENT at once at the end, larger
+ *   content as it streams in, so memory stays flat.
  */
 export class Cleaner {
   private head: Buffer[] = [];
@@ -32,8 +36,8 @@ export class Cleaner {
     if (this.writer) return this.writer.write(chunk);
     this.head.push(chunk);
     this.headBytes += chunk.length;
-    // Only content shorter than the pointer limit can be a pointer: past it, stream to the cache.
-    if (this.headBytes >= MAX_FOREIGN_POINTER_SIZE) await this.startWriter();
+    // Small content is stored in one go at the end; past that, it streams to the cache.
+    if (this.headBytes > SMALL_CONTENT) await this.startWriter();
   }
 
   /** The bytes to give git in place of the content. */
@@ -48,8 +52,9 @@ export class Cleaner {
     }
     if (!this.writer) {
       const content = Buffer.concat(this.head, this.headBytes);
-      if (content.length === 0 || parsePointer(content)) return content;
-      await this.startWriter();
+      // Only content shorter than the pointer limit can be a pointer (cleaning is idempotent).
+      if (content.length === 0 || (content.length < MAX_FOREIGN_POINTER_SIZE && parsePointer(content))) return content;
+      return Buffer.from(formatPointer(this.cache.putSmall(content)), 'utf8');
     }
     const { oid, size } = await this.writer!.commit();
     return Buffer.from(formatPointer({ oid, size }), 'utf8');

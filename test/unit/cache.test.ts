@@ -32,6 +32,23 @@ describe('object cache', () => {
     expect(listFiles(cache.tmpDir)).toEqual([]);
   });
 
+  test('small objects are stored in one go, under their hash, with no temp file left', async () => {
+    const data = Buffer.from('a small label file\n');
+    expect(cache.putSmall(data)).toEqual({ oid: sha256(data), size: data.length });
+    expect(fs.readFileSync(cache.pathOf(sha256(data)))).toEqual(data);
+    expect(cache.putSmall(data)).toEqual({ oid: sha256(data), size: data.length }); // again: same object
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('a small object that cannot be stored is a cache error and leaves nothing', async () => {
+    await fsp.mkdir(path.join(dir, 'objects'), { recursive: true });
+    const data = Buffer.from('labels');
+    const oid = sha256(data);
+    await fsp.writeFile(path.join(dir, 'objects', oid.slice(0, 2)), 'a file where a directory belongs');
+    expect(() => cache.putSmall(data)).toThrow(expect.objectContaining({ code: 'E_CACHE_IO' }));
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
   test('bytes that do not match the expected oid leave nothing behind', async () => {
     const data = Buffer.from('tampered');
     const expected = { oid: sha256('original'), size: data.length };
