@@ -7,6 +7,13 @@ import { errnoCode, GitmlError } from './errors';
 import { isValidOid, shortOid } from './pointer';
 
 /**
+ * Objects up to this size are stored and read with one blocking call each (putSmall, readSmall):
+ * for thousands of small files the thread-pool round trips of streams cost more than the bytes
+ * (measured on 2,000 × 64 KiB, docs/performance.md).
+ */
+export const SMALL_OBJECT = 1 << 20;
+
+/**
  * The local object cache: `<root>/objects/<aa>/<bb>/<oid>`, temp files in `<root>/tmp` on the same
  * filesystem. An object only ever appears under its name after its bytes were hashed and matched,
  * so a killed process leaves at most a temp file, never a wrong object.
@@ -57,9 +64,8 @@ export class ObjectCache {
   }
 
   /**
-   * Stores a small object held in memory, with blocking calls: for thousands of small files (a
-   * `git add` of a dataset) the thread-pool round trips of the streaming path cost more than the
-   * writes themselves. Same guarantees: temp file, optional fsync, rename only under its own hash.
+   * Stores a small object (SMALL_OBJECT) held in memory, with blocking calls. Same guarantees as the
+   * streaming path: temp file, optional fsync, rename only under its own hash.
    */
   putSmall(content: Buffer): { oid: string; size: number } {
     const oid = createHash('sha256').update(content).digest('hex');
@@ -116,6 +122,26 @@ export class ObjectCache {
   async createRangedWriter(expected: { oid: string; size: number }): Promise<RangedCacheWriter> {
     const writer = await this.createWriter();
     return new RangedCacheWriter(this, writer, expected);
+  }
+
+  /**
+   * A small object's bytes (SMALL_OBJECT), read with blocking calls: at most `size` + 1 bytes, so a
+   * file that grew shows as too long. Not verified here: callers hash what they read.
+   */
+  readSmall(oid: string, size: number): Buffer {
+    const fd = fs.openSync(this.pathOf(oid), 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(size + 1);
+      let length = 0;
+      while (length < buffer.length) {
+        const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
+        if (n === 0) break;
+        length += n;
+      }
+      return buffer.subarray(0, length);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /**

@@ -1,15 +1,12 @@
-import type { CacheWriter, ObjectCache } from '../cache';
+import { SMALL_OBJECT, type CacheWriter, type ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
 import { formatPointer, MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from '../pointer';
-
-/** Content up to this size is held in memory and stored with one blocking write (ObjectCache.putSmall). */
-export const SMALL_CONTENT = 1 << 20;
 
 /**
  * Turns a file's bytes into what git stores: a pointer, with the bytes in the cache.
  * - Empty content stays empty (an empty file needs no object).
  * - Content that already is a pointer is handed back unchanged, so cleaning is idempotent.
- * - Anything else is hashed and written to the cache: up to SMALL_CONTENT at once at the end, larger
+ * - Anything else is hashed and written to the cache: up to SMALL_OBJECT at once at the end, larger
  *   content as it streams in, so memory stays flat.
  */
 export class Cleaner {
@@ -37,7 +34,7 @@ export class Cleaner {
     this.head.push(chunk);
     this.headBytes += chunk.length;
     // Small content is stored in one go at the end; past that, it streams to the cache.
-    if (this.headBytes > SMALL_CONTENT) await this.startWriter();
+    if (this.headBytes > SMALL_OBJECT) await this.startWriter();
   }
 
   /** The bytes to give git in place of the content. */

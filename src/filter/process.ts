@@ -5,12 +5,12 @@ import type { Gitml } from '../context';
 import { describeError, GitmlError } from '../errors';
 import { FLUSH, PktLineReader, PktLineWriter } from '../pktline';
 import type { Pointer } from '../pointer';
+import { worktreePath } from '../worktree';
+import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
 import { Cleaner } from './clean';
 import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
-import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
-import { worktreePath } from '../worktree';
 
 /**
  * git's long-running filter protocol, version 2 (gitattributes(5), "Long Running Filter Process"):

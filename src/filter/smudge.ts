@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
+import { SMALL_OBJECT } from '../cache';
 import type { Gitml } from '../context';
 import { describeError, GitmlError } from '../errors';
 import { parsePointer, shortOid, type Pointer } from '../pointer';
@@ -26,27 +26,6 @@ export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string)
   return 'downloaded';
 }
 
-/** Objects up to this size are read in one go rather than streamed. */
-export const SMALL_OBJECT = 1 << 20;
-
-/** At most `limit` + 1 bytes of a file (one more than expected shows a file that grew). */
-function readSmallObject(file: string, limit: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(limit + 1);
-    let length = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-      if (length === buffer.length) break;
-    }
-    return buffer.subarray(0, length);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /**
  * Streams a cached object to `out`. With `verify`, the bytes are hashed on the way: a damaged cache
  * file is detected at its end, removed, and reported as E_OBJECT_CORRUPT, so the caller can tell git
@@ -56,9 +35,7 @@ export async function streamCached(gitml: Gitml, pointer: Pointer, out: (chunk: 
   const hash = verify ? createHash('sha256') : null;
   let size = 0;
   if (pointer.size <= SMALL_OBJECT) {
-    // One blocking read: a checkout of thousands of small files otherwise spends more time on the
-    // four thread-pool round trips of a read stream (open, read, read, close) than on the bytes.
-    const data = readSmallObject(gitml.cache.pathOf(pointer.oid), pointer.size);
+    const data = gitml.cache.readSmall(pointer.oid, pointer.size);
     hash?.update(data);
     size = data.length;
     await out(data);

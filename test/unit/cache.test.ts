@@ -40,6 +40,15 @@ describe('object cache', () => {
     expect(listFiles(cache.tmpDir)).toEqual([]);
   });
 
+  test('readSmall returns the bytes, and one byte more of a file that grew', async () => {
+    const data = Buffer.from('a small label file\n');
+    const { oid } = cache.putSmall(data);
+    expect(cache.readSmall(oid, data.length)).toEqual(data);
+    await fsp.chmod(cache.pathOf(oid), 0o644);
+    await fsp.appendFile(cache.pathOf(oid), 'more');
+    expect(cache.readSmall(oid, data.length).length).toBe(data.length + 1);
+  });
+
   test('a small object that cannot be stored is a cache error and leaves nothing', async () => {
     await fsp.mkdir(path.join(dir, 'objects'), { recursive: true });
     const data = Buffer.from('labels');
