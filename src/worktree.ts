@@ -67,7 +67,7 @@ export const WRITTEN_MTIME_AGE_MS = 60_000;
  * is removed from the cache (the next `gitml pull` downloads it again) and nothing is written.
  */
 export async function writeFromCache(cache: ObjectCache, target: string, pointer: Pick<Pointer, 'oid' | 'size'>, mode: number): Promise<void> {
-  const tmp = path.join(path.dirname(target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(await tempDirFor(cache, target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
   try {
     await fsp.copyFile(cache.pathOf(pointer.oid), tmp, fs.constants.COPYFILE_FICLONE);
     await fsp.chmod(tmp, mode);
@@ -83,5 +83,21 @@ export async function writeFromCache(cache: ObjectCache, target: string, pointer
     await fsp.rename(tmp, target);
   } finally {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Where to put the temp copy of a work-tree file: the cache's temp directory when it is on the same
+ * filesystem (a killed process then leaves nothing in the work tree, and `gitml prune` clears it),
+ * else beside the file (a rename cannot cross filesystems).
+ */
+async function tempDirFor(cache: ObjectCache, target: string): Promise<string> {
+  const beside = path.dirname(target);
+  try {
+    await fsp.mkdir(cache.tmpDir, { recursive: true });
+    const [a, b] = await Promise.all([fsp.stat(beside), fsp.stat(cache.tmpDir)]);
+    return a.dev === b.dev ? cache.tmpDir : beside;
+  } catch {
+    return beside;
   }
 }

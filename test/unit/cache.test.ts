@@ -166,6 +166,7 @@ describe('writing a work-tree file from the cache', () => {
     expect(st.mode & 0o777).toBe(0o755);
     expect(st.mtimeMs).toBeLessThan(Date.now() - WRITTEN_MTIME_AGE_MS / 2);
     expect(fs.readdirSync(dir).sort()).toEqual(['cache', 'model.pt']);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
   });
 
   test('a damaged cached copy is removed from the cache and the target is left as it was', async () => {
