@@ -101,6 +101,20 @@ async function timed(m: Machine, tool: Tool, cwd: string, args: string[]): Promi
   return { seconds, toolPeakMiB: watcher.maxMiB(), treePeakMiB: treeKiB / 1024 };
 }
 
+/** A repository set up for `tool` with its own store and an empty bare remote, one commit in. */
+async function setUpRepo(m: Machine, tool: Tool, workload: string): Promise<{ repo: string; bare: string; store: string }> {
+  const repo = path.join(m.root, `${workload}-repo`);
+  const bare = path.join(m.root, `${workload}-remote.git`);
+  const store = path.join(m.root, `${workload}-store`);
+  await fsp.mkdir(store);
+  await run(m, m.root, 'git', ['init', '-q', repo]);
+  await run(m, m.root, 'git', ['init', '-q', '--bare', bare]);
+  await tool.initRepo(m, repo, store);
+  await run(m, repo, 'git', ['add', '.']);
+  await run(m, repo, 'git', ['commit', '-q', '-m', 'setup']);
+  return { repo, bare, store };
+}
+
 async function hasGitLfs(): Promise<boolean> {
   return new Promise((resolve) => {
     const c = spawn('git', ['lfs', 'version'], { stdio: 'ignore' });
@@ -169,15 +183,7 @@ async function main(): Promise<void> {
       await tool.install(m);
       for (const w of ['W1', 'W2'] as const) {
         if (!files[w]) continue;
-        const repo = path.join(m.root, `${w}-repo`);
-        const bare = path.join(m.root, `${w}-remote.git`);
-        const store = path.join(m.root, `${w}-store`);
-        await fsp.mkdir(store);
-        await run(m, m.root, 'git', ['init', '-q', repo]);
-        await run(m, m.root, 'git', ['init', '-q', '--bare', bare]);
-        await tool.initRepo(m, repo, store);
-        await run(m, repo, 'git', ['add', '.']);
-        await run(m, repo, 'git', ['commit', '-q', '-m', 'setup']);
+        const { repo, bare, store } = await setUpRepo(m, tool, w);
         await copyInto(data, files[w]!, repo);
         const add = await timed(m, tool, repo, ['add', '-A']);
         const commit = await timed(m, tool, repo, ['commit', '-q', '-m', w]);
@@ -195,15 +201,7 @@ async function main(): Promise<void> {
         await fsp.rm(repo, { recursive: true, force: true });
       }
       if (workloads.has('W3')) {
-        const repo = path.join(m.root, 'W3-repo');
-        const bare = path.join(m.root, 'W3-remote.git');
-        const store = path.join(m.root, 'W3-store');
-        await fsp.mkdir(store);
-        await run(m, m.root, 'git', ['init', '-q', repo]);
-        await run(m, m.root, 'git', ['init', '-q', '--bare', bare]);
-        await tool.initRepo(m, repo, store);
-        await run(m, repo, 'git', ['add', '.']);
-        await run(m, repo, 'git', ['commit', '-q', '-m', 'setup']);
+        const { repo, bare, store } = await setUpRepo(m, tool, 'W3');
         await run(m, repo, 'git', ['remote', 'add', 'origin', tool.remoteUrl(bare)]);
         const write = w3Versions(sizes.w3);
         let before = 0;
