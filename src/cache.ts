@@ -31,6 +31,11 @@ export class ObjectCache {
     this.tmpDir = path.join(root, 'tmp');
   }
 
+  /** A fresh temp file name in the cache (the pid says which process left it, if one is killed). */
+  private newTempPath(): string {
+    return path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+  }
+
   pathOf(oid: string): string {
     if (!isValidOid(oid)) throw new GitmlError('E_INTERNAL', `refusing to build a cache path from an invalid oid: ${JSON.stringify(oid)}`);
     return path.join(this.objectsDir, oid.slice(0, 2), oid.slice(2, 4), oid);
@@ -55,7 +60,7 @@ export class ObjectCache {
         this.tmpReady = null;
         throw e;
       });
-      const tmpPath = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+      const tmpPath = this.newTempPath();
       const handle = await fsp.open(tmpPath, 'wx+', 0o644); // readable too: ranged writers hash by reading back
       return new CacheWriter(this, tmpPath, handle, this.options.fsync);
     } catch (e) {
@@ -69,7 +74,7 @@ export class ObjectCache {
    */
   putSmall(content: Buffer): { oid: string; size: number } {
     const oid = createHash('sha256').update(content).digest('hex');
-    const tmpPath = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    const tmpPath = this.newTempPath();
     try {
       let fd: number;
       try {

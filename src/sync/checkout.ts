@@ -48,14 +48,13 @@ export async function checkoutPointers(gitml: Gitml, pathspecs: readonly string[
     gitml.concurrency,
     (e) => materialize(gitml.cache, workTree, e.path, e.pointer, e.mode),
   );
+  const materialized: { path: string; oid: string; size: number }[] = [];
   for (const w of written) {
-    if (w.ok) report.written.push(w.item.path);
-    else report.failed.push({ path: w.item.path, error: (w.error as Error).message });
+    if (w.ok) {
+      report.written.push(w.item.path);
+      materialized.push({ path: w.item.path, oid: w.item.pointer.oid, size: w.item.pointer.size });
+    } else report.failed.push({ path: w.item.path, error: (w.error as Error).message });
   }
-  const pointerOf = new Map(todo.map((e) => [e.path, e.pointer]));
-  await refreshWrittenFiles(
-    gitml,
-    report.written.map((p) => ({ path: p, oid: pointerOf.get(p)!.oid, size: pointerOf.get(p)!.size })),
-  );
+  await refreshWrittenFiles(gitml, materialized);
   return report;
 }
