@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { runCli } from '../src/cli';
 import { createLogger } from '../src/log';
-import { setupProcess } from '../src/process-setup';
+import { runMain, setupProcess } from '../src/process-setup';
 
 /**
  * `gitml` and `git-gitml`. The filters go straight to their entry points (no CLI parser to load: git
@@ -29,12 +29,7 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`gitml: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exitCode = 2;
-  },
+runMain(
+  () => main(process.argv.slice(2)),
+  (e) => `gitml: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n  Please report it with the output of \`GITML_LOG=debug gitml ...\`.\n`,
 );

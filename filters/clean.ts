@@ -9,7 +9,7 @@ export async function main(args: string[]): Promise<number> {
   const pathname = args[args.length - 1] ?? '';
   try {
     const gitml = await openGitml({ cwd: process.cwd(), env: process.env, log });
-    await cleanOne(gitml, process.stdin, process.stdout);
+    await cleanOne(gitml, pathname, process.stdin, process.stdout);
     return 0;
   } catch (e) {
     process.stderr.write(`gitml: cannot add '${pathname}': ${describeError(e)}\n`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { describeError, exitCodeOf } from '../src/errors';
 import { createLogger } from '../src/log';
-import { setupProcess } from '../src/process-setup';
+import { runMain, setupProcess } from '../src/process-setup';
 import { RemoteHelper } from '../src/remote-helper/helper';
 
 /** git runs `git-remote-gitml <remote> <url>` for remotes written gitml::<url>. */
@@ -32,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+// git waits for the helper to exit: every path out of main ends the process (src/process-setup.ts).
+runMain(
+  () => main(process.argv.slice(2)),
+  (e) => `gitml: internal error in git-remote-gitml: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+);

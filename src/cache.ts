@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { errnoCode, GitmlError } from './errors';
 import { isValidOid, shortOid } from './pointer';
+import { makeDirs, makeDirsSync } from './safe-path';
 
 /**
  * Objects up to this size are stored and read with one blocking call each (putSmall, readSmall):
@@ -55,7 +56,7 @@ export class ObjectCache {
   async createWriter(): Promise<CacheWriter> {
     try {
       // Once per process: this runs for every object of a checkout or a push.
-      this.tmpReady ??= fsp.mkdir(this.tmpDir, { recursive: true });
+      this.tmpReady ??= makeDirs(this.tmpDir);
       await this.tmpReady.catch((e) => {
         this.tmpReady = null;
         throw e;
@@ -81,7 +82,7 @@ export class ObjectCache {
         fd = fs.openSync(tmpPath, 'wx', 0o644);
       } catch (e) {
         if (errnoCode(e) !== 'ENOENT') throw e;
-        fs.mkdirSync(this.tmpDir, { recursive: true });
+        makeDirsSync(this.tmpDir);
         fd = fs.openSync(tmpPath, 'wx', 0o644);
       }
       try {
@@ -95,7 +96,7 @@ export class ObjectCache {
         fs.renameSync(tmpPath, target);
       } catch (e) {
         if (errnoCode(e) !== 'ENOENT') throw e;
-        fs.mkdirSync(path.dirname(target), { recursive: true });
+        makeDirsSync(path.dirname(target));
         fs.renameSync(tmpPath, target);
       }
       return { oid, size: content.length };
@@ -409,7 +410,7 @@ async function renameCreatingDir(from: string, to: string): Promise<void> {
     await fsp.rename(from, to);
   } catch (e) {
     if (errnoCode(e) !== 'ENOENT') throw e;
-    await fsp.mkdir(path.dirname(to), { recursive: true });
+    await makeDirs(path.dirname(to));
     await fsp.rename(from, to);
   }
 }

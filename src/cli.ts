@@ -1,5 +1,7 @@
 import yargs from 'yargs';
-import { describeError, exitCodeOf, GitmlError } from './errors';
+import { asUserFacing, describeError, exitCodeOf, GitmlError } from './errors';
+import { silentLogger } from './log';
+import { allowEndpointCommand } from './commands/allow-endpoint';
 import { envCommand } from './commands/env';
 import { fetchCommand } from './commands/fetch';
 import { fsckCommand } from './commands/fsck';
@@ -29,6 +31,7 @@ const COMMANDS: Command[] = [
   lsFilesCommand,
   statusCommand,
   envCommand,
+  allowEndpointCommand,
   pullCommand,
   pushCommand,
   fetchCommand,
@@ -62,11 +65,12 @@ export async function runCli(args: string[], io: CliIO): Promise<number> {
     io.stdout.write(`gitml ${VERSION}\n`);
     return 0;
   }
-  let usageError: string | null = null;
   const parser = yargs(args)
     .scriptName('gitml')
     .usage('gitml <command> [options]\n\nGit for machine learning: large files in plain git, their bytes in your own store.')
     .strict()
+    // Options are read by their written names (--dry-run); camelCase aliases would double every message.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .demandCommand(1, 'Name a command (gitml --help lists them).')
     .recommendCommands()
     .version(false)
@@ -74,15 +78,21 @@ export async function runCli(args: string[], io: CliIO): Promise<number> {
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .epilogue('Exit codes: 0 ok, 1 bad usage or input, 2 environment, git or store error. Docs: docs/cli.md')
+    // A usage error stops here, before any command runs: throwing ends the parse.
     .fail((message, error) => {
       if (error) throw error;
-      usageError = message;
+      // At this point the parser holds the failing command's options: they are what a typo meant.
+      const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+      const name = args.find((a) => !a.startsWith('-'));
+      const usage = COMMANDS.map((make) => String(make(io).command)).find((c) => c.split(' ')[0] === name);
+      throw new GitmlError('E_USAGE', explainUsage(message, known, args, usage), { hint: 'Run `gitml --help` (or `gitml <command> --help`) for usage.' });
     });
   for (const c of FILTER_HELP) parser.command(c[0], c[1], () => undefined, () => undefined);
   for (const make of COMMANDS) parser.command(make(io));
   try {
     await parser.parseAsync();
-  } catch (e) {
+  } catch (caught) {
+    const e = asUserFacing(caught);
     if (e instanceof GitmlError) {
       err(io, `gitml: ${describeError(e)}`);
     } else {
@@ -91,9 +101,65 @@ export async function runCli(args: string[], io: CliIO): Promise<number> {
     }
     return exitCodeOf(e);
   }
-  if (usageError !== null) {
-    err(io, `gitml: ${usageError}\n  Run \`gitml --help\` for usage.`);
-    return 1;
-  }
   return 0;
+}
+
+/** The commands, for tests that must cover every one of them (test/security/cli-usage.test.ts). */
+export function commandNames(): string[] {
+  const io = { env: {}, cwd: '/', stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, log: silentLogger, stderrIsTTY: false } as CliIO;
+  return COMMANDS.map((make) => String(make(io).command).split(' ')[0]!);
+}
+
+/** yargs' "Unknown arguments: dry-rnu" as "unknown option --dry-rnu (did you mean --dry-run?)". Pure. */
+export function explainUsage(message: string, knownOptions: readonly string[], args: readonly string[], usage?: string): string {
+  if (/^Not enough non-option arguments/.test(message) && usage) {
+    const [name, ...params] = usage.split(' ');
+    const required = params.filter((p) => p.startsWith('<'));
+    const dash = args.some((a) => /^-[^-]/.test(a) || (a.startsWith('--') && a.length > 2 && !knownOptions.includes(a.slice(2).split('=')[0]!)));
+    return `${name} needs ${required.join(' ')}: usage: gitml ${usage}${dash ? ' (an argument that starts with "-" is read as an option: write -- before it)' : ''}`;
+  }
+  if (/^Missing required arguments?: /.test(message)) {
+    return message.replace(/^Missing required arguments?: (.*)$/, (_w, names: string) => `missing required option${names.includes(',') ? 's' : ''} ${names.split(', ').map((n) => `--${n}`).join(', ')}${usage ? `: usage: gitml ${usage} ...` : ''}`);
+  }
+  const m = /^Unknown arguments?: (.*)$/.exec(message);
+  if (!m) return message;
+  const isLong = (name: string) => args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `--no-${name}`);
+  const isShort = (name: string) => name.length === 1 && args.some((a) => /^-[^-]/.test(a) && a.includes(name));
+  const options: string[] = [];
+  const extra: string[] = [];
+  for (const name of m[1]!.split(', ')) {
+    if (isLong(name)) {
+      const close = nearest(name, knownOptions.filter((k) => k.length > 1));
+      options.push(`--${name}${close ? ` (did you mean --${close}?)` : ''}`);
+    } else if (isShort(name)) options.push(`-${name}`);
+    else extra.push(JSON.stringify(name));
+  }
+  const parts: string[] = [];
+  if (options.length) parts.push(`unknown option${options.length > 1 ? 's' : ''} ${options.join(', ')}`);
+  if (extra.length) parts.push(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(', ')}`);
+  return parts.join('; ');
+}
+
+/** The known name within two edits of `name`, if there is one. Pure. */
+function nearest(name: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }

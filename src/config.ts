@@ -18,6 +18,11 @@ export interface Setting {
   value: string;
   /** Human-readable origin: "env GITML_STORE", "git config (file:/home/me/.gitconfig)", ".gitmlconfig in HEAD". */
   source: string;
+  /**
+   * Who wrote it: the person running gitml (environment, their own git config) or the repository
+   * (its committed .gitmlconfig, which anyone who can push may edit). docs/security.md.
+   */
+  origin: 'user' | 'repository';
   /** Relative paths in this setting are relative to this directory. */
   baseDir: string;
 }
@@ -32,22 +37,49 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Keys a committed .gitmlconfig may set. Anyone who can push can edit that file, so it may say where
- * the shared store is and how to reach it, but not where on this machine gitml writes (cachedir).
+ * The keys a committed .gitmlconfig may set: the whole list, on purpose (a test holds it, so a new
+ * key is a decision). Anyone who can push can edit that file, so it may choose *what* is read (the
+ * store, its bucket or container and prefix, the region, how transfers run, stage branches) but
+ * never where on this machine gitml writes (cachedir), which identity signs (s3.profile), a program
+ * to run, or where the user's credentials go: the endpoints here are used only when they pass the
+ * endpoint policy (src/store/endpoint.ts). Everything else in .gitmlconfig is ignored.
  */
-const SHARED_KEYS = [/^gitml\.store$/, /^gitml\.fetch$/, /^gitml\.concurrency$/, /^gitml\.retries$/, /^gitml\.chunking$/, /^gitml\.directcheckout$/, /^gitml\.s3\.[a-z]+$/i, /^gitml\.azure\.[a-z]+$/i, /^gitml\.stage\./i];
+export const REPOSITORY_KEYS: readonly RegExp[] = [
+  /^gitml\.store$/,
+  /^gitml\.fetch$/,
+  /^gitml\.concurrency$/,
+  /^gitml\.retries$/,
+  /^gitml\.chunking$/,
+  /^gitml\.directcheckout$/,
+  /^gitml\.s3\.region$/,
+  /^gitml\.s3\.forcepathstyle$/,
+  /^gitml\.s3\.endpoint$/,
+  /^gitml\.azure\.endpoint$/,
+  /^gitml\.stage\.[a-z0-9._-]+\.branch$/,
+];
+
+export function isRepositoryKey(key: string): boolean {
+  return REPOSITORY_KEYS.some((re) => re.test(key));
+}
 
 export const GITMLCONFIG = '.gitmlconfig';
 
 export class Settings {
-  constructor(private readonly values: ReadonlyMap<string, Setting>) {}
+  /** Every value of every key, lowest precedence first (git config keys may repeat). */
+  constructor(private readonly values: ReadonlyMap<string, readonly Setting[]>) {}
 
+  /** The value that wins (the last one, as git reads it). */
   get(key: string): Setting | undefined {
-    return this.values.get(normalizeKey(key));
+    return this.values.get(normalizeKey(key))?.at(-1);
+  }
+
+  /** All values of a multi-valued key, from the person's own configuration and environment only. */
+  getAllFromUser(key: string): Setting[] {
+    return (this.values.get(normalizeKey(key)) ?? []).filter((s) => s.origin === 'user');
   }
 
   entries(): [string, Setting][] {
-    return [...this.values.entries()].sort(([a], [b]) => a.localeCompare(b));
+    return [...this.values.entries()].map(([k, v]): [string, Setting] => [k, v.at(-1)!]).sort(([a], [b]) => a.localeCompare(b));
   }
 }
 
@@ -60,17 +92,18 @@ export interface LoadSettingsOptions {
 }
 
 export async function loadSettings(repo: Repo, options: LoadSettingsOptions): Promise<Settings> {
-  const values = new Map<string, Setting>();
+  const values = new Map<string, Setting[]>();
   const repoBase = repo.workTree ?? repo.gitDir;
+  const add = (key: string, setting: Setting) => values.set(key, [...(values.get(key) ?? []), setting]);
 
   const [committed, gitConfig] = await Promise.all([readGitmlConfig(repo, options.treeish), readGitConfig(repo.git)]);
   for (const [key, value, source] of committed) {
-    if (SHARED_KEYS.some((re) => re.test(key))) values.set(key, { value, source, baseDir: repoBase });
+    if (isRepositoryKey(key)) add(key, { value, source, origin: 'repository', baseDir: repoBase });
   }
-  for (const [key, value, source] of gitConfig) values.set(key, { value, source, baseDir: repoBase });
+  for (const [key, value, source] of gitConfig) add(key, { value, source, origin: 'user', baseDir: repoBase });
   for (const [name, key] of Object.entries(ENV_SETTINGS)) {
     const value = options.env[name];
-    if (value !== undefined && value !== '') values.set(key, { value, source: `env ${name}`, baseDir: options.cwd });
+    if (value !== undefined && value !== '') add(key, { value, source: `env ${name}`, origin: 'user', baseDir: options.cwd });
   }
   return new Settings(values);
 }

@@ -38,7 +38,7 @@ export class Gitml {
     this.storePromise ??= Promise.resolve().then(() => {
       const location = storeLocationOf(this.settings);
       if (!location) throw noStoreError();
-      const store = openStore(location, { setting: (key) => this.settings.get(key)?.value, env: this.env });
+      const store = openStore(location, { settings: this.settings, env: this.env });
       this.log.debug({ store: store.url, source: location.source }, 'store resolved');
       return store;
     });

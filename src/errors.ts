@@ -1,3 +1,5 @@
+import { redactText } from './url-secrets';
+
 /**
  * Typed errors. Library code throws these; only entry points turn them into exit codes.
  *
@@ -21,6 +23,9 @@ export type ErrorCode =
   | 'E_PROTOCOL'
   | 'E_HOOK_EXISTS'
   | 'E_PUSH_INCOMPLETE'
+  | 'E_UNSAFE_PATH'
+  | 'E_IO'
+  | 'E_UNTRUSTED_SETTING'
   | 'E_INTERNAL';
 
 const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -30,6 +35,8 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'E_CONFIG',
   'E_STORE_URL',
   'E_HOOK_EXISTS',
+  'E_UNSAFE_PATH',
+  'E_UNTRUSTED_SETTING',
 ]);
 
 export interface GitmlErrorOptions {
@@ -46,10 +53,11 @@ export class GitmlError extends Error {
   readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options: GitmlErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages quote URLs and git's own output; a credential in one must not reach the screen or a log.
+    super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GitmlError';
     this.code = code;
-    this.hint = options.hint;
+    this.hint = options.hint === undefined ? undefined : redactText(options.hint);
     this.retryable = options.retryable ?? false;
   }
 
@@ -67,12 +75,51 @@ export function describeError(e: unknown): string {
   if (e instanceof GitmlError) {
     return e.hint ? `${e.message}\n  hint: ${e.hint}` : e.message;
   }
-  if (e instanceof Error) return e.message;
-  return String(e);
+  if (e instanceof Error) return redactText(e.message);
+  return redactText(String(e));
 }
 
 export function exitCodeOf(e: unknown): number {
   return e instanceof GitmlError ? e.exitCode : 2;
+}
+
+const SYSTEM_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EEXIST: 'it already exists',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+  EMFILE: 'too many open files',
+  EXDEV: 'it crosses file systems',
+  EBUSY: 'the resource is busy',
+  EIO: 'an input/output error of the device',
+};
+
+/**
+ * An operating-system error (a path the person typed that cannot be written, a full disk) as a
+ * GitmlError that names the path and the cause, instead of an "internal error". Anything else is
+ * returned as it is.
+ */
+export function asUserFacing(e: unknown): unknown {
+  if (e instanceof GitmlError) return e;
+  const code = errnoCode(e);
+  const meaning = code ? SYSTEM_ERRORS[code] : undefined;
+  if (!code || !meaning) return e;
+  const sys = e as { syscall?: string; path?: string; dest?: string };
+  const where = sys.path ? ` ${sys.path}${sys.dest ? ` -> ${sys.dest}` : ''}` : '';
+  const hint =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'Free space on that disk, or choose another location.'
+      : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+        ? 'Choose a location you may write to, or fix its permissions.'
+        : 'Check the path and try again.';
+  return new GitmlError('E_IO', `cannot ${sys.syscall ?? 'access'}${where}: ${meaning} (${code})`, { hint, cause: e });
 }
 
 /** Node system errors carry a string code (ENOENT, EACCES...). */

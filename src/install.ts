@@ -2,6 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, GitmlError } from './errors';
 import { gitText, runGit, type GitContext } from './git/exec';
+import { makeDirs } from './safe-path';
 
 /** The git configuration `gitml install` writes (docs/install.md). */
 export const FILTER_CONFIG: ReadonlyArray<readonly [string, string]> = [
@@ -112,7 +113,7 @@ export async function installHooks(ctx: GitContext): Promise<{ path: string; sta
       out.push({ path: h.file, status: 'unchanged' });
       continue;
     }
-    await fsp.mkdir(path.dirname(h.file), { recursive: true });
+    await makeDirs(path.dirname(h.file));
     await fsp.writeFile(h.file, h.wanted, { mode: 0o755 });
     await fsp.chmod(h.file, 0o755);
     out.push({ path: h.file, status: 'installed' });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { readBufferSize, type ObjectCache } from './cache';
 import { sha256Of } from './hash';
 import { errnoCode, GitmlError } from './errors';
+import { confinedPath, joinChecked, makeDirs } from './safe-path';
 import { MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from './pointer';
 
 /**
@@ -15,12 +16,14 @@ import { MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from './pointer'
  */
 export type FileState = 'materialized' | 'pointer' | 'missing' | 'other';
 
+/** A path git names (index, tree, filter request) in the work tree: checked, not resolved on disk. */
 export function worktreePath(workTree: string, gitPath: string): string {
-  const full = path.resolve(workTree, gitPath);
-  if (full !== workTree && !full.startsWith(workTree + path.sep)) {
-    throw new GitmlError('E_INTERNAL', `path ${JSON.stringify(gitPath)} points outside the work tree`);
-  }
-  return full;
+  return joinChecked(workTree, gitPath, { what: 'path', source: 'git' });
+}
+
+/** The same, for writing: no symbolic link on the way inside the work tree (src/safe-path.ts). */
+export function worktreeTarget(workTree: string, gitPath: string): Promise<string> {
+  return confinedPath(workTree, gitPath, { what: 'path', source: 'git' });
 }
 
 export async function fileState(workTree: string, gitPath: string, pointer: Pointer): Promise<FileState> {
@@ -46,7 +49,7 @@ export async function fileState(workTree: string, gitPath: string, pointer: Poin
  */
 export async function materialize(cache: ObjectCache, workTree: string, gitPath: string, pointer: Pointer, mode: string): Promise<void> {
   try {
-    await writeFromCache(cache, worktreePath(workTree, gitPath), pointer, mode === '100755' ? 0o755 : 0o644);
+    await writeFromCache(cache, await worktreeTarget(workTree, gitPath), pointer, mode === '100755' ? 0o755 : 0o644);
   } catch (e) {
     if (e instanceof GitmlError) throw e;
     throw new GitmlError('E_CACHE_IO', `cannot write '${gitPath}': ${(e as Error).message}`, { cause: e, hint: 'Check free space and permissions in the work tree.' });
@@ -94,7 +97,7 @@ export async function writeFromCache(cache: ObjectCache, target: string, pointer
 async function tempDirFor(cache: ObjectCache, target: string): Promise<string> {
   const beside = path.dirname(target);
   try {
-    await fsp.mkdir(cache.tmpDir, { recursive: true });
+    await makeDirs(cache.tmpDir);
     const [a, b] = await Promise.all([fsp.stat(beside), fsp.stat(cache.tmpDir)]);
     return a.dev === b.dev ? cache.tmpDir : beside;
   } catch {

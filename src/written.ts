@@ -5,6 +5,7 @@ import type { Gitml } from './context';
 import { errnoCode } from './errors';
 import { runGit, type GitResult } from './git/exec';
 import { worktreePath } from './worktree';
+import { makeDirs } from './safe-path';
 
 /**
  * Files gitml has just written from its cache (direct checkout, `gitml pull`). git's index still
@@ -73,7 +74,7 @@ export async function refreshWrittenFiles(gitml: Gitml, files: readonly { path: 
   const dir = writtenDir(gitml.repo.gitDir);
   const batch = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
   try {
-    await fsp.mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     await fsp.writeFile(`${batch}.tmp`, JSON.stringify(records));
     await fsp.rename(`${batch}.tmp`, batch);
   } catch {

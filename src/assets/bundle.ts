@@ -13,6 +13,7 @@ import { materializeSource, sourceOf } from './materialize';
 import { parseRef } from './names';
 import { locate, type Located } from './resolve';
 import { treeEntries } from './verify';
+import { checkRelativePath, confinedPath, makeDirs, unsafePathError } from '../safe-path';
 
 export interface BundleResult {
   dir: string;
@@ -40,7 +41,9 @@ export async function getBundle(gitml: Gitml, refText: string, to: string, force
     throw new GitmlError('E_USAGE', `${target} already exists`, { hint: 'Choose a new directory, or pass --force to replace it (the old one is swapped out atomically).' });
   }
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.gitml-${randomBytes(4).toString('hex')}`);
-  await fsp.mkdir(tmp, { recursive: true });
+  // Before any network work: the target's folder must be creatable (a typo fails here, at once).
+  await makeDirs(path.dirname(target));
+  await fsp.mkdir(tmp);
   const result: BundleResult = { dir: target, assets: [], files: 0, bytes: 0, downloaded: 0 };
   try {
     const main = await locate(gitml, refText);
@@ -69,33 +72,39 @@ async function writeAsset(gitml: Gitml, located: Located, dest: string, result: 
   const { asset, remote } = located;
   const git = remote ? remote.git : gitml.repo.git;
   const treeish = remote ? remote.head : 'HEAD';
+  const where = remote ? `repository ${remote.url}` : 'this repository';
   const entries = await treeEntries(git, treeish, asset.dir);
   if (entries.length === 0) {
     throw new GitmlError('E_USAGE', `${asset.dir} is not in ${remote ? remote.url : 'HEAD'}`, { hint: 'Commit the registered version first (gitml register ... --commit).' });
   }
+  // Every entry is checked before anything is written: a tree can name "..", ".git" or a link.
+  const origin = { what: `tree entry of ${asset.dir}`, source: where };
+  const files = entries.map((e) => {
+    const rel = e.path.startsWith(`${asset.dir}/`) ? e.path.slice(asset.dir.length + 1) : e.path;
+    checkRelativePath(rel, origin);
+    if (e.mode !== '100644' && e.mode !== '100755') throw unsafePathError(rel, origin, `it is not a regular file (mode ${e.mode})`);
+    return { ...e, rel };
+  });
   const ctx = remote ? await openGitml({ cwd: remote.git.cwd, env: remote.git.env, log: gitml.log, workTree: false, treeish }) : await gitml.atTreeish(treeish);
   const expected = new Map(asset.doc.digest.files.map((f) => [f.path, f]));
   const batch = new CatFileBatch(git);
   const pointers: { rel: string; oid: string; size: number }[] = [];
   try {
-    await fsp.mkdir(dest, { recursive: true });
-    for (const e of entries) {
-      const rel = e.path.slice(asset.dir.length + 1);
+    await makeDirs(dest);
+    for (const e of files) {
       const blob = await batch.get(e.blob);
-      if (!blob) throw new GitmlError('E_GIT', `cannot read ${e.path} from ${remote ? remote.url : 'this repository'}`);
+      if (!blob) throw new GitmlError('E_GIT', `cannot read ${e.path} from ${where}`);
       const pointer = blob.size < 1024 ? parsePointer(blob.content) : null;
-      const file = path.join(dest, ...rel.split('/'));
-      await fsp.mkdir(path.dirname(file), { recursive: true });
       if (pointer) {
-        pointers.push({ rel, oid: pointer.oid, size: pointer.size });
+        pointers.push({ rel: e.rel, oid: pointer.oid, size: pointer.size });
         continue;
       }
-      if (rel !== ASSET_FILE) {
-        const want = expected.get(rel);
+      if (e.rel !== ASSET_FILE) {
+        const want = expected.get(e.rel);
         const sha = createHash('sha256').update(blob.content).digest('hex');
-        if (!want || want.sha256 !== sha || want.size !== blob.size) throw mismatch(asset.dir, rel);
+        if (!want || want.sha256 !== sha || want.size !== blob.size) throw mismatch(asset.dir, e.rel);
       }
-      await fsp.writeFile(file, blob.content);
+      await fsp.writeFile(await confinedPath(dest, e.rel, origin, { mkdir: true }), blob.content, { flag: 'wx' });
       result.files++;
       result.bytes += blob.size;
     }
@@ -115,13 +124,13 @@ async function writeAsset(gitml: Gitml, located: Located, dest: string, result: 
     result.downloaded += report.downloaded.length;
     for (const p of pointers) {
       // Objects in the cache were verified when they entered it.
-      await fsp.copyFile(ctx.cache.pathOf(p.oid), path.join(dest, ...p.rel.split('/')), fs.constants.COPYFILE_FICLONE);
+      await fsp.copyFile(ctx.cache.pathOf(p.oid), await confinedPath(dest, p.rel, origin, { mkdir: true }), fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
       result.files++;
       result.bytes += p.size;
     }
   }
   if (sourceOf(asset.doc)) {
-    const r = await materializeSource(asset.doc, path.join(dest, 'data'), { setting: (k) => ctx.settings.get(k)?.value, env: gitml.env });
+    const r = await materializeSource(asset.doc, dest, 'data', { settings: ctx.settings, env: gitml.env });
     result.files += r.files;
     result.bytes += r.bytes;
   }

@@ -8,6 +8,7 @@ import { formatRef, parseRef } from './names';
 import { stageFile } from './registry';
 import { locate, stageBranchOf } from './resolve';
 import { findOnPath } from '../which';
+import { makeDirs } from '../safe-path';
 
 export interface PromoteRequest {
   ref: string;
@@ -62,7 +63,7 @@ export async function promote(gitml: Gitml, req: PromoteRequest, runGh: (args: s
   }
 
   const index = path.join(gitml.cache.tmpDir, `promote-index-${process.pid}`);
-  await fsp.mkdir(gitml.cache.tmpDir, { recursive: true });
+  await makeDirs(gitml.cache.tmpDir);
   const withIndex = { cwd: git.cwd, env: { ...git.env, GIT_INDEX_FILE: index } };
   let tree: string;
   try {
@@ -126,7 +127,7 @@ async function startStage(gitml: Gitml, stage: string, stageBranch: string): Pro
   const git = gitml.repo.git;
   const config = await gitText(git, ['ls-tree', 'HEAD', '--', '.gitattributes', '.gitmlconfig']);
   const index = path.join(gitml.cache.tmpDir, `stage-index-${process.pid}`);
-  await fsp.mkdir(gitml.cache.tmpDir, { recursive: true });
+  await makeDirs(gitml.cache.tmpDir);
   const withIndex = { cwd: git.cwd, env: { ...git.env, GIT_INDEX_FILE: index } };
   try {
     await runGit(withIndex, ['read-tree', '--empty']);

@@ -10,7 +10,8 @@ import { ASSET_FILE, digestValue, formatAssetYaml, sortedFiles, validateAsset } 
 import { folderOf, formatRef, nextVersion, validateName, validateVersion, type AssetType } from './names';
 import { headCommit, authorOf, listVersions, versionDir } from './registry';
 import { sha256Of, writeHashing } from '../hash';
-import { openSource, safeRelativeKey, type SourceSettings } from './remote-data';
+import { openSource, type SourceSettings } from './remote-data';
+import { checkRelativePath, confinedPath, makeDirs } from '../safe-path';
 import type { AssetDocument, DigestEntry, LineageEntry } from './schema';
 
 export interface RegisterRequest {
@@ -80,7 +81,7 @@ export async function registerAsset(req: RegisterRequest): Promise<Registered> {
   }
 
   const parent = path.dirname(target);
-  await fsp.mkdir(parent, { recursive: true });
+  await makeDirs(parent);
   const tmp = path.join(parent, `.gitml-tmp-${randomBytes(6).toString('hex')}`);
   await fsp.mkdir(tmp);
   try {
@@ -135,6 +136,8 @@ interface Input {
 }
 
 async function inspectInput(abs: string, target: string): Promise<Input> {
+  // The folder keeps the input's name: it must be a name git can hold (not ".git", "..", ...).
+  checkRelativePath(path.basename(abs), { what: 'file name', source: abs });
   let st: fs.Stats;
   try {
     st = await fsp.lstat(abs);
@@ -155,6 +158,9 @@ async function copyInto(src: string, dir: string, name: string): Promise<DigestE
   if (st.isDirectory()) {
     await fsp.mkdir(dest);
     const out: DigestEntry[] = [];
+    for (const entry of (await fsp.readdir(src)).sort()) {
+      checkRelativePath(entry, { what: 'file name', source: src });
+    }
     for (const entry of (await fsp.readdir(src)).sort()) out.push(...(await copyInto(path.join(src, entry), dest, entry)).map((e) => ({ ...e, path: `${name}/${e.path}` })));
     return out;
   }
@@ -168,12 +174,12 @@ async function registerByReference(req: RegisterRequest, tmp: string, files: Dig
   const source = openSource(req.uri!, req.source);
   try {
     const objects = await source.list();
-    for (const o of objects) safeRelativeKey(o.key);
+    const origin = { what: 'object key', source: req.uri! };
+    for (const o of objects) checkRelativePath(o.key, origin);
     if (req.copy) {
       for (const o of objects) {
-        const rel = `data/${safeRelativeKey(o.key)}`;
-        const dest = path.join(tmp, ...rel.split('/'));
-        await fsp.mkdir(path.dirname(dest), { recursive: true });
+        const rel = `data/${o.key}`;
+        const dest = await confinedPath(tmp, rel, origin, { mkdir: true });
         const { sha256, size } = await writeHashing(await source.open(o.key), dest);
         if (size !== o.size) throw new GitmlError('E_STORE_IO', `${o.key} changed while it was copied (${size} of ${o.size} bytes)`, { hint: 'Register again once the source is stable.' });
         o.sha256 = sha256;

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GitmlError } from '../errors';
-import { parseStoreUrl } from '../store/open';
+import { azureEndpoint, parseStoreUrl, s3ClientSettings, type StoreOptions } from '../store/open';
+import { confinedPath } from '../safe-path';
 import type { SourceObjectEntry } from './schema';
 
 /**
@@ -12,10 +13,8 @@ import type { SourceObjectEntry } from './schema';
  * asset records what was there (key, size, ETag or version, sha256 with --hash). Reads compare what is
  * there now with that record and refuse to use different data.
  */
-export interface SourceSettings {
-  setting: (key: string) => string | undefined;
-  env: NodeJS.ProcessEnv;
-}
+/** The settings and environment a source needs (its endpoint follows the store's policy). */
+export type SourceSettings = StoreOptions;
 
 export interface DataSource {
   readonly uri: string;
@@ -51,16 +50,6 @@ export function changedObjects(recorded: readonly SourceObjectEntry[], now: read
   return changed;
 }
 
-/** Object keys become paths under the version's data folder: no absolute paths, no "..". Pure. */
-export function safeRelativeKey(key: string): string {
-  const parts = key.split('/').filter((p) => p !== '');
-  if (parts.length === 0 || parts.some((p) => p === '.' || p === '..' || p.includes('\0'))) {
-    throw new GitmlError('E_USAGE', `refusing object key ${JSON.stringify(key)}: it is not a plain relative path`, { hint: 'Rename the object in its source.' });
-  }
-  return parts.join('/');
-}
-
-
 function directorySource(uri: string, root: string): DataSource {
   return {
     uri,
@@ -79,7 +68,8 @@ function directorySource(uri: string, root: string): DataSource {
     },
     async open(key) {
       const st = await fsp.stat(root);
-      return fs.createReadStream(st.isFile() ? root : path.join(root, safeRelativeKey(key)), { highWaterMark: 1 << 20 });
+      const file = st.isFile() ? root : await confinedPath(root, key, { what: 'object key', source: uri });
+      return fs.createReadStream(file, { highWaterMark: 1 << 20 });
     },
     close() {},
   };
@@ -88,13 +78,7 @@ function directorySource(uri: string, root: string): DataSource {
 function s3Source(uri: string, bucket: string, prefix: string, settings: SourceSettings): DataSource {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createS3Client, s3Error } = require('../store/s3') as typeof import('../store/s3');
-  const pathStyle = settings.setting('gitml.s3.forcepathstyle');
-  const client = createS3Client({
-    endpoint: settings.setting('gitml.s3.endpoint'),
-    region: settings.setting('gitml.s3.region') ?? settings.env.AWS_REGION ?? settings.env.AWS_DEFAULT_REGION,
-    forcePathStyle: pathStyle === undefined ? undefined : ['true', 'yes', 'on', '1'].includes(pathStyle.toLowerCase()),
-    profile: settings.setting('gitml.s3.profile'),
-  });
+  const client = createS3Client(s3ClientSettings(settings));
   const base = prefix ? `${prefix}/` : '';
   // Set by list(): the prefix named one object (s3://bucket/file.csv) rather than a folder.
   let single = false;
@@ -140,7 +124,7 @@ function s3Source(uri: string, bucket: string, prefix: string, settings: SourceS
 function azureSource(uri: string, account: string, container: string, prefix: string, settings: SourceSettings): DataSource {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { containerClient, azureError } = require('../store/azure') as typeof import('../store/azure');
-  const client = containerClient({ account, container, endpoint: settings.setting('gitml.azure.endpoint') }, settings.env);
+  const client = containerClient({ account, container, endpoint: azureEndpoint(settings) }, settings.env);
   const base = prefix ? `${prefix}/` : '';
   return {
     uri,

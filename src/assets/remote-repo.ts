@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GitmlError } from '../errors';
 import { gitText, runGit, type GitContext } from '../git/exec';
 import { stripHelperPrefix } from '../git/remote';
+import { makeDirs } from '../safe-path';
 
 /**
  * Another repository, read without a full clone: a bare, blob-less, shallow fetch kept under the
@@ -28,7 +28,7 @@ export async function openRemoteRepo(url: string, env: NodeJS.ProcessEnv, cacheR
   const dir = path.join(base, `${createHash('sha256').update(plain).digest('hex').slice(0, 16)}.git`);
   const git: GitContext = { cwd: base, env: { ...env, GIT_DIR: dir } };
   if (!fs.existsSync(path.join(dir, 'HEAD'))) {
-    await fsp.mkdir(base, { recursive: true });
+    await makeDirs(base);
     await runGit({ cwd: base, env }, ['init', '-q', '--bare', dir]);
     await runGit(git, ['remote', 'add', 'origin', plain]);
   }

@@ -10,6 +10,8 @@ import type { DigestEntry } from './schema';
 interface Entry {
   path: string;
   blob: string;
+  /** git file mode: 100644, 100755, 120000 (a symbolic link), 160000 (a submodule). */
+  mode: string;
 }
 
 /**
@@ -38,7 +40,8 @@ export async function treeEntries(git: GitContext, treeish: string, dir: string)
   const lines = await gitZ(git, ['ls-tree', '-r', '-z', treeish, '--', `${dir}/`]);
   return lines.map((l) => {
     const tab = l.indexOf('\t');
-    return { path: l.slice(tab + 1), blob: l.slice(0, tab).split(' ')[2]! };
+    const [mode, , blob] = l.slice(0, tab).split(' ');
+    return { path: l.slice(tab + 1), blob: blob!, mode: mode! };
   });
 }
 
@@ -46,7 +49,8 @@ export async function indexEntries(git: GitContext, dir: string): Promise<Entry[
   const lines = await gitZ(git, ['ls-files', '-s', '-z', '--', `${dir}/`]);
   return lines.map((l) => {
     const tab = l.indexOf('\t');
-    return { path: l.slice(tab + 1), blob: l.slice(0, tab).split(' ')[1]! };
+    const [mode, blob] = l.slice(0, tab).split(' ');
+    return { path: l.slice(tab + 1), blob: blob!, mode: mode! };
   });
 }
 

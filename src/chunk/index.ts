@@ -6,6 +6,7 @@ import { errnoCode, GitmlError } from '../errors';
 import { withRetry, type RetryPolicy } from '../transfer/retry';
 import type { Store } from '../store/store';
 import { decodePackIndex, packIdOfIndexKey, packIndexKey, PACKS_PREFIX, type PackIndex } from './format';
+import { makeDirs } from '../safe-path';
 
 export interface ChunkLocation {
   pack: string;
@@ -38,7 +39,7 @@ export class ChunkIndex {
 
   static async load(store: Store, localDir: string, log: Logger, retry: RetryPolicy): Promise<ChunkIndex> {
     const index = new ChunkIndex();
-    await fsp.mkdir(localDir, { recursive: true });
+    await makeDirs(localDir);
     let fetched = 0;
     // The listing is retried as a whole (it is one or a few requests), each index file on its own.
     const keys = await withRetry(async () => {

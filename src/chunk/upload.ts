@@ -13,6 +13,7 @@ import { withRetry, type RetryPolicy } from '../transfer/retry';
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from './cdc';
 import { ChunkIndex } from './index';
 import { coalesce, encodeManifest, encodePackIndex, manifestKey, packIndexKey, packKey, type Run } from './format';
+import { makeDirs } from '../safe-path';
 
 export interface ChunkedUploadOptions {
   store: Store;
@@ -47,7 +48,7 @@ class PackBuilder {
   ) {}
 
   static async create(dir: string): Promise<PackBuilder> {
-    await fsp.mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     const file = path.join(dir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
     return new PackBuilder(file, await fsp.open(file, 'wx', 0o600));
   }

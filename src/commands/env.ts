@@ -4,6 +4,7 @@ import { FILTER_CONFIG } from '../install';
 import { describeParsed, parseStoreUrl } from '../store/open';
 import { VERSION } from '../version';
 import { findOnPath } from '../which';
+import { redactText } from '../url-secrets';
 import { json, openHere, out, withJson, type Command } from './io';
 
 export const envCommand: Command = (io) => ({
@@ -35,10 +36,10 @@ export const envCommand: Command = (io) => ({
       gitDir: gitml.repo.gitDir,
       workTree: gitml.repo.workTree,
       cache: cacheRootOf(gitml.repo, gitml.settings, io.env),
-      store: store ? { url: store.url, source: store.source, resolved: storeDetail } : null,
+      store: store ? { url: redactText(store.url), source: store.source, resolved: storeDetail } : null,
       concurrency: concurrencyOf(gitml.settings),
       fetch: fetchModeOf(gitml.settings),
-      settings: Object.fromEntries(gitml.settings.entries().map(([k, s]) => [k, { value: s.value, source: s.source }])),
+      settings: Object.fromEntries(gitml.settings.entries().map(([k, s]) => [k, { value: redactText(s.value), source: s.source, origin: s.origin }])),
       gitConfig: filters,
       remoteHelper: findOnPath(io.env, 'git-remote-gitml'),
     };
@@ -47,7 +48,7 @@ export const envCommand: Command = (io) => ({
     out(io, `git dir:       ${result.gitDir}`);
     out(io, `work tree:     ${result.workTree ?? '(bare)'}`);
     out(io, `cache:         ${result.cache.path}  [${result.cache.source}]`);
-    out(io, `store:         ${store ? `${store.url}  [${store.source}] -> ${storeDetail}` : 'not configured (set gitml.store)'}`);
+    out(io, `store:         ${store ? `${result.store!.url}  [${store.source}] -> ${storeDetail}` : 'not configured (set gitml.store)'}`);
     out(io, `concurrency:   ${result.concurrency}`);
     out(io, `fetch:         ${result.fetch}`);
     out(io, `remote helper: ${result.remoteHelper ?? 'git-remote-gitml not found on PATH'}`);

@@ -2,12 +2,12 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Argv, CommandModule } from 'yargs';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openGitml, type Gitml } from '../context';
 import { isGitmlError } from '../errors';
 import { runGit } from '../git/exec';
+import { makeDirs } from '../safe-path';
 
 /** What a command may touch: passed in, so commands run the same under tests and in the binary. */
 export interface CliIO {
@@ -52,7 +52,7 @@ export async function openHereOrHost(io: CliIO): Promise<Gitml> {
   const cache = io.env.XDG_CACHE_HOME ?? path.join(io.env.HOME ?? os.tmpdir(), '.cache');
   const host = path.join(cache, 'gitml', 'host.git');
   if (!fs.existsSync(path.join(host, 'HEAD'))) {
-    await fsp.mkdir(path.dirname(host), { recursive: true });
+    await makeDirs(path.dirname(host));
     await runGit({ cwd: path.dirname(host), env: io.env }, ['init', '-q', '--bare', host]);
   }
   return openGitml({ cwd: host, env: io.env, log: io.log, workTree: false });

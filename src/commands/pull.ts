@@ -1,7 +1,6 @@
 import { requireWorkTree } from '../git/repo';
 import { formatBytes } from '../progress';
 import { checkoutPointers } from '../sync/checkout';
-import path from 'node:path';
 import { materializeSource, sourceOf } from '../assets/materialize';
 import { locate } from '../assets/resolve';
 import { GitmlError } from '../errors';
@@ -28,7 +27,7 @@ export const pullCommand: Command = (io) => ({
       if (argv.ref) {
         const { asset } = await locate(gitml, argv.ref as string);
         if (sourceOf(asset.doc)) {
-          const r = await materializeSource(asset.doc, path.join(workTree, ...asset.dir.split('/'), 'data'), { setting: (k) => gitml.settings.get(k)?.value, env: io.env });
+          const r = await materializeSource(asset.doc, workTree, `${asset.dir}/data`, { settings: gitml.settings, env: io.env });
           if (argv.json) return json(io, { ref: argv.ref, dir: `${asset.dir}/data`, files: r.files, bytes: r.bytes });
           return out(io, `gitml: ${asset.dir}/data: ${r.files} file(s), ${formatBytes(r.bytes)} from ${sourceOf(asset.doc)!.uri}, verified`);
         }

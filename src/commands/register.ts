@@ -60,7 +60,7 @@ export const registerCommand: Command = (io) => ({
         uri: argv.uri as string | undefined,
         hash: argv.hash as boolean,
         copy: argv.copy as boolean,
-        source: { setting: (k) => gitml.settings.get(k)?.value, env: io.env },
+        source: { settings: gitml.settings, env: io.env },
         commit: argv.commit as boolean,
       });
       if (argv.json) return json(io, { ref: registered.ref, dir: registered.dir, commit: registered.commit, asset: registered.doc });

@@ -1,7 +1,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { addPatterns, listTracked, removePatterns } from '../attributes';
-import { errnoCode } from '../errors';
+import { addPatterns, encodePattern, listTracked, removePatterns, TRACK_ATTRIBUTES } from '../attributes';
+import { controlFilesMatched } from '../git/check-attr';
+import { errnoCode, GitmlError } from '../errors';
 import { openRepo, requireWorkTree } from '../git/repo';
 import { json, out, withJson, type CliIO, type Command } from './io';
 
@@ -27,6 +28,15 @@ export const trackCommand: Command = (io) => ({
       return;
     }
     const result = addPatterns(text, patterns);
+    // Before anything is written: a pattern that catches git's or gitml's own files breaks every clone.
+    for (const p of result.added) {
+      const caught = await controlFilesMatched({ cwd: io.cwd, env: io.env }, [`${encodePattern(p)} ${TRACK_ATTRIBUTES}`]);
+      if (caught.length > 0) {
+        throw new GitmlError('E_USAGE', `pattern ${JSON.stringify(p)} would also send ${[...new Set(caught.map((c) => c.replace(/^sub\//, '')))].join(', ')} through gitml`, {
+          hint: 'Those files must stay plain text for git and gitml to read them. Use a narrower pattern, such as "*.pt" or "data/**".',
+        });
+      }
+    }
     if (result.added.length > 0) await fsp.writeFile(file, result.text);
     if (argv.json) return json(io, { file, added: result.added, already: result.already });
     for (const p of result.added) out(io, `Tracking "${p}"`);

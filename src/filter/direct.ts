@@ -7,7 +7,7 @@ import { describeError, errnoCode, isGitmlError } from '../errors';
 import { runGit } from '../git/exec';
 import { refreshWrittenFiles } from '../written';
 import { formatPointer, type Pointer } from '../pointer';
-import { worktreePath, writeFromCache } from '../worktree';
+import { worktreeTarget, writeFromCache } from '../worktree';
 
 /**
  * Direct checkout of large files. git keeps a smudge filter's whole output for a file in memory
@@ -64,8 +64,8 @@ export async function materializeDeferred(items: readonly Deferred[], report: (m
   for (const item of items) {
     const gitml = item.gitml;
     const workTree = gitml.repo.workTree!;
-    const target = worktreePath(workTree, item.pathname);
     try {
+      const target = await worktreeTarget(workTree, item.pathname);
       const st = await fsp.lstat(target).catch((e) => {
         if (errnoCode(e) === 'ENOENT') return null; // a later step of the same git command removed it
         throw e;

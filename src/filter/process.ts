@@ -1,4 +1,6 @@
 import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { CONTROL_FILES } from '../git/check-attr';
 import type { Readable, Writable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Gitml } from '../context';
@@ -137,6 +139,9 @@ export class FilterServer {
   }
 
   private async clean(request: Request): Promise<void> {
+    // git's and gitml's own files stay plain text whatever a .gitattributes pattern says: stored as a
+    // pointer, every clone would read a pointer where it expects its settings.
+    if (CONTROL_FILES.includes(path.posix.basename(request.pathname))) return this.echo();
     const cleaner = new Cleaner(this.options.gitml.cache, await this.writtenByGitml(request.pathname));
     let failure: unknown = null;
     await this.readContent(async (chunk) => {
@@ -162,6 +167,20 @@ export class FilterServer {
       return;
     }
     await this.respondWith(output);
+  }
+
+  /** Answers with the content exactly as git sent it (spooled to disk past 1 MiB). */
+  private async echo(): Promise<void> {
+    const spool = new Spool(this.options.gitml.cache.tmpDir);
+    try {
+      await this.readContent((chunk) => spool.write(chunk));
+      await this.writer.texts(['status=success']);
+      for await (const chunk of spool.read()) await this.writer.data(chunk);
+      await this.writer.flush();
+      await this.writer.flush();
+    } finally {
+      await spool.dispose();
+    }
   }
 
   private async smudge(request: Request): Promise<void> {

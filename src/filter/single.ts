@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { CONTROL_FILES } from '../git/check-attr';
 import type { Gitml } from '../context';
 import { MAX_FOREIGN_POINTER_SIZE } from '../pointer';
 import { Cleaner } from './clean';
@@ -9,7 +11,12 @@ import { GitmlError } from '../errors';
  * One file per process (`filter.gitml.clean = gitml clean -- %f`), for git configurations that
  * predate filter.<driver>.process. Same results as the long-running filter, one process per file.
  */
-export async function cleanOne(gitml: Gitml, input: Readable, output: Writable): Promise<void> {
+export async function cleanOne(gitml: Gitml, pathname: string, input: Readable, output: Writable): Promise<void> {
+  if (CONTROL_FILES.includes(path.posix.basename(pathname))) {
+    // Never a pointer (see FilterServer.clean).
+    for await (const chunk of input) await write(output, chunk as Buffer);
+    return;
+  }
   const cleaner = new Cleaner(gitml.cache);
   try {
     for await (const chunk of input) await cleaner.write(chunk as Buffer);

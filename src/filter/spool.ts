@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { makeDirs } from '../safe-path';
 
 /**
  * Holds content that must be read in full before it can be answered (git writes a whole file to the
@@ -35,7 +36,7 @@ export class Spool {
     }
     this.chunks.push(chunk);
     if (this.bytes > this.memoryLimit) {
-      await fsp.mkdir(this.tmpDir, { recursive: true });
+      await makeDirs(this.tmpDir);
       const file = path.join(this.tmpDir, `spool-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
       this.file = { path: file, handle: await fsp.open(file, 'wx', 0o600) };
       const held = Buffer.concat(this.chunks, this.bytes);

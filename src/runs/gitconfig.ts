@@ -1,5 +1,6 @@
 import fsp from 'node:fs/promises';
 import { GitmlError } from '../errors';
+import { credentialsIn, redactUrl } from '../url-secrets';
 
 /**
  * The git config of a run submission (as in `az ml ... --git-config gitconfig.json`):
@@ -39,7 +40,8 @@ export function parseRunGitConfig(raw: unknown, where: string, env: NodeJS.Proce
   const repo = str('repo');
   if (!repo) throw bad(where, '"repo" is required');
   if (repo.startsWith('-') || /[\0\n\r]/.test(repo)) throw bad(where, '"repo" is not a valid URL');
-  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(repo)) throw bad(where, '"repo" must not contain credentials; put the token in "token" or GITML_GIT_TOKEN');
+  const secret = credentialsIn(repo);
+  if (secret) throw bad(where, `"repo" ${JSON.stringify(redactUrl(repo))} is refused: ${secret}. Put the token in "token" (or GITML_GIT_TOKEN): gitml hands it to git through memory only`);
   const commitSha = str('commitSha');
   if (commitSha && !/^[0-9a-f]{7,64}$/.test(commitSha)) throw bad(where, `"commitSha" ${JSON.stringify(commitSha)} is not a commit id`);
   const config: RunGitConfig = { repo, branch: str('branch'), commitSha, tag: str('tag'), token: str('token') ?? (env.GITML_GIT_TOKEN || undefined) };
@@ -47,10 +49,6 @@ export function parseRunGitConfig(raw: unknown, where: string, env: NodeJS.Proce
   return config;
 }
 
-/** A URL safe to log and record: no userinfo, no query string (tokens hide in both). Pure. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1').replace(/\?.*$/, '');
-}
 
 function bad(where: string, why: string): GitmlError {
   return new GitmlError('E_USAGE', `invalid git config ${where}: ${why}`, {

@@ -11,7 +11,8 @@ import { materializeSource, sourceOf } from '../assets/materialize';
 import { parseAssetType, parseRef } from '../assets/names';
 import { registerAsset } from '../assets/register';
 import { lineageInput, locate } from '../assets/resolve';
-import { openSource, safeRelativeKey } from '../assets/remote-data';
+import { openSource } from '../assets/remote-data';
+import { confinedPath, makeDirs } from '../safe-path';
 import type { LineageEntry } from '../assets/schema';
 import { openGitml, type Gitml } from '../context';
 import { errnoCode, GitmlError } from '../errors';
@@ -81,7 +82,7 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
   const params = mergeParams(exp.params, req.params);
   const runRel = `experiments/${exp.name}/runs/${id}`;
   const runDir = path.join(ws.root, ...runRel.split('/'));
-  await fsp.mkdir(runDir, { recursive: true });
+  await makeDirs(runDir);
 
   // Inputs, before anything runs: only what is declared, each verified.
   const inputs: RunRecordType['inputs'] = [];
@@ -98,7 +99,7 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
     const { asset } = await locate(gitml, spec);
     const dir = path.join(ws.root, ...asset.dir.split('/'));
     if (sourceOf(asset.doc)) {
-      await materializeSource(asset.doc, path.join(dir, 'data'), { setting: (k) => gitml.settings.get(k)?.value, env: req.env });
+      await materializeSource(asset.doc, ws.root, `${asset.dir}/data`, { settings: gitml.settings, env: req.env });
     } else {
       const report = await checkoutPointers(gitml, [`:(glob)${asset.dir}/**`]);
       if (report.failed.length > 0) throw new GitmlError('E_STORE_IO', `cannot get input ${name} (${spec}): ${report.failed[0]!.error}`, { hint: 'Check the store (`gitml env`).' });
@@ -120,9 +121,12 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
 
   const outputs = outputsOf(exp);
   const outputPaths: Record<string, string> = {};
+  const sourceRel = path.relative(ws.root, sourceDir).split(path.sep).join('/');
   for (const o of outputs) {
-    outputPaths[o.name] = path.resolve(sourceDir, o.path);
-    await fsp.mkdir(outputPaths[o.name]!, { recursive: true });
+    // Output paths come from the experiment file: confined to the repository, no "..", no links.
+    const rel = sourceRel ? `${sourceRel}/${o.path}` : o.path;
+    outputPaths[o.name] = await confinedPath(ws.root, rel, { what: `output path of ${o.name}`, source: req.experimentFile ?? 'the experiment' }, { mkdir: true });
+    await makeDirs(outputPaths[o.name]!);
   }
   const values = { inputs: mapValues(inputPaths, shellQuote), params: mapValues(params, shellQuote), outputs: mapValues(outputPaths, shellQuote) };
   const command = req.command.length > 0 ? req.command.map((a) => shellQuote(substitute(a, { inputs: inputPaths, params, outputs: outputPaths }))).join(' ') : exp.command ? substitute(exp.command, values) : null;
@@ -188,7 +192,7 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
         run: { id, experiment: exp.name, commit: ws.commit },
         hash: false,
         copy: false,
-        source: { setting: (k) => gitml.settings.get(k)?.value, env: req.env },
+        source: { settings: gitml.settings, env: req.env },
         commit: false,
       });
       registered.push(r.ref);
@@ -258,12 +262,12 @@ async function readMetrics(dirs: string[]): Promise<Record<string, unknown> | nu
 
 /** A store URI input: every object under it, into `dest`; the digest is over their keys and hashes. */
 async function downloadUri(uri: string, dest: string, gitml: Gitml): Promise<string> {
-  const source = openSource(uri, { setting: (k) => gitml.settings.get(k)?.value, env: gitml.env });
+  const source = openSource(uri, { settings: gitml.settings, env: gitml.env });
   try {
+    await makeDirs(dest);
     const lines: string[] = [];
     for (const o of await source.list()) {
-      const file = path.join(dest, ...safeRelativeKey(o.key).split('/'));
-      await fsp.mkdir(path.dirname(file), { recursive: true });
+      const file = await confinedPath(dest, o.key, { what: 'object key', source: uri }, { mkdir: true });
       const { sha256 } = await writeHashing(await source.open(o.key), file);
       lines.push(`${sha256} ${o.size} ${o.key}\n`);
     }
@@ -280,7 +284,7 @@ async function commitAndPush(gitml: Gitml, ws: Workspace, experiment: string, id
   // Outputs are committed inside the run folder, where the experiments/ rules send them through gitml.
   for (const [name, p] of Object.entries(outputPaths)) {
     const dest = path.join(runDir, 'outputs', name);
-    await fsp.mkdir(dest, { recursive: true });
+    await makeDirs(dest);
     await fsp.cp(p, dest, { recursive: true });
   }
   const attributes = path.join(ws.root, '.gitattributes');

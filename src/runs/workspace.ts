@@ -1,9 +1,10 @@
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { GitmlError } from '../errors';
 import { gitText, runGit, type GitContext } from '../git/exec';
 import type { Repo } from '../git/repo';
-import { redactUrl, type RunGitConfig } from './gitconfig';
+import type { RunGitConfig } from './gitconfig';
+import { redactUrl, stripCredentials } from '../url-secrets';
+import { makeDirs } from '../safe-path';
 
 /** Where a run's code is checked out, and exactly which commit that is. */
 export interface Workspace {
@@ -53,7 +54,7 @@ export async function currentWorkspace(repo: Repo, allowDirty: boolean): Promise
   const branch = await gitText(repo.git, ['symbolic-ref', '--quiet', '--short', 'HEAD'], { okCodes: [1] });
   const origin = await gitText(repo.git, ['remote', 'get-url', 'origin'], { okCodes: [2] }).catch(() => '');
   const access = remoteAccess(repo.git.env, undefined);
-  return { root, git: repo.git, commit, branch: branch || undefined, repo: origin ? redactUrl(origin) : root, dirty, remoteEnv: access.env, remoteArgs: access.args };
+  return { root, git: repo.git, commit, branch: branch || undefined, repo: origin ? stripCredentials(origin) : root, dirty, remoteEnv: access.env, remoteArgs: access.args };
 }
 
 /**
@@ -63,7 +64,7 @@ export async function currentWorkspace(repo: Repo, allowDirty: boolean): Promise
 export async function cloneWorkspace(config: RunGitConfig, dir: string, env: NodeJS.ProcessEnv): Promise<Workspace> {
   const access = remoteAccess(env, config.token);
   const url = config.repo;
-  await fsp.mkdir(path.dirname(dir), { recursive: true });
+  await makeDirs(path.dirname(dir));
   try {
     await runGit({ cwd: path.dirname(dir), env: access.env }, [...access.args, 'clone', '-q', '--no-checkout', url, dir]);
   } catch (e) {
@@ -88,5 +89,5 @@ export async function cloneWorkspace(config: RunGitConfig, dir: string, env: Nod
   await runGit({ ...git, env: { ...git.env, GITML_SKIP_SMUDGE: '1' } }, ['checkout', '-q', '--detach', commit]);
   const head = await gitText(git, ['rev-parse', 'HEAD']);
   if (head !== commit) throw new GitmlError('E_GIT', `checked out ${head}, expected ${commit}`);
-  return { root: dir, git, commit, branch: config.branch, tag: config.tag, repo: redactUrl(url), dirty: false, remoteEnv: access.env, remoteArgs: access.args };
+  return { root: dir, git, commit, branch: config.branch, tag: config.tag, repo: stripCredentials(url), dirty: false, remoteEnv: access.env, remoteArgs: access.args };
 }

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { readBufferSize } from '../cache';
 import { errnoCode, GitmlError } from '../errors';
 import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
+import { makeDirs } from '../safe-path';
 
 const TMP_DIR = 'tmp';
 /** Errors an NFS mount or a busy disk can throw that a second try often gets past. */
@@ -75,7 +76,7 @@ export class DirectoryStore implements Store {
       }
       if (options.replace) {
         // rename replaces atomically: readers see the old file or the new one, never a mix.
-        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await makeDirs(path.dirname(target));
         await fsp.rename(tmp, target);
         await syncDir(path.dirname(target));
         return 'created';
@@ -156,7 +157,7 @@ export class DirectoryStore implements Store {
   private prepare(): Promise<void> {
     this.ready ??= (async () => {
       await this.assertRootExists();
-      await fsp.mkdir(path.join(this.root, TMP_DIR), { recursive: true });
+      await makeDirs(path.join(this.root, TMP_DIR));
     })();
     return this.ready.catch((e) => {
       this.ready = null;
@@ -174,14 +175,14 @@ export class DirectoryStore implements Store {
         const code = errnoCode(e);
         if (code === 'EEXIST') return false;
         if (code === 'ENOENT' && attempt === 0) {
-          await fsp.mkdir(path.dirname(target), { recursive: true });
+          await makeDirs(path.dirname(target));
           continue;
         }
         if (!code || !NO_LINKS.has(code)) throw e;
         break;
       }
     }
-    await fsp.mkdir(path.dirname(target), { recursive: true });
+    await makeDirs(path.dirname(target));
     if (await fsp.stat(target).then(() => true, () => false)) return false;
     await fsp.rename(tmp, target);
     return true;

@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { GitmlError } from '../errors';
 import { DirectoryStore } from './directory';
 import type { Store } from './store';
+import { checkedEndpoint, type SettingsView } from './endpoint';
+import { credentialsIn, redactUrl } from '../url-secrets';
 
 export interface StoreLocation {
   /** The setting as written (a URL or a path). */
@@ -33,6 +35,13 @@ const CONTAINER_RE = /^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$/;
 export function parseStoreUrl(location: StoreLocation): ParsedStoreUrl {
   const url = location.url.trim();
   if (url === '') throw badUrl(location.url, 'it is empty');
+  const secret = credentialsIn(url);
+  if (secret) {
+    throw new GitmlError('E_STORE_URL', `the store URL ${JSON.stringify(redactUrl(url))} is refused: ${secret}`, {
+      hint: 'Take the credential out of gitml.store: S3 keys go in the AWS credential chain (environment, profile), an Azure SAS in AZURE_STORAGE_SAS_TOKEN.',
+    });
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^?#]*[?#]/i.test(url)) throw badUrl(url, 'it has a query string or fragment; a store URL is a location only (scheme, account or bucket, container, prefix)');
   const scheme = SCHEME_RE.exec(url)?.[1]?.toLowerCase();
   if (!scheme || scheme.length === 1) return { kind: 'directory', root: path.resolve(location.baseDir, url) };
   switch (scheme) {
@@ -86,9 +95,27 @@ function cleanPrefix(url: string, prefix: string): string {
 }
 
 export interface StoreOptions {
-  /** gitml.* settings by key (gitml.s3.endpoint, gitml.azure.endpoint, ...). */
-  setting: (key: string) => string | undefined;
+  /** gitml.* settings, with where each came from (endpoints are checked: src/store/endpoint.ts). */
+  settings: SettingsView;
   env: NodeJS.ProcessEnv;
+}
+
+/** Client settings for an S3 bucket, after the endpoint policy. Shared by the store and data sources. */
+export function s3ClientSettings(options: StoreOptions): { endpoint?: string; region?: string; forcePathStyle?: boolean; profile?: string } {
+  const value = (key: string) => options.settings.get(key)?.value;
+  const pathStyle = value('gitml.s3.forcepathstyle');
+  return {
+    endpoint: checkedEndpoint('s3', 'gitml.s3.endpoint', options.settings),
+    region: value('gitml.s3.region') ?? options.env.AWS_REGION ?? options.env.AWS_DEFAULT_REGION,
+    forcePathStyle: pathStyle === undefined ? undefined : ['true', 'yes', 'on', '1'].includes(pathStyle.toLowerCase()),
+    // A profile chooses which identity signs: only the person's own settings may name one.
+    profile: options.settings.getAllFromUser('gitml.s3.profile').at(-1)?.value,
+  };
+}
+
+/** The blob endpoint for an Azure account, after the endpoint policy (undefined: the cloud's default). */
+export function azureEndpoint(options: StoreOptions): string | undefined {
+  return checkedEndpoint('azure', 'gitml.azure.endpoint', options.settings);
 }
 
 export function openStore(location: StoreLocation, options: StoreOptions): Store {
@@ -100,21 +127,13 @@ export function openStore(location: StoreLocation, options: StoreOptions): Store
       // Loaded only for S3 stores: the SDK is large, and the filters start often.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { S3Store } = require('./s3') as typeof import('./s3');
-      const pathStyle = options.setting('gitml.s3.forcepathstyle');
-      return new S3Store({
-        bucket: parsed.bucket,
-        prefix: parsed.prefix,
-        endpoint: options.setting('gitml.s3.endpoint'),
-        region: options.setting('gitml.s3.region') ?? options.env.AWS_REGION ?? options.env.AWS_DEFAULT_REGION,
-        forcePathStyle: pathStyle === undefined ? undefined : ['true', 'yes', 'on', '1'].includes(pathStyle.toLowerCase()),
-        profile: options.setting('gitml.s3.profile'),
-      });
+      return new S3Store({ bucket: parsed.bucket, prefix: parsed.prefix, ...s3ClientSettings(options) });
     }
     case 'azure': {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { AzureStore } = require('./azure') as typeof import('./azure');
       return new AzureStore(
-        { account: parsed.account, container: parsed.container, prefix: parsed.prefix, endpoint: options.setting('gitml.azure.endpoint'), display: location.url },
+        { account: parsed.account, container: parsed.container, prefix: parsed.prefix, endpoint: azureEndpoint(options), display: redactUrl(location.url) },
         options.env,
       );
     }
@@ -122,7 +141,7 @@ export function openStore(location: StoreLocation, options: StoreOptions): Store
 }
 
 function badUrl(url: string, why: string): GitmlError {
-  return new GitmlError('E_STORE_URL', `invalid store URL ${JSON.stringify(url)}: ${why}`, {
+  return new GitmlError('E_STORE_URL', `invalid store URL ${JSON.stringify(redactUrl(url))}: ${why}`, {
     hint: `Set gitml.store to one of: ${STORE_URL_FORMS.join('; ')}.`,
   });
 }

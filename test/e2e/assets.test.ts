@@ -84,7 +84,7 @@ describe('ML assets', () => {
     const r = await box.gitml(repo, ['register', 'model', name, path.join(inputs, 'model.pt')]);
     expect(r.code).toBe(1);
     // A name that looks like an option is read as one: then no name is given at all.
-    expect(r.stderr).toMatch(name.startsWith('-') ? /invalid asset name: none was given/ : /invalid asset name/);
+    expect(r.stderr).toMatch(name.startsWith('-') ? /register needs <type> <name>.*write -- before it/ : /invalid asset name/);
     expect((await box.git(repo, ['status', '--porcelain'])).stdout).toBe(before);
   });
 

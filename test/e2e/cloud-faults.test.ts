@@ -53,6 +53,7 @@ describe.each([
     await box.gitml(repo, ['track', '*.pt']);
     await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `s3://${bucket}/store`]);
     await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.s3.endpoint', server.endpoint]);
+    await box.ok(repo, 'gitml', ['allow-endpoint', server.endpoint]);
     await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
     await box.git(repo, ['commit', '-q', '--allow-empty', '-m', 'start']);
     await box.git(repo, ['push', '-q', 'origin', 'main']);

@@ -42,6 +42,7 @@ function s3Backend(): Backend {
       await createBucket(bucket);
       await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `s3://${bucket}/${prefix}`]);
       await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.s3.endpoint', s3Endpoint()]);
+      await box.ok(repo, 'gitml', ['allow-endpoint', s3Endpoint()]);
       await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.s3.forcePathStyle', 'true']);
     },
     env: () => ({ ...s3Env(), GITML_RETRIES: '1' }),
@@ -65,6 +66,7 @@ function azureBackend(): Backend {
       // The ADLS Gen2 form names the same account and container as the blob endpoint.
       await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `abfss://${container}@devstoreaccount1.dfs.core.windows.net/ml`]);
       await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.azure.endpoint', azureEndpoint()]);
+      await box.ok(repo, 'gitml', ['allow-endpoint', azureEndpoint()]);
     },
     env: () => ({ ...azureEnv(), GITML_RETRIES: '1' }),
     tamper: async (oid, bytes) => void (await blobs().getBlockBlobClient(`ml/${objectKey(oid)}`).upload(bytes, bytes.length)),

@@ -151,7 +151,9 @@ describe('reliability: bad input gets a clear error and loses nothing', () => {
     expect(add.code).toBe(0);
     const pointer = (await box.git(repo, ['cat-file', 'blob', ':huge.pt'])).stdout;
     expect(pointer).toContain(`size ${size}\n`);
-    const ls = JSON.parse((await box.gitml(repo, ['status', '--json'])).stdout);
+    const st = await box.gitml(repo, ['status', '--json']);
+    if (st.code !== 0) throw new Error(st.stderr);
+    const ls = JSON.parse(st.stdout);
     expect(ls.staged.find((s: { path: string }) => s.path === 'huge.pt').size).toBe(size);
     let passed = 2;
     if (SOAK) {

@@ -48,6 +48,7 @@ describe('reliability: a store that throttles, fails, resets, truncates and stal
     await box.gitml(repo, ['track', '*.pt']);
     await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `s3://${bucket}/ml`]);
     await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.s3.endpoint', proxy.url]);
+    await box.ok(repo, 'gitml', ['allow-endpoint', proxy.url]);
     await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
     let cases = 0;
     let passed = 0;
