@@ -104,10 +104,44 @@ export async function runCli(args: string[], io: CliIO): Promise<number> {
   return 0;
 }
 
-/** The commands, for tests that must cover every one of them (test/security/cli-usage.test.ts). */
-export function commandNames(): string[] {
+/** What a command accepts, read from its own definition (tests cover every command through this). */
+export interface CommandSpec {
+  name: string;
+  usage: string;
+  required: string[];
+  optional: string[];
+  /** Allowed values of positionals that have a fixed set (assets <action>). */
+  positionalChoices: Record<string, readonly string[]>;
+  options: { name: string; type: 'boolean' | 'string' | 'number' | 'count'; choices?: readonly string[]; required: boolean }[];
+}
+
+export function describeCommands(): CommandSpec[] {
   const io = { env: {}, cwd: '/', stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, log: silentLogger, stderrIsTTY: false } as CliIO;
-  return COMMANDS.map((make) => String(make(io).command).split(' ')[0]!);
+  return COMMANDS.map((make) => {
+    const module = make(io);
+    const usage = String(module.command);
+    const [name, ...params] = usage.split(' ');
+    const y = yargs([]).version(false);
+    if (typeof module.builder === 'function') module.builder(y);
+    const o = (y as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[]; number: string[]; count: string[]; choices: Record<string, string[]>; demandedOptions: Record<string, unknown> } }).getOptions();
+    const positional = new Set(params.map((p) => p.replace(/[<>[\].]/g, '')));
+    const options = Object.keys(o.key)
+      .filter((k) => !['help', 'version', 'h'].includes(k) && !positional.has(k))
+      .map((k) => ({
+        name: k,
+        type: o.boolean.includes(k) ? ('boolean' as const) : o.number.includes(k) ? ('number' as const) : o.count.includes(k) ? ('count' as const) : ('string' as const),
+        ...(o.choices[k] ? { choices: o.choices[k] } : {}),
+        required: k in o.demandedOptions,
+      }));
+    return {
+      name: name!,
+      usage,
+      required: params.filter((p) => p.startsWith('<')).map((p) => p.replace(/[<>.]/g, '')),
+      optional: params.filter((p) => p.startsWith('[')).map((p) => p.replace(/[[\].]/g, '')),
+      positionalChoices: Object.fromEntries(Object.entries(o.choices).filter(([k]) => positional.has(k))),
+      options,
+    };
+  });
 }
 
 /** yargs' "Unknown arguments: dry-rnu" as "unknown option --dry-rnu (did you mean --dry-run?)". Pure. */
@@ -129,8 +163,9 @@ export function explainUsage(message: string, knownOptions: readonly string[], a
   const extra: string[] = [];
   for (const name of m[1]!.split(', ')) {
     if (isLong(name)) {
+      const negated = !args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
       const close = nearest(name, knownOptions.filter((k) => k.length > 1));
-      options.push(`--${name}${close ? ` (did you mean --${close}?)` : ''}`);
+      options.push(`--${negated ? 'no-' : ''}${name}${close ? ` (did you mean --${negated ? 'no-' : ''}${close}?)` : ''}`);
     } else if (isShort(name)) options.push(`-${name}`);
     else extra.push(JSON.stringify(name));
   }

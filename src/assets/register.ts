@@ -147,7 +147,18 @@ async function inspectInput(abs: string, target: string): Promise<Input> {
   if (st.isSymbolicLink()) throw new GitmlError('E_USAGE', `${abs} is a symbolic link`, { hint: 'Register the file it points to instead: assets hold real files.' });
   if (!st.isFile() && !st.isDirectory()) throw new GitmlError('E_USAGE', `${abs} is not a file or folder`, { hint: 'Register regular files and folders.' });
   if (target === abs || target.startsWith(abs + path.sep)) throw new GitmlError('E_USAGE', `${abs} contains the version folder being created`, { hint: 'Register files from outside the asset folder.' });
+  if (st.isDirectory()) await checkTree(abs);
   return { abs, name: path.basename(abs), isDir: st.isDirectory() };
+}
+
+/** Every name in a folder to register is one git can hold, and nothing is a link: checked before anything is written. */
+async function checkTree(dir: string): Promise<void> {
+  for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    checkRelativePath(entry.name, { what: 'file name', source: dir });
+    if (entry.isSymbolicLink()) throw new GitmlError('E_USAGE', `${full} is a symbolic link`, { hint: 'Assets hold real files: replace the link with the file.' });
+    if (entry.isDirectory()) await checkTree(full);
+  }
 }
 
 /** Copies a file or a tree into `dir/name`, hashing as it copies; refuses links inside trees. */
@@ -158,9 +169,6 @@ async function copyInto(src: string, dir: string, name: string): Promise<DigestE
   if (st.isDirectory()) {
     await fsp.mkdir(dest);
     const out: DigestEntry[] = [];
-    for (const entry of (await fsp.readdir(src)).sort()) {
-      checkRelativePath(entry, { what: 'file name', source: src });
-    }
     for (const entry of (await fsp.readdir(src)).sort()) out.push(...(await copyInto(path.join(src, entry), dest, entry)).map((e) => ({ ...e, path: `${name}/${e.path}` })));
     return out;
   }

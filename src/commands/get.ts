@@ -1,4 +1,5 @@
 import { getBundle } from '../assets/bundle';
+import { parseRef } from '../assets/names';
 import { formatBytes } from '../progress';
 import { json, openHereOrHost, out, withJson, type Command } from './io';
 
@@ -11,6 +12,8 @@ export const getCommand: Command = (io) => ({
       .option('to', { type: 'string', demandOption: true, describe: 'directory to create' })
       .option('force', { type: 'boolean', default: false, describe: 'replace the directory if it exists' }),
   handler: async (argv) => {
+    // A malformed reference is a usage error before anything is created (the host repository below).
+    parseRef(argv.ref as string);
     const gitml = await openHereOrHost(io);
     try {
       const r = await getBundle(gitml, argv.ref as string, argv.to as string, argv.force as boolean);

@@ -22,7 +22,7 @@ export const runCommand: Command = (io) => ({
   describe: 'run a training job from this repository at HEAD, or from a git config, and record its code and data provenance (docs/runs.md)',
   builder: (y) =>
     withJson(y)
-      .parserConfiguration({ 'populate--': true })
+      .parserConfiguration({ 'populate--': true, 'camel-case-expansion': false })
       .option('git-config', { type: 'string', describe: 'gitconfig.json: {"repo", "branch", "commitSha", "tag", "token"}' })
       .option('workspace', { type: 'string', describe: 'with --git-config: where to clone (default: a new temp directory)' })
       .option('source-directory', { type: 'string', default: '.', describe: 'folder of the repository the command runs in' })
