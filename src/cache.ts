@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { errnoCode, GitmlError } from './errors';
+import { cacheIoError, errnoCode, GitmlError } from './errors';
 import { isValidOid, shortOid } from './pointer';
 import { makeDirs, makeDirsSync } from './safe-path';
 
@@ -213,14 +213,15 @@ export class RangedCacheWriter {
   /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
   async writePart(range: { start: number; end: number }, source: AsyncIterable<Buffer>): Promise<void> {
     let at = range.start;
-    try {
-      for await (const chunk of source) {
-        if (at + chunk.length > range.end) throw new GitmlError('E_STORE_IO', `the store sent more than the ${range.end - range.start} bytes asked for`, { retryable: true });
+    // Errors of the source (the store) pass through as they are; only writes are the cache's.
+    for await (const chunk of source) {
+      if (at + chunk.length > range.end) throw new GitmlError('E_STORE_IO', `the store sent more than the ${range.end - range.start} bytes asked for`, { retryable: true });
+      try {
         await this.inner.writeAt(chunk, at);
-        at += chunk.length;
+      } catch (e) {
+        throw cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
       }
-    } catch (e) {
-      throw e instanceof GitmlError ? e : cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
+      at += chunk.length;
     }
     if (at !== range.end) {
       throw new GitmlError('E_STORE_IO', `a ranged read ended after ${at - range.start} of ${range.end - range.start} bytes`, { retryable: true });
@@ -393,16 +394,6 @@ export function readBufferSize(length: number | undefined): number {
   return length === undefined ? 1 << 20 : Math.min(1 << 20, Math.max(16 << 10, length));
 }
 
-function cacheIoError(message: string, cause: unknown): GitmlError {
-  const code = errnoCode(cause);
-  const hint =
-    code === 'ENOSPC'
-      ? 'The disk holding the gitml cache is full: free space, or point gitml.cachedir at a larger disk.'
-      : code === 'EACCES' || code === 'EPERM'
-        ? 'Check the permissions of the gitml cache directory (gitml.cachedir).'
-        : 'Check that the gitml cache directory is writable (`gitml env` shows where it is).';
-  return new GitmlError('E_CACHE_IO', `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { hint, cause });
-}
 
 /** rename, creating the target's directory only when it is missing (the common case is that it exists). */
 async function renameCreatingDir(from: string, to: string): Promise<void> {

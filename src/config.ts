@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { GitmlError, isGitmlError } from './errors';
+import type { Setting } from './setting';
 import { runGit, type GitContext } from './git/exec';
 import type { Repo } from './git/repo';
 import type { StoreLocation } from './store/open';
@@ -14,18 +15,7 @@ import type { StoreLocation } from './store/open';
  * Every value remembers where it came from, so `gitml env` and error messages can say why.
  */
 
-export interface Setting {
-  value: string;
-  /** Human-readable origin: "env GITML_STORE", "git config (file:/home/me/.gitconfig)", ".gitmlconfig in HEAD". */
-  source: string;
-  /**
-   * Who wrote it: the person running gitml (environment, their own git config) or the repository
-   * (its committed .gitmlconfig, which anyone who can push may edit). docs/security.md.
-   */
-  origin: 'user' | 'repository';
-  /** Relative paths in this setting are relative to this directory. */
-  baseDir: string;
-}
+export type { Setting };
 
 export const ENV_SETTINGS: Readonly<Record<string, string>> = {
   GITML_STORE: 'gitml.store',
@@ -34,6 +24,7 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
   GITML_FETCH: 'gitml.fetch',
   GITML_RETRIES: 'gitml.retries',
   GITML_CHUNKING: 'gitml.chunking',
+  GITML_TIMEOUT: 'gitml.timeout',
 };
 
 /**
@@ -207,6 +198,20 @@ export function retriesOf(settings: Settings): number {
     });
   }
   return n;
+}
+
+/**
+ * gitml.timeout: seconds gitml waits for a store to answer, or to send the next bytes of a body,
+ * before it counts the attempt as failed (and retries). Default 60.
+ */
+export function timeoutMsOf(settings: Settings): number {
+  const s = settings.get('gitml.timeout');
+  if (!s) return 60_000;
+  const n = Number(s.value);
+  if (!Number.isFinite(n) || n <= 0 || n > 3600) {
+    throw new GitmlError('E_CONFIG', `gitml.timeout must be a number of seconds from 0.1 to 3600, got ${JSON.stringify(s.value)} (from ${s.source})`, { hint: 'Fix or remove that setting.' });
+  }
+  return Math.round(n * 1000);
 }
 
 export type FetchMode = 'all' | 'tips' | 'none';

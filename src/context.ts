@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { ObjectCache } from './cache';
-import { boolOf, cacheRootOf, concurrencyOf, loadSettings, retriesOf, storeLocationOf, type Settings } from './config';
+import { boolOf, cacheRootOf, concurrencyOf, loadSettings, retriesOf, storeLocationOf, timeoutMsOf, type Settings } from './config';
+import { ObjectStore } from './objects/object-store';
 import type { ProgressSink } from './progress';
-import type { TransferOptions } from './transfer/objects';
-import { DEFAULT_RETRY, type RetryPolicy } from './transfer/retry';
+import type { TransferOptions } from './transfer/transfer';
+import { DEFAULT_RETRY, type RetryPolicy } from './util/retry';
 import { GitmlError } from './errors';
 import { openRepo, type Repo } from './git/repo';
 import { openStore } from './store/open';
@@ -15,6 +16,7 @@ import type { Store } from './store/store';
  */
 export class Gitml {
   private storePromise: Promise<Store> | null = null;
+  private objectsPromise: Promise<ObjectStore> | null = null;
 
   constructor(
     readonly repo: Repo,
@@ -45,17 +47,24 @@ export class Gitml {
     return this.storePromise;
   }
 
-  /** How transfers run for this repository: its cache, its store, its concurrency and retries. */
+  /** The store as gitml's objects live in it (src/objects/): what every transfer talks to. */
+  objects(): Promise<ObjectStore> {
+    this.objectsPromise ??= this.store().then(
+      (store) =>
+        new ObjectStore(store, {
+          retry: this.retry,
+          timeoutMs: timeoutMsOf(this.settings),
+          log: this.log,
+          chunking: boolOf(this.settings, 'gitml.chunking', true),
+          cacheRoot: this.cache.root,
+        }),
+    );
+    return this.objectsPromise;
+  }
+
+  /** How transfers run for this repository: its cache, its store, its concurrency. */
   async transferOptions(progress?: { sink: ProgressSink; enabled: boolean }): Promise<TransferOptions> {
-    return {
-      cache: this.cache,
-      store: await this.store(),
-      concurrency: this.concurrency,
-      retry: this.retry,
-      log: this.log,
-      progress,
-      chunking: boolOf(this.settings, 'gitml.chunking', true),
-    };
+    return { cache: this.cache, objects: await this.objects(), concurrency: this.concurrency, log: this.log, progress };
   }
 
   /** The same repository and cache with settings read as of another commit's .gitmlconfig. */

@@ -129,3 +129,16 @@ export function errnoCode(e: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** A failure of the local object cache, naming its disk and what to do. */
+export function cacheIoError(message: string, cause: unknown): GitmlError {
+  if (cause instanceof GitmlError) return cause;
+  const code = errnoCode(cause);
+  const hint =
+    code === 'ENOSPC'
+      ? 'The disk holding the gitml cache is full: free space, or point gitml.cachedir at a larger disk.'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'Check the permissions of the gitml cache directory (gitml.cachedir).'
+        : 'Check that the gitml cache directory is writable (`gitml env` shows where it is).';
+  return new GitmlError('E_CACHE_IO', `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { hint, cause });
+}

@@ -7,7 +7,7 @@ import { openGitml } from '../context';
 import { GitmlError } from '../errors';
 import { CatFileBatch } from '../git/cat-file';
 import { parsePointer } from '../pointer';
-import { downloadObjects } from '../transfer/objects';
+import { downloadObjects } from '../transfer/transfer';
 import { ASSET_FILE } from './document';
 import { materializeSource, sourceOf } from './materialize';
 import { parseRef } from './names';

@@ -2,9 +2,12 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GitmlError } from '../errors';
-import { azureEndpoint, parseStoreUrl, s3ClientSettings, type StoreOptions } from '../store/open';
+import { openParsed, parseStoreUrl, type ParsedStoreUrl, type StoreOptions } from '../store/open';
+import { Requests } from '../store/requests';
+import { DEFAULT_RETRY } from '../util/retry';
+import { silentLogger } from '../log';
+import { redactUrl } from '../url-secrets';
 import { confinedPath } from '../safe-path';
 import type { SourceObjectEntry } from './schema';
 
@@ -26,14 +29,7 @@ export interface DataSource {
 export function openSource(uri: string, settings: SourceSettings): DataSource {
   if (/^https?:\/\//i.test(uri) && !/\.blob\.core\.windows\.net\//i.test(uri)) return httpSource(uri);
   const parsed = parseStoreUrl({ url: uri, baseDir: process.cwd() });
-  switch (parsed.kind) {
-    case 'directory':
-      return directorySource(uri, parsed.root);
-    case 's3':
-      return s3Source(uri, parsed.bucket, parsed.prefix, settings);
-    case 'azure':
-      return azureSource(uri, parsed.account, parsed.container, parsed.prefix, settings);
-  }
+  return parsed.kind === 'directory' ? directorySource(uri, parsed.root) : bucketSource(uri, parsed, settings);
 }
 
 /** Objects whose recorded size/ETag/sha256 differ from `now` (or are gone). Pure. */
@@ -75,76 +71,35 @@ function directorySource(uri: string, root: string): DataSource {
   };
 }
 
-function s3Source(uri: string, bucket: string, prefix: string, settings: SourceSettings): DataSource {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createS3Client, s3Error } = require('../store/s3') as typeof import('../store/s3');
-  const client = createS3Client(s3ClientSettings(settings));
-  const base = prefix ? `${prefix}/` : '';
-  // Set by list(): the prefix named one object (s3://bucket/file.csv) rather than a folder.
+/**
+ * A bucket or container (S3, Azure Blob, ADLS) through the same backends and request policy as the
+ * stores: the backend is rooted at the parent of the URI's prefix, so a URI that names one object
+ * (s3://bucket/file.csv) and one that names a folder are told apart by asking for the object.
+ */
+function bucketSource(uri: string, parsed: Exclude<ParsedStoreUrl, { kind: 'directory' }>, settings: SourceSettings): DataSource {
+  const parent = parsed.prefix.includes('/') ? parsed.prefix.slice(0, parsed.prefix.lastIndexOf('/')) : '';
+  const leaf = parsed.prefix.slice(parent ? parent.length + 1 : 0);
+  const requests = new Requests(openParsed({ ...parsed, prefix: parent }, settings, redactUrl(uri)), { retry: DEFAULT_RETRY, timeoutMs: 60_000, log: silentLogger });
+  // Set by list(): the URI named one object rather than a folder.
   let single = false;
+  const keyOf = (key: string) => (single ? leaf : leaf ? `${leaf}/${key}` : key);
   return {
     uri,
     async list() {
-      const out: SourceObjectEntry[] = [];
-      let token: string | undefined;
-      try {
-        // A prefix that names one object (s3://bucket/file.csv) is that object.
-        if (prefix) {
-          const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: prefix })).catch(() => null);
-          single = Boolean(head);
-          if (head) return [{ key: path.posix.basename(prefix), size: Number(head.ContentLength ?? 0), etag: head.ETag ?? undefined, version: head.VersionId ?? undefined }];
-        }
-        do {
-          const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ContinuationToken: token }));
-          for (const o of page.Contents ?? []) {
-            if (o.Key && !o.Key.endsWith('/')) out.push({ key: o.Key.slice(base.length), size: Number(o.Size ?? 0), etag: o.ETag ?? undefined });
-          }
-          token = page.IsTruncated ? page.NextContinuationToken : undefined;
-        } while (token);
-      } catch (e) {
-        throw s3Error(uri, 'cannot list', e);
+      if (leaf) {
+        const one = await requests.stat(leaf).catch(() => null);
+        single = one !== null;
+        if (one) return [{ key: leaf, size: one.size, etag: one.etag, version: one.version }];
       }
-      if (out.length === 0) throw new GitmlError('E_USAGE', `nothing found at ${uri}`, { hint: 'Check the bucket and prefix.' });
-      return out;
+      const base = leaf ? `${leaf}/` : '';
+      const out: SourceObjectEntry[] = (await requests.list(base)).map((e) => ({ key: e.key.slice(base.length), size: e.size, etag: e.etag, version: e.version }));
+      if (out.length === 0) throw new GitmlError('E_USAGE', `nothing found at ${redactUrl(uri)}`, { hint: 'Check the bucket or container and the prefix.' });
+      return out.sort((a, b) => a.key.localeCompare(b.key));
     },
-    async open(key) {
-      try {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: single ? prefix : base + key }));
-        return r.Body as Readable;
-      } catch (e) {
-        throw s3Error(uri, `cannot read ${key}`, e);
-      }
-    },
+    open: (key) => requests.open(keyOf(key)),
     close() {
-      client.destroy();
+      void requests.store.close();
     },
-  };
-}
-
-function azureSource(uri: string, account: string, container: string, prefix: string, settings: SourceSettings): DataSource {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { containerClient, azureError } = require('../store/azure') as typeof import('../store/azure');
-  const client = containerClient({ account, container, endpoint: azureEndpoint(settings) }, settings.env);
-  const base = prefix ? `${prefix}/` : '';
-  return {
-    uri,
-    async list() {
-      const out: SourceObjectEntry[] = [];
-      try {
-        for await (const b of client.listBlobsFlat({ prefix: base })) {
-          out.push({ key: b.name.slice(base.length), size: Number(b.properties.contentLength ?? 0), etag: b.properties.etag, version: b.versionId });
-        }
-      } catch (e) {
-        throw azureError(uri, 'cannot list', e);
-      }
-      if (out.length === 0) throw new GitmlError('E_USAGE', `nothing found at ${uri}`, { hint: 'Check the container and prefix.' });
-      return out;
-    },
-    async open(key) {
-      const r = await client.getBlobClient(base + key).download();
-      return r.readableStreamBody as Readable;
-    },
-    close() {},
   };
 }
 

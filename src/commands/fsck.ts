@@ -1,17 +1,12 @@
-import { sha256Of } from '../hash';
 import fs from 'node:fs';
 import { checkRegistered } from '../assets/verify';
 import { GitmlError } from '../errors';
 import { localRefs } from '../git/remote';
 import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
-import { readStoredObject, storedSize } from '../transfer/objects';
-import { runAll } from '../transfer/queue';
+import { sha256Of } from '../hash';
+import { STALE_TEMP_MS } from '../store/directory';
+import { runAll } from '../util/pool';
 import { err, json, openHere, out, withJson, type Command } from './io';
-
-async function sha256OfStream(stream: AsyncIterable<unknown>): Promise<{ oid: string; size: number }> {
-  const { sha256, size } = await sha256Of(stream);
-  return { oid: sha256, size };
-}
 
 interface Problem {
   where: 'cache' | 'store';
@@ -36,41 +31,37 @@ export const fsckCommand: Command = (io) => ({
       const cached: { oid: string; path: string }[] = [];
       for await (const o of gitml.cache.list()) cached.push({ oid: o.oid, path: o.path });
       await runAll(cached, 2, async (o) => {
-        const actual = await sha256OfStream(fs.createReadStream(o.path, { highWaterMark: 1 << 20 }));
-        if (actual.oid !== o.oid) {
-          problems.push({ where: 'cache', oid: o.oid, problem: 'damaged', detail: `bytes hash to ${actual.oid}` });
+        const actual = await sha256Of(fs.createReadStream(o.path, { highWaterMark: 1 << 20 }));
+        if (actual.sha256 !== o.oid) {
+          problems.push({ where: 'cache', oid: o.oid, problem: 'damaged', detail: `bytes hash to ${actual.sha256}` });
           if (argv.fix) await gitml.cache.remove(o.oid);
         }
       });
       let storeChecked = 0;
       let storeUrl: string | null = null;
+      let staleUploads = { files: 0, bytes: 0 };
       if (argv.store) {
         const ctx = gitml.repo.git;
         const pointers: PointerBlob[] = argv.all ? await scanRangeForPointers(ctx, await localRefs(ctx), []) : await scanTreeForPointers(ctx, 'HEAD');
         const unique = [...new Map(pointers.map((p) => [p.pointer.oid, p])).values()];
-        const store = await gitml.store();
-        storeUrl = store.url;
+        const objects = await gitml.objects();
+        storeUrl = objects.url;
         const outcomes = await runAll(unique, gitml.concurrency, async (p) => {
-          const ref = { oid: p.pointer.oid, size: p.pointer.size, path: p.path };
-          if ((await storedSize(store, ref)) === null) {
-            problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: 'missing', detail: 'not in the store' });
-            return;
-          }
-          const actual = await sha256OfStream(readStoredObject(store, ref));
-          if (actual.oid !== p.pointer.oid || actual.size !== p.pointer.size) {
-            problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: 'damaged', detail: `${actual.size} bytes hashing to ${actual.oid}` });
-          }
+          const v = await objects.verify({ oid: p.pointer.oid, size: p.pointer.size, path: p.path });
+          if (v.state !== 'ok') problems.push({ where: 'store', oid: p.pointer.oid, path: p.path, problem: v.state, detail: v.detail });
         });
         for (const o of outcomes) if (!o.ok) throw o.error;
         storeChecked = unique.length;
+        staleUploads = await objects.staleTemp(STALE_TEMP_MS, true);
       }
       const assets = await checkRegistered(gitml.repo.git, 'head', gitml.repo.workTree);
       if (argv.json) {
-        json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, assets, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
+        json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, assets, staleUploads, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
       } else {
         out(io, `gitml: checked ${cached.length} cached object(s)${argv.store ? ` and ${storeChecked} object(s) in ${storeUrl}` : ''}`);
         for (const p of problems) err(io, `${p.where}: ${p.problem} sha256:${p.oid}${p.path ? ` ('${p.path}')` : ''}: ${p.detail}`);
         for (const a of assets) err(io, `asset: registered version ${a.dir} was modified: ${a.problem}`);
+        if (staleUploads.files > 0) err(io, `store: ${staleUploads.files} temp file(s) (${staleUploads.bytes} bytes) left by interrupted uploads more than a day ago; the next push removes them`);
       }
       if (assets.length > 0 && problems.length === 0) {
         throw new GitmlError('E_OBJECT_CORRUPT', `${assets.length} registered asset version(s) were modified`, {

@@ -1,7 +1,6 @@
 import { GitmlError } from '../errors';
 import { gitText, runGit } from '../git/exec';
 import { scanIndexForPointers, scanTreeForPointers } from '../git/scan';
-import { objectKey } from '../store/keys';
 import { formatBytes } from '../progress';
 import { err, json, openHere, out, withJson, type Command } from './io';
 
@@ -28,10 +27,11 @@ export const pruneCommand: Command = (io) => ({
       let deletable = candidates;
       const notInStore: string[] = [];
       if (argv['verify-remote'] && candidates.length > 0) {
-        const store = await gitml.store();
-        const sizes = await store.statMany(candidates.map((c) => objectKey(c.oid)));
-        deletable = candidates.filter((c) => sizes.get(objectKey(c.oid)) === c.size);
-        for (const c of candidates) if (!deletable.includes(c)) notInStore.push(c.oid);
+        // Whole or chunked: the store's owner of the layout answers (src/objects/).
+        const presence = await (await gitml.objects()).presence(candidates, Math.max(gitml.concurrency, 16));
+        const stored = (c: { oid: string }) => presence.get(c.oid) === 'whole' || presence.get(c.oid) === 'chunked';
+        deletable = candidates.filter(stored);
+        for (const c of candidates) if (!stored(c)) notInStore.push(c.oid);
       }
       if (!argv['dry-run']) for (const c of deletable) await gitml.cache.remove(c.oid);
       const staleTemp = argv['dry-run'] ? 0 : await gitml.cache.removeStaleTemp(24 * 3600 * 1000);

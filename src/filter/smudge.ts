@@ -4,7 +4,7 @@ import type { Gitml } from '../context';
 import { describeError, GitmlError } from '../errors';
 import { parsePointer, shortOid, type Pointer } from '../pointer';
 import { formatBytes } from '../progress';
-import { downloadObject } from '../transfer/objects';
+
 
 /** GITML_SKIP_SMUDGE=1 checks out pointers as they are, for a later `gitml pull`. */
 export function skipSmudge(env: NodeJS.ProcessEnv): boolean {
@@ -22,7 +22,7 @@ export function classifySmudgeInput(content: Buffer, env: NodeJS.ProcessEnv): { 
 /** Makes sure the object is in the cache, downloading and verifying it when it is not. */
 export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string): Promise<'cached' | 'downloaded'> {
   if (await gitml.cache.has(pointer.oid, pointer.size)) return 'cached';
-  await downloadObject({ oid: pointer.oid, size: pointer.size, path }, await gitml.transferOptions());
+  await (await gitml.objects()).download({ oid: pointer.oid, size: pointer.size, path }, gitml.cache);
   return 'downloaded';
 }
 

@@ -1,19 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
+import type fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { readBufferSize } from '../cache';
 import { errnoCode, GitmlError } from '../errors';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
 import { makeDirs } from '../safe-path';
+import { BodyGuard } from './body';
+import { fileStoreError } from './errors';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type RequestOptions, type Store, type StoreEntry } from './store';
 
 const TMP_DIR = 'tmp';
-/** Errors an NFS mount or a busy disk can throw that a second try often gets past. */
-const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'ESTALE', 'EINTR', 'ETIMEDOUT', 'EIO']);
 /** Filesystems without hard links (some NFS setups, FAT, some FUSE): fall back to rename. */
 const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', 'EMLINK']);
+/** Temp files of writers killed mid-way are removed once they are this old (no writer takes a day). */
+export const STALE_TEMP_MS = 24 * 3600 * 1000;
 
 /**
  * A store in a local directory or on a network mount (NFS, SMB): `<root>/<key>`.
@@ -21,7 +22,7 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', '
  * Writes go to `<root>/tmp/` (same filesystem), are fsynced, then hard-linked into place: link fails
  * if the key exists, so two writers at once cannot replace each other's object, and readers never see
  * a partial file. Where hard links are not supported it renames instead (same-content objects, so a
- * lost race is harmless).
+ * lost race is harmless). Temp files a killed writer left are cleaned by age on the next write.
  */
 export class DirectoryStore implements Store {
   readonly url: string;
@@ -31,68 +32,76 @@ export class DirectoryStore implements Store {
     this.url = pathToFileURL(root).href;
   }
 
-  async stat(key: string): Promise<{ size: number } | null> {
+  async stat(key: string): Promise<StoreEntry | null> {
     const file = this.pathOf(key);
+    let st: fs.Stats;
     try {
-      const st = await fsp.stat(file);
-      return st.isFile() ? { size: st.size } : null;
+      st = await fsp.stat(file);
     } catch (e) {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') {
         await this.assertRootExists();
         return null;
       }
-      throw this.ioError(`cannot read ${key}`, e);
+      throw fileStoreError(this.url, this.root, `cannot read ${key}`, e);
     }
-  }
-
-  statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
-    return statEach(keys, (key) => this.stat(key));
+    if (st.isDirectory()) throw fileStoreError(this.url, this.root, `cannot read ${key}`, Object.assign(new Error('is a directory'), { code: 'EISDIR' }));
+    return st.isFile() ? { key, size: st.size, modified: st.mtime, etag: `${st.mtimeMs}-${st.ino}` } : null;
   }
 
   async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
     const target = this.pathOf(key);
     await this.prepare();
     const tmp = path.join(this.root, TMP_DIR, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    const guard = new BodyGuard(options.signal);
     try {
-      const handle = await fsp.open(tmp, 'wx', 0o444);
+      let handle: fsp.FileHandle;
       try {
-        const source = body.open();
+        handle = await fsp.open(tmp, 'wx', 0o444);
+      } catch (e) {
+        throw fileStoreError(this.url, this.root, `cannot write ${key}`, e);
+      }
+      try {
+        const source = guard.watch(body.open());
         let size = 0;
         try {
           for await (const chunk of source) {
             const data = chunk as Buffer;
             for (let offset = 0; offset < data.length; ) offset += (await handle.write(data, offset, data.length - offset)).bytesWritten;
             size += data.length;
+            if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted');
           }
         } finally {
           source.destroy();
         }
         if (size !== body.size) {
-          throw new GitmlError('E_STORE_IO', `short write to ${this.url}: ${key} has ${size} of ${body.size} bytes`, { retryable: true });
+          throw new GitmlError('E_CACHE_IO', `the local copy of ${key} gave ${size} of ${body.size} bytes while it was stored`, { hint: 'It changed during the upload; add the file again.' });
         }
         await handle.sync();
       } finally {
         await handle.close();
       }
-      if (options.replace) {
+      if (options.overwrite) {
         // rename replaces atomically: readers see the old file or the new one, never a mix.
         await makeDirs(path.dirname(target));
+        await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
         await fsp.rename(tmp, target);
         await syncDir(path.dirname(target));
         return 'created';
       }
       const placed = await this.place(tmp, target);
-      await syncDir(path.dirname(target));
-      return placed ? 'created' : this.existing(key, body.size);
+      if (placed) await syncDir(path.dirname(target));
+      return placed ? 'created' : 'exists';
     } catch (e) {
-      if (e instanceof GitmlError) throw e;
-      throw this.ioError(`cannot write ${key}`, e);
+      // A failed read of the body is the local disk's fault, not the store's.
+      const explained = guard.explain(e);
+      if (explained instanceof GitmlError) throw explained;
+      throw fileStoreError(this.url, this.root, `cannot write ${key}`, e);
     } finally {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 
-  async get(key: string, options: { range?: ByteRange } = {}): Promise<Readable> {
+  async get(key: string, options: RequestOptions & { range?: ByteRange } = {}): Promise<Readable> {
     const file = this.pathOf(key);
     let handle: fsp.FileHandle;
     try {
@@ -100,17 +109,23 @@ export class DirectoryStore implements Store {
     } catch (e) {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') {
         await this.assertRootExists();
-        throw missingObjectError(this, key);
+        throw missingObjectError(this.url, key);
       }
-      throw this.ioError(`cannot read ${key}`, e);
+      throw fileStoreError(this.url, this.root, `cannot read ${key}`, e);
+    }
+    const st = await handle.stat();
+    if (st.isDirectory()) {
+      await handle.close();
+      throw fileStoreError(this.url, this.root, `cannot read ${key}`, Object.assign(new Error('is a directory'), { code: 'EISDIR' }));
     }
     const range = options.range;
     if (range && range.end <= range.start) {
       await handle.close();
       return Readable.from([]);
     }
+    const length = range ? range.end - range.start : st.size;
     return handle.createReadStream({
-      highWaterMark: readBufferSize(range ? range.end - range.start : (await handle.stat()).size),
+      highWaterMark: Math.min(1 << 20, Math.max(16 << 10, length)),
       ...(range ? { start: range.start, end: range.end - 1 } : {}),
     });
   }
@@ -124,12 +139,28 @@ export class DirectoryStore implements Store {
     try {
       await fsp.rm(this.pathOf(key), { force: true });
     } catch (e) {
-      throw this.ioError(`cannot delete ${key}`, e);
+      throw fileStoreError(this.url, this.root, `cannot delete ${key}`, e);
     }
   }
 
   async close(): Promise<void> {
     // Nothing held open between calls.
+  }
+
+  /** Temp files left by killed writers, older than `olderThanMs`; removed unless `dryRun`. */
+  async staleTemp(olderThanMs: number, dryRun: boolean, now = Date.now()): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    const dir = path.join(this.root, TMP_DIR);
+    for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+      const file = path.join(dir, name);
+      const st = await fsp.lstat(file).catch(() => null);
+      if (!st || !st.isFile() || now - st.mtimeMs <= olderThanMs) continue;
+      files++;
+      bytes += st.size;
+      if (!dryRun) await fsp.rm(file, { force: true }).catch(() => undefined);
+    }
+    return { files, bytes };
   }
 
   private async *walk(dirKey: string, prefix: string): AsyncIterable<StoreEntry> {
@@ -138,7 +169,7 @@ export class DirectoryStore implements Store {
       entries = await fsp.readdir(path.join(this.root, dirKey), { withFileTypes: true });
     } catch (e) {
       if (errnoCode(e) === 'ENOENT') return;
-      throw this.ioError(`cannot list ${dirKey || '/'}`, e);
+      throw fileStoreError(this.url, this.root, `cannot list ${dirKey || '/'}`, e);
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
@@ -148,16 +179,24 @@ export class DirectoryStore implements Store {
         if (prefix.startsWith(`${key}/`) || key.startsWith(prefix)) yield* this.walk(key, prefix);
       } else if (entry.isFile() && key.startsWith(prefix)) {
         const st = await fsp.stat(path.join(this.root, key)).catch(() => null);
-        if (st) yield { key, size: st.size };
+        if (st) yield { key, size: st.size, modified: st.mtime, etag: `${st.mtimeMs}-${st.ino}` };
       }
     }
   }
 
-  /** Checks once that the store root exists (never creates it), and makes its temp directory. */
+  /**
+   * Checks once that the store root exists (never creates it: an unmounted NFS path must not become
+   * a local folder), makes its temp directory, and clears temp files killed writers left a day ago.
+   */
   private prepare(): Promise<void> {
     this.ready ??= (async () => {
       await this.assertRootExists();
-      await makeDirs(path.join(this.root, TMP_DIR));
+      try {
+        await makeDirs(path.join(this.root, TMP_DIR));
+      } catch (e) {
+        throw fileStoreError(this.url, this.root, 'cannot write to the store', e);
+      }
+      await this.staleTemp(STALE_TEMP_MS, false);
     })();
     return this.ready.catch((e) => {
       this.ready = null;
@@ -188,13 +227,8 @@ export class DirectoryStore implements Store {
     return true;
   }
 
-  private async existing(key: string, size: number): Promise<PutResult> {
-    const st = await this.stat(key);
-    return st ? existingResult(this, key, st.size, size) : 'exists';
-  }
-
   private pathOf(key: string): string {
-    assertValidKey(key);
+    assertValidKey(key, this.url);
     return path.join(this.root, ...key.split('/'));
   }
 
@@ -203,25 +237,10 @@ export class DirectoryStore implements Store {
       const st = await fsp.stat(this.root);
       if (st.isDirectory()) return;
     } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw this.ioError('cannot open the store directory', e);
+      if (errnoCode(e) !== 'ENOENT') throw fileStoreError(this.url, this.root, 'cannot open the store directory', e);
     }
     throw new GitmlError('E_STORE_IO', `store directory ${this.root} does not exist (or is not a directory)`, {
       hint: `Create it (mkdir -p ${JSON.stringify(this.root)}), mount it, or fix gitml.store (see \`gitml env\`).`,
-    });
-  }
-
-  private ioError(what: string, cause: unknown): GitmlError {
-    const code = errnoCode(cause);
-    const hint =
-      code === 'ENOSPC'
-        ? 'The store volume is full: free space or move the store.'
-        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-          ? `Check that you may write to ${this.root}.`
-          : 'Check that the store directory is mounted and reachable.';
-    return new GitmlError('E_STORE_IO', `${what} in ${this.url}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      hint,
-      cause,
-      retryable: code !== undefined && TRANSIENT.has(code),
     });
   }
 }

@@ -1,5 +1,5 @@
 import { GitmlError } from '../errors';
-import type { Setting } from '../config';
+import type { SettingsView } from '../setting';
 import { credentialsIn, redactUrl } from '../url-secrets';
 
 /**
@@ -12,15 +12,12 @@ import { credentialsIn, redactUrl } from '../url-secrets';
  * their own configuration (`gitml allow-endpoint <url>`, i.e. gitml.allowedEndpoint). Plain http is
  * refused everywhere except to loopback. Refusals happen before any request: nothing is sent.
  */
+export type { SettingsView };
+
 export type EndpointKind = 's3' | 'azure';
 
 /** The setting that approves endpoints; multi-valued; read from the person's own config only. */
 export const APPROVAL_KEY = 'gitml.allowedEndpoint';
-
-export interface SettingsView {
-  get(key: string): Setting | undefined;
-  getAllFromUser(key: string): Setting[];
-}
 
 const AWS_DOMAIN = /(^|\.)amazonaws\.com(\.cn)?$/;
 const AZURE_DOMAIN = /^[a-z0-9]{3,24}\.(blob|dfs)\.core\.(windows\.net|chinacloudapi\.cn|usgovcloudapi\.net|cloudapi\.de)$/;

@@ -119,7 +119,11 @@ export function azureEndpoint(options: StoreOptions): string | undefined {
 }
 
 export function openStore(location: StoreLocation, options: StoreOptions): Store {
-  const parsed = parseStoreUrl(location);
+  return openParsed(parseStoreUrl(location), options, redactUrl(location.url));
+}
+
+/** A backend for a parsed location (a store, or a bucket or container holding data by reference). */
+export function openParsed(parsed: ParsedStoreUrl, options: StoreOptions, display: string): Store {
   switch (parsed.kind) {
     case 'directory':
       return new DirectoryStore(parsed.root);
@@ -132,10 +136,7 @@ export function openStore(location: StoreLocation, options: StoreOptions): Store
     case 'azure': {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { AzureStore } = require('./azure') as typeof import('./azure');
-      return new AzureStore(
-        { account: parsed.account, container: parsed.container, prefix: parsed.prefix, endpoint: azureEndpoint(options), display: redactUrl(location.url) },
-        options.env,
-      );
+      return new AzureStore({ account: parsed.account, container: parsed.container, prefix: parsed.prefix, endpoint: azureEndpoint(options), display }, options.env);
     }
   }
 }

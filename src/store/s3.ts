@@ -12,11 +12,11 @@ import {
   UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import pLimit from 'p-limit';
 import { GitmlError } from '../errors';
-import { BodyGuard } from './body';
-import { partsOf, type PartPlan } from './parts';
-import { assertValidKey, missingObjectError, type BodySource, type ByteRange, statEach, existingResult, type PutOptions, type PutResult, type Store, type StoreEntry } from './store';
+import { storeError, type BackendHints, type FailureFacts } from './errors';
+import type { PartPlan } from './parts';
+import { conditionalPut, uploadAllParts, type PutDriver } from './put';
+import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type RequestOptions, type Store, type StoreEntry } from './store';
 
 export interface S3Settings {
   bucket: string;
@@ -34,107 +34,77 @@ export interface S3Settings {
 
 const DEFAULT_PART = 16 * 1024 * 1024;
 
+const HINTS: BackendHints = {
+  credentials:
+    'Provide AWS credentials through the standard chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or gitml.s3.profile (your own git config), SSO, or an instance role; the role needs s3:GetObject, s3:PutObject and s3:ListBucket. gitml never reads credentials from the repository.',
+  missingContainer: 'Create the bucket, or fix the bucket name in gitml.store.',
+  reach: 'gitml.s3.endpoint / gitml.s3.region',
+};
+
 /**
  * AWS S3 and S3-compatible stores (MinIO, Ceph RGW, R2, GCS interop): `s3://bucket/prefix`.
  *
  * Credentials come only from the AWS SDK's default chain (env, shared config/profile, SSO, web
- * identity, instance metadata); gitml.s3.profile picks a profile. Large objects are uploaded in parts
- * read straight from the cache file by range (no buffering, each part retried on its own), and the
- * upload completes only if no object exists under the key (If-None-Match: *). Written by hand rather
- * than with @aws-sdk/lib-storage, which buffers parts from one stream and cannot re-read a part.
+ * identity, instance metadata); gitml.s3.profile picks a profile. Large objects go up in parts read
+ * straight from the body by range (no buffering, each re-readable), through the shared put skeleton
+ * (src/store/put.ts); uploads complete only if no object exists under the key (If-None-Match: *).
+ * Written by hand rather than with @aws-sdk/lib-storage, which buffers parts from one stream.
  */
-export class S3Store implements Store {
+export class S3Store implements Store, PutDriver {
   readonly url: string;
+  readonly multipartThreshold: number;
+  readonly partSize: number;
+  readonly partConcurrency: number;
   private readonly client: S3Client;
 
   constructor(private readonly settings: S3Settings) {
     this.url = `s3://${settings.bucket}${settings.prefix ? `/${settings.prefix}` : ''}`;
     this.client = createS3Client(settings);
+    this.partSize = settings.partSize ?? DEFAULT_PART;
+    this.multipartThreshold = settings.multipartThreshold ?? this.partSize * 2;
+    this.partConcurrency = settings.partConcurrency ?? 4;
   }
 
   private keyOf(key: string): string {
-    assertValidKey(key);
+    assertValidKey(key, this.url);
     return this.settings.prefix ? `${this.settings.prefix}/${key}` : key;
   }
 
-  async stat(key: string, signal?: AbortSignal): Promise<{ size: number } | null> {
+  async stat(key: string, options: RequestOptions = {}): Promise<StoreEntry | null> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }), { abortSignal: signal });
-      return { size: Number(r.ContentLength ?? 0) };
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }), { abortSignal: options.signal });
+      return { key, size: Number(r.ContentLength ?? 0), modified: r.LastModified, etag: r.ETag, version: r.VersionId };
     } catch (e) {
       if (isNotFound(e)) return null;
-      throw this.error(`cannot check ${key}`, e);
+      throw this.toError(`cannot check ${key}`, e);
     }
   }
 
-  statMany(keys: readonly string[]): Promise<Map<string, number | null>> {
-    return statEach(keys, (key) => this.stat(key));
+  put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
+    return conditionalPut(this, key, body, options);
   }
 
-  async put(key: string, body: BodySource, options: PutOptions = {}): Promise<PutResult> {
-    // Servers that ignore If-None-Match (some S3-compatible ones) still never get a blind overwrite,
-    // unless the caller checked just before (then only a concurrent writer of the same oid can race).
-    const existing = options.checked || options.replace ? null : await this.stat(key, options.signal);
-    if (existing) return existingResult(this, key, existing.size, body.size);
-    const threshold = this.settings.multipartThreshold ?? DEFAULT_PART * 2;
-    const guard = new BodyGuard(options.signal);
-    try {
-      if (body.size < threshold) {
-        await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.settings.bucket,
-            Key: this.keyOf(key),
-            Body: guard.watch(body.open()),
-            ContentLength: body.size,
-            ...(options.replace ? {} : { IfNoneMatch: '*' }),
-          }),
-          { abortSignal: guard.signal },
-        );
-      } else {
-        await this.putMultipart(key, body, guard, options.replace ?? false);
-      }
-      return 'created';
-    } catch (caught) {
-      const e = guard.explain(caught);
-      if (isPreconditionFailed(e)) {
-        const now = await this.stat(key);
-        if (now) return existingResult(this, key, now.size, body.size);
-      }
-      if (e instanceof GitmlError) throw e;
-      throw this.error(`cannot upload ${key}`, e);
-    }
+  async putWhole(key: string, open: () => Readable, size: number, ifAbsent: boolean, signal: AbortSignal): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key), Body: open(), ContentLength: size, ...(ifAbsent ? { IfNoneMatch: '*' } : {}) }),
+      { abortSignal: signal },
+    );
   }
 
-  private async putMultipart(key: string, body: BodySource, guard: BodyGuard, replace: boolean): Promise<void> {
-    const signal = guard.signal;
+  async putParts(key: string, plan: PartPlan[], open: (range: ByteRange) => Readable, ifAbsent: boolean, signal: AbortSignal): Promise<void> {
     const Key = this.keyOf(key);
     const Bucket = this.settings.bucket;
     const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key }), { abortSignal: signal });
     const UploadId = created.UploadId!;
-    const plan: PartPlan[] = partsOf(body.size, this.settings.partSize ?? DEFAULT_PART);
-    const limit = pLimit(this.settings.partConcurrency ?? 4);
     try {
-      const etags = await Promise.all(
-        plan.map((part) =>
-          limit(async () => {
-            const r = await this.client.send(
-              new UploadPartCommand({
-                Bucket,
-                Key,
-                UploadId,
-                PartNumber: part.number,
-                Body: guard.watch(body.open(part.range)),
-                ContentLength: part.range.end - part.range.start,
-              }),
-              { abortSignal: signal },
-            );
-            return { PartNumber: part.number, ETag: r.ETag };
-          }),
-        ),
-      );
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: etags }, ...(replace ? {} : { IfNoneMatch: '*' }) }), {
-        abortSignal: signal,
+      const parts = await uploadAllParts(plan, this.partConcurrency, signal, async (part, partSignal) => {
+        const r = await this.client.send(
+          new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: part.number, Body: open(part.range), ContentLength: part.range.end - part.range.start }),
+          { abortSignal: partSignal },
+        );
+        return { PartNumber: part.number, ETag: r.ETag };
       });
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts }, ...(ifAbsent ? { IfNoneMatch: '*' } : {}) }), { abortSignal: signal });
     } catch (e) {
       // Nothing half-written stays behind (and no storage is billed for orphaned parts).
       await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
@@ -142,47 +112,43 @@ export class S3Store implements Store {
     }
   }
 
-  async get(key: string, options: { range?: ByteRange; signal?: AbortSignal } = {}): Promise<Readable> {
+  async get(key: string, options: RequestOptions & { range?: ByteRange } = {}): Promise<Readable> {
     const range = options.range;
     try {
       const r = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.settings.bucket,
-          Key: this.keyOf(key),
-          ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
-        }),
+        new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key), ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}) }),
         { abortSignal: options.signal },
       );
       return r.Body as Readable;
     } catch (e) {
-      if (isNotFound(e)) throw missingObjectError(this, key);
-      throw this.error(`cannot download ${key}`, e);
+      if (isNotFound(e)) throw missingObjectError(this.url, key);
+      throw this.toError(`cannot download ${key}`, e);
     }
   }
 
-  async *list(prefix: string): AsyncIterable<StoreEntry> {
+  async *list(prefix: string, options: RequestOptions = {}): AsyncIterable<StoreEntry> {
     const base = this.settings.prefix ? `${this.settings.prefix}/` : '';
     let token: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: base + prefix, ContinuationToken: token }));
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: base + prefix, ContinuationToken: token }), { abortSignal: options.signal });
       } catch (e) {
-        throw this.error(`cannot list ${prefix}`, e);
+        throw this.toError(`cannot list ${prefix || '/'}`, e);
       }
       for (const o of page.Contents ?? []) {
-        if (o.Key) yield { key: o.Key.slice(base.length), size: Number(o.Size ?? 0) };
+        if (o.Key && !o.Key.endsWith('/')) yield { key: o.Key.slice(base.length), size: Number(o.Size ?? 0), modified: o.LastModified, etag: o.ETag };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: RequestOptions = {}): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }), { abortSignal: options.signal });
     } catch (e) {
       if (isNotFound(e)) return;
-      throw this.error(`cannot delete ${key}`, e);
+      throw this.toError(`cannot delete ${key}`, e);
     }
   }
 
@@ -190,18 +156,23 @@ export class S3Store implements Store {
     this.client.destroy();
   }
 
+  isPreconditionFailed(e: unknown): boolean {
+    const s = asSdk(e);
+    return s.$metadata?.httpStatusCode === 412 || s.name === 'PreconditionFailed' || (s.$metadata?.httpStatusCode === 409 && s.name === 'ConditionalRequestConflict');
+  }
 
-  private error(what: string, e: unknown): GitmlError {
-    return s3Error(this.url, what, e);
+  toError(what: string, e: unknown): GitmlError {
+    if (e instanceof GitmlError) return e;
+    return storeError(this.url, what, s3Facts(e), HINTS, e);
   }
 }
 
-/** An S3 client configured the way every gitml S3 access needs it (also for datasets by reference). */
+/** An S3 client configured the way every gitml S3 access needs it. */
 export function createS3Client(settings: { endpoint?: string; region?: string; forcePathStyle?: boolean; profile?: string }): S3Client {
   const config: S3ClientConfig = {
     region: settings.region ?? 'us-east-1',
     forcePathStyle: settings.forcePathStyle ?? Boolean(settings.endpoint),
-    maxAttempts: 1, // gitml's transfer queue retries, with its own backoff and error classes
+    maxAttempts: 1, // gitml retries, with its own backoff and error classes (src/objects/)
     // The SDK would print warnings with console.warn; gitml reports errors itself.
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
   };
@@ -223,7 +194,6 @@ interface SdkError {
   message?: string;
   $metadata?: { httpStatusCode?: number };
   $response?: { headers?: Record<string, string> };
-  $retryable?: unknown;
 }
 
 function asSdk(e: unknown): SdkError {
@@ -232,41 +202,17 @@ function asSdk(e: unknown): SdkError {
 
 function isNotFound(e: unknown): boolean {
   const s = asSdk(e);
-  return s.name === 'NotFound' || s.name === 'NoSuchKey' || s.Code === 'NoSuchKey' || s.$metadata?.httpStatusCode === 404 && s.name !== 'NoSuchBucket';
+  return s.name === 'NotFound' || s.name === 'NoSuchKey' || s.Code === 'NoSuchKey' || (s.$metadata?.httpStatusCode === 404 && s.name !== 'NoSuchBucket');
 }
 
-function isPreconditionFailed(e: unknown): boolean {
+function s3Facts(e: unknown): FailureFacts {
   const s = asSdk(e);
-  return s.$metadata?.httpStatusCode === 412 || s.name === 'PreconditionFailed' || s.$metadata?.httpStatusCode === 409 && s.name === 'ConditionalRequestConflict';
-}
-
-const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
-
-/** One clear error: which store, what failed, the SDK's reason, what to fix. Transient faults are retryable. */
-export function s3Error(url: string, what: string, e: unknown): GitmlError {
-  const s = asSdk(e);
-  const status = s.$metadata?.httpStatusCode;
   const name = s.name ?? s.Code ?? 'Error';
-  const reason = `${name}${status ? ` (HTTP ${status})` : ''}: ${s.message ?? String(e)}`;
-  const credentials = ['CredentialsProviderError', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'UnrecognizedClientException'];
-  let hint = 'Check gitml.s3.endpoint / gitml.s3.region and that the store is reachable (`gitml env`).';
-  let retryable = false;
-  if (credentials.includes(name) || /credential/i.test(s.message ?? '')) {
-    hint = 'Provide AWS credentials through the standard chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or gitml.s3.profile, SSO, or an instance role. gitml never reads them from the repository.';
-  } else if (name === 'NoSuchBucket') {
-    hint = `Create the bucket, or fix the bucket name in gitml.store (${url}).`;
-  } else if (name === 'AccessDenied' || status === 403) {
-    // A HEAD answer has no body, so a refused key and a missing permission look the same.
-    hint = `The store refused the credentials in use (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or gitml.s3.profile), or they may not access ${url}: it needs s3:GetObject, s3:PutObject and s3:ListBucket.`;
-  } else if (status === 429 || status === 503 || name === 'SlowDown' || name === 'Throttling' || name === 'ThrottlingException' || (status !== undefined && status >= 500)) {
-    retryable = true;
-    hint = 'The service is busy or failing; gitml retried with backoff. Try again later, or lower gitml.concurrency.';
-  } else if (name === 'AbortError' || name === 'TimeoutError' || NETWORK.has(s.code ?? '') || NETWORK.has(name) || /socket hang up|ECONNRESET|network|aborted|premature|terminated|EPIPE/i.test(s.message ?? '')) {
-    retryable = true;
-    hint = 'The connection to the store failed; gitml retried with backoff. Check the network and gitml.s3.endpoint.';
-  }
-  const err = new GitmlError('E_STORE_IO', `${what} in ${url}: ${reason}`, { hint, cause: e, retryable });
-  const retryAfter = Number(s.$response?.headers?.['retry-after']);
-  if (retryable && Number.isFinite(retryAfter) && retryAfter > 0) (err as GitmlError & { retryAfterMs?: number }).retryAfterMs = retryAfter * 1000;
-  return err;
+  return {
+    status: s.$metadata?.httpStatusCode,
+    // Network errors carry their errno in `code` (ECONNRESET) and a generic name.
+    code: name === 'Error' && s.code ? s.code : name,
+    message: s.message ?? String(e),
+    retryAfterSeconds: Number(s.$response?.headers?.['retry-after']) || undefined,
+  };
 }

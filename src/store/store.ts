@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { GitmlError } from '../errors';
+import { unsafeReason } from '../safe-path';
 
 /** Half-open byte range [start, end). */
 export interface ByteRange {
@@ -16,93 +17,67 @@ export interface BodySource {
   open(range?: ByteRange): Readable;
 }
 
+/** One stored object as a listing or a stat sees it. */
 export interface StoreEntry {
   key: string;
   size: number;
+  /** When it was last written (gc's grace period). */
+  modified?: Date;
+  /** ETag (S3, Azure) or mtime-inode (directory): changes when the bytes are replaced. */
+  etag?: string;
+  /** Version id where the service keeps versions. */
+  version?: string;
 }
 
-export interface PutOptions {
+export interface RequestOptions {
   signal?: AbortSignal;
-  checked?: boolean;
-  /**
-   * Write even if something is stored under the key. Only for repairs: keys are content-addressed, so
-   * a stored object of the wrong size is known to be damaged (a server that kept half an upload), and
-   * the caller verifies the bytes it sends.
-   */
-  replace?: boolean;
 }
 
-/** 'exists': an object was already stored under the key (with the same size); nothing was written. */
+export interface PutOptions extends RequestOptions {
+  /**
+   * Replace whatever is stored under the key. Without it a put never overwrites: it answers
+   * 'exists' when something is there (conditional writes where the service has them).
+   */
+  overwrite?: boolean;
+  /** The caller has just seen the key absent: a backend may skip a check of its own. */
+  checked?: boolean;
+}
+
+/** 'exists': something was already stored under the key; nothing was written. */
 export type PutResult = 'created' | 'exists';
 
 /**
- * A place that keeps bytes under keys: a directory, a bucket, a container. Every backend implements
- * this one interface and passes the same contract tests (test/store/contract.ts). Keys are built by
- * gitml only (see keys.ts), never from user input.
+ * A place that moves bytes under keys: a directory, a bucket, a container. Backends know nothing of
+ * gitml's layout (src/objects/ owns that): they put, get (whole or a range), stat, list and delete,
+ * and classify their failures (src/store/errors.ts). Every backend passes the same contract tests
+ * (test/store/contract.ts). Retries and deadlines are the caller's: a backend makes one attempt and
+ * honours the signal it is given.
  *
- * Errors: a missing key is E_OBJECT_MISSING; anything the backend cannot do is E_STORE_IO with
- * `retryable` set where a retry may help; a different object already under the key is E_STORE_CONFLICT.
+ * Errors: a missing key is E_OBJECT_MISSING; anything else the backend cannot do is E_STORE_IO with
+ * `retryable` set where a retry may help, or E_OBJECT_CORRUPT where the stored data cannot be what
+ * was asked for (a range past its end, a key that is a directory).
  */
 export interface Store {
   /** Where the store is, for messages. Never contains a credential. */
   readonly url: string;
-  /** Size of the object under `key`, or null when there is none. */
-  stat(key: string): Promise<{ size: number } | null>;
-  /** Sizes of many keys at once (null: absent). Backends batch this as well as they can. */
-  statMany(keys: readonly string[]): Promise<Map<string, number | null>>;
-  /**
-   * Writes an object unless one is already stored under the key; never overwrites a stored object
-   * (conditional writes where the service has them) unless `replace` is set. `checked`: the caller has
-   * just seen the key absent, so a backend may skip a check of its own.
-   */
-  put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
+  stat(key: string, options?: RequestOptions): Promise<StoreEntry | null>;
   /** The object's bytes (or a range of them) as a stream. */
-  get(key: string, options?: { range?: ByteRange; signal?: AbortSignal }): Promise<Readable>;
-  /** Every object whose key starts with `prefix`. */
-  list(prefix: string): AsyncIterable<StoreEntry>;
+  get(key: string, options?: RequestOptions & { range?: ByteRange }): Promise<Readable>;
+  put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
+  /** Every object whose key starts with `prefix`, with its size (and date, ETag where known). */
+  list(prefix: string, options?: RequestOptions): AsyncIterable<StoreEntry>;
   /** Removes the object; removing a missing key is not an error. */
-  delete(key: string): Promise<void>;
+  delete(key: string, options?: RequestOptions): Promise<void>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }
 
-const KEY_RE = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/;
-
-/** Keys are lower-case relative paths without `.`/`..` segments; anything else is a bug upstream. */
-export function assertValidKey(key: string): void {
-  if (!KEY_RE.test(key) || key.split('/').some((s) => s === '.' || s === '..') || key.length > 512) {
-    throw new GitmlError('E_INTERNAL', `invalid store key: ${JSON.stringify(key)}`);
-  }
+/** Keys are plain relative paths (src/safe-path.ts rules), at most 1024 characters. */
+export function assertValidKey(key: string, storeUrl: string): void {
+  const why = key.length > 1024 ? 'it is longer than 1024 characters' : unsafeReason(key);
+  if (why) throw new GitmlError('E_UNSAFE_PATH', `refusing store key ${JSON.stringify(key)} in ${storeUrl}: ${why}`);
 }
 
-export function missingObjectError(store: Store, key: string): GitmlError {
-  return new GitmlError('E_OBJECT_MISSING', `${key} is not in the store ${store.url}`);
-}
-
-/** statMany for backends without a batch call: `stat` per key, `concurrency` at once. */
-export async function statEach(keys: readonly string[], stat: (key: string) => Promise<{ size: number } | null>, concurrency = 32): Promise<Map<string, number | null>> {
-  const out = new Map<string, number | null>();
-  let next = 0;
-  const worker = async () => {
-    while (next < keys.length) {
-      const key = keys[next++]!;
-      const st = await stat(key);
-      out.set(key, st ? st.size : null);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, keys.length) }, worker));
-  return out;
-}
-
-/**
- * What a put answers when something is already under the key: the same size is the same object
- * (keys are content-derived); another size is a damaged copy, reported, never overwritten.
- */
-export function existingResult(store: Store, key: string, stored: number, expected: number): PutResult {
-  if (stored !== expected) {
-    throw new GitmlError('E_STORE_CONFLICT', `${store.url} already holds ${key} with ${stored} bytes, expected ${expected}: the stored object is damaged`, {
-      hint: 'Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has good copies.',
-    });
-  }
-  return 'exists';
+export function missingObjectError(storeUrl: string, key: string): GitmlError {
+  return new GitmlError('E_OBJECT_MISSING', `${key} is not in the store ${storeUrl}`);
 }

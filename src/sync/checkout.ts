@@ -2,8 +2,8 @@ import type { Gitml } from '../context';
 import { requireWorkTree } from '../git/repo';
 import { scanIndexForPointers } from '../git/scan';
 import type { ProgressSink } from '../progress';
-import { downloadObjects } from '../transfer/objects';
-import { runAll } from '../transfer/queue';
+import { downloadObjects } from '../transfer/transfer';
+import { runAll } from '../util/pool';
 import { fileState, materialize } from '../worktree';
 import { refreshWrittenFiles } from '../written';
 

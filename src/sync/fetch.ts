@@ -1,7 +1,7 @@
 import type { Gitml } from '../context';
 import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
 import type { ProgressSink } from '../progress';
-import { downloadObjects, type DownloadReport } from '../transfer/objects';
+import { downloadObjects, type DownloadReport } from '../transfer/transfer';
 import type { FetchMode } from '../config';
 
 export interface FetchObjectsOptions {
@@ -34,7 +34,7 @@ export async function fetchObjectsForCommits(gitml: Gitml, commits: readonly str
   if (refs.length === 0) return result;
   const target = await gitml.atTreeish(commits[0]!);
   const transfer = await target.transferOptions(options.progress);
-  result.storeUrl = transfer.store.url;
+  result.storeUrl = transfer.objects.url;
   result.report = await downloadObjects(refs, transfer);
   return result;
 }

@@ -3,7 +3,7 @@ import { GitmlError } from '../errors';
 import { scanRangeForPointers, type PointerBlob } from '../git/scan';
 import { shortOid } from '../pointer';
 import { formatBytes, type ProgressSink } from '../progress';
-import { planUpload, uploadObjects, type ObjectRef, type UploadReport } from '../transfer/objects';
+import { planUpload, uploadObjects, type ObjectRef, type UploadReport } from '../transfer/transfer';
 
 /** One ref being pushed: the commit (or tag) it will point at. Deletes have no objects to send. */
 export interface RefUpdate {
@@ -82,9 +82,9 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
 }
 
 async function dryRunReport(objects: ObjectRef[], gitml: Gitml): Promise<UploadReport> {
-  const { present, todo } = await planUpload(objects, await gitml.store(), gitml.retry);
-  const report: UploadReport = { uploaded: [], present: present.length, missing: [], failed: [], bytes: 0, newBytes: 0 };
-  for (const o of todo) {
+  const { present, todo } = await planUpload(objects, { objects: await gitml.objects(), concurrency: gitml.concurrency });
+  const report: UploadReport = { uploaded: [], present: present.length, missing: [], failed: [], bytes: 0, newBytes: 0, warnings: [] };
+  for (const { ref: o } of todo) {
     if (await gitml.cache.has(o.oid, o.size)) {
       report.uploaded.push(o);
       report.bytes += o.size;

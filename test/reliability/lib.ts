@@ -7,7 +7,7 @@ import { openGitml } from '../../src/context';
 import { scanRangeForPointers } from '../../src/git/scan';
 import { gitText } from '../../src/git/exec';
 import { silentLogger } from '../../src/log';
-import { downloadObjects } from '../../src/transfer/objects';
+import { downloadObjects } from '../../src/transfer/transfer';
 import { ROOT } from '../helpers/sandbox';
 
 /** Heavier variants: `npm run test:soak` sets GITML_SOAK=1. */
@@ -64,7 +64,7 @@ export async function checkRemote(bare: string, storeUrl: string, env: NodeJS.Pr
   const gitml = await openGitml({ cwd: bare, env: git.env, log: silentLogger, workTree: false });
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-check-'));
   try {
-    const options = { ...(await gitml.transferOptions()), cache: new ObjectCache(tmp), retry: { retries: 2, baseDelayMs: 50, maxDelayMs: 200 } };
+    const options = { ...(await gitml.transferOptions()), cache: new ObjectCache(tmp) };
     const r = await downloadObjects(objects, options);
     return { refs: refs.length, objects: objects.length, dangling: r.failed.map((f) => `${f.ref.path} ${f.ref.oid.slice(0, 12)}: ${f.error.message}`) };
   } finally {

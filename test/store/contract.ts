@@ -73,7 +73,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       const data = sample(300_000, 1);
       const key = keyFor('a');
       expect(await store.put(key, bodyOf(data))).toBe('created');
-      expect(await store.stat(key)).toEqual({ size: data.length });
+      expect(await store.stat(key)).toMatchObject({ size: data.length });
       expect((await readAll(await store.get(key))).equals(data)).toBe(true);
       expect(await store.put(key, bodyOf(data))).toBe('exists');
     });
@@ -81,7 +81,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
     test('empty objects round-trip', async () => {
       const key = keyFor('empty');
       expect(await store.put(key, bodyOf(Buffer.alloc(0)))).toBe('created');
-      expect(await store.stat(key)).toEqual({ size: 0 });
+      expect(await store.stat(key)).toMatchObject({ size: 0 });
       expect((await readAll(await store.get(key))).length).toBe(0);
     });
 
@@ -93,14 +93,19 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       expect(part.equals(data.subarray(1000, 54321))).toBe(true);
     });
 
-    test('statMany answers for present and absent keys', async () => {
-      const keys = ['m1', 'm2', 'm3'].map(keyFor);
+    test('stat answers the size (and when it was written) of present keys, null for absent ones', async () => {
+      const keys = ['m1', 'm2'].map(keyFor);
       await store.put(keys[0]!, bodyOf(sample(10, 3)));
-      await store.put(keys[2]!, bodyOf(sample(30, 4)));
-      const sizes = await store.statMany(keys);
-      expect(sizes.get(keys[0]!)).toBe(10);
-      expect(sizes.get(keys[1]!)).toBeNull();
-      expect(sizes.get(keys[2]!)).toBe(30);
+      expect(await store.stat(keys[0]!)).toMatchObject({ key: keys[0], size: 10 });
+      expect(Number.isFinite((await store.stat(keys[0]!))?.modified?.getTime())).toBe(true);
+      expect(await store.stat(keys[1]!)).toBeNull();
+    });
+
+    test('keys that are not plain relative paths are refused before any request', async () => {
+      for (const bad of ['../x', '/abs', 'a//b', 'a/./b', '', 'a\\b']) {
+        await expect(store.put(bad, bodyOf(sample(1, 1)))).rejects.toMatchObject({ code: 'E_UNSAFE_PATH' });
+        await expect(store.stat(bad)).rejects.toMatchObject({ code: 'E_UNSAFE_PATH' });
+      }
     });
 
     test('list yields the keys under a prefix with their sizes', async () => {
@@ -135,15 +140,22 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       expect((await readAll(await store.get(key))).equals(data)).toBe(true);
     });
 
-    test('a different object under an existing key is never overwritten, unless a repair asks to', async () => {
+    test('an existing key is never overwritten, unless the caller asks to (repairs)', async () => {
       const key = keyFor('conflict');
       const first = sample(100, 10);
       await store.put(key, bodyOf(first));
-      await expect(store.put(key, bodyOf(sample(150, 11)))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      expect(await store.put(key, bodyOf(sample(150, 11)))).toBe('exists');
       expect((await readAll(await store.get(key))).equals(first)).toBe(true);
       const good = sample(150, 12);
-      expect(await store.put(key, bodyOf(good), { replace: true })).toBe('created');
+      expect(await store.put(key, bodyOf(good), { overwrite: true })).toBe('created');
       expect((await readAll(await store.get(key))).equals(good)).toBe(true);
+    });
+
+    test('a body that fails is reported as the local read error it is, not as the store\'s', async () => {
+      const key = keyFor('bodyfail');
+      const failing = { size: 100_000, open: () => new Readable({ read() { this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })); } }) };
+      await expect(store.put(key, failing)).rejects.toMatchObject({ code: 'E_CACHE_IO' });
+      expect(await store.stat(key)).toBeNull();
     });
   });
 }

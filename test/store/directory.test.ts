@@ -20,8 +20,8 @@ describe('directory store specifics', () => {
   test('keys are validated: no traversal, no absolute paths', async () => {
     const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-store-'));
     const store = new DirectoryStore(root);
-    for (const key of ['../x', '/etc/passwd', 'objects/../../x', 'Objects/A', '', 'a//b']) {
-      await expect(store.stat(key)).rejects.toMatchObject({ code: 'E_INTERNAL' });
+    for (const key of ['../x', '/etc/passwd', 'objects/../../x', '.git/config', '', 'a//b']) {
+      await expect(store.stat(key)).rejects.toMatchObject({ code: 'E_UNSAFE_PATH' });
     }
     await fsp.rm(root, { recursive: true });
   });

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { chunkLengths, Chunker, cutPoint, DEFAULT_CHUNK_PARAMS } from '../../src/chunk/cdc';
+import { chunkLengths, Chunker, cutPoint, DEFAULT_CHUNK_PARAMS } from '../../src/objects/cdc';
 import { randomBytesSeeded } from '../helpers/sandbox';
 
 const small = { min: 256, avg: 1024, max: 4096 };

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { ObjectCache } from '../../src/cache';
 import { silentLogger } from '../../src/log';
 import { DirectoryStore } from '../../src/store/directory';
-import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/objects';
+import { ObjectStore } from '../../src/objects/object-store';
+import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/transfer';
 import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
 
 const retry = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
@@ -24,7 +25,7 @@ async function world(): Promise<{ root: string; store: DirectoryStore; cache: (n
 }
 
 function options(cache: ObjectCache, store: DirectoryStore, chunking = true): TransferOptions {
-  return { cache, store, concurrency: 4, log: silentLogger, retry, chunking };
+  return { cache, objects: new ObjectStore(store, { retry, timeoutMs: 60_000, log: silentLogger, chunking, cacheRoot: cache.root }), concurrency: 4, log: silentLogger };
 }
 
 async function put(cache: ObjectCache, data: Buffer): Promise<{ oid: string; size: number }> {

@@ -2,9 +2,9 @@ import { addPatterns, encodePattern, listTracked, removePatterns, TRACK_ATTRIBUT
 import { mergePointers } from '../../src/merge';
 import { formatBytes, Progress } from '../../src/progress';
 import { isSafeUnderlyingUrl, parsePorcelainLine, parsePushSpec } from '../../src/remote-helper/refspec';
-import { backoffDelay, withRetry } from '../../src/transfer/retry';
+import { backoffDelay, withRetry } from '../../src/util/retry';
 import { GitmlError } from '../../src/errors';
-import { oidOfObjectKey, objectKey } from '../../src/store/keys';
+import { objectKey, parseKey } from '../../src/objects/layout';
 
 describe('.gitattributes editing', () => {
   test('adds lines once and keeps foreign lines untouched', () => {
@@ -129,8 +129,10 @@ describe('store keys', () => {
   test('object keys round-trip and reject anything else', () => {
     const oid = 'ab'.repeat(32);
     expect(objectKey(oid)).toBe(`objects/ab/ab/${oid}`);
-    expect(oidOfObjectKey(objectKey(oid))).toBe(oid);
-    expect(oidOfObjectKey(`objects/cd/ab/${oid}`)).toBeNull();
+    expect(parseKey(objectKey(oid))).toEqual({ kind: 'object', oid });
+    expect(parseKey(`objects/cd/ab/${oid}`)).toEqual({ kind: 'other' });
+    expect(parseKey(`manifests/ab/ab/${oid}`)).toEqual({ kind: 'manifest', oid });
+    expect(parseKey(`packs/${oid}.idx`)).toEqual({ kind: 'index', pack: oid });
     expect(() => objectKey('../x')).toThrow();
   });
 });

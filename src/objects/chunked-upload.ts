@@ -3,24 +3,21 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Logger } from 'pino';
-import pLimit from 'p-limit';
 import type { ObjectCache } from '../cache';
-import { GitmlError, isGitmlError } from '../errors';
+import { cacheIoError, GitmlError } from '../errors';
 import { shortOid } from '../pointer';
-import type { BodySource, PutResult, Store } from '../store/store';
-import { withRetry, type RetryPolicy } from '../transfer/retry';
-import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from './cdc';
-import { ChunkIndex } from './index';
-import { coalesce, encodeManifest, encodePackIndex, manifestKey, packIndexKey, packKey, type Run } from './format';
 import { makeDirs } from '../safe-path';
+import type { BodySource } from '../store/store';
+import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from './cdc';
+import type { ChunkIndex } from './chunk-index';
+import { coalesce, encodeManifest, encodePackIndex, type Run } from './format';
+import { manifestKey, packIndexKey, packKey } from './layout';
+import type { Requests } from '../store/requests';
 
 export interface ChunkedUploadOptions {
-  store: Store;
+  requests: Requests;
   cache: ObjectCache;
   index: ChunkIndex;
-  log: Logger;
-  retry: RetryPolicy;
   /** Packs are sealed and uploaded once they reach this size. */
   packTarget?: number;
   /** Packs uploading at once. */
@@ -32,7 +29,7 @@ export interface ChunkedUploadOptions {
 export interface ChunkedResult {
   /** Objects whose manifests are now stored. */
   oids: string[];
-  /** Bytes of packs this push actually added to the store (a pack already there costs nothing). */
+  /** Bytes of packs this upload actually added to the store (a pack already there costs nothing). */
   newBytes: number;
 }
 
@@ -45,17 +42,27 @@ class PackBuilder {
   private constructor(
     readonly file: string,
     private readonly handle: fsp.FileHandle,
+    private readonly cacheRoot: string,
   ) {}
 
-  static async create(dir: string): Promise<PackBuilder> {
-    await makeDirs(dir);
-    const file = path.join(dir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-    return new PackBuilder(file, await fsp.open(file, 'wx', 0o600));
+  static async create(cache: ObjectCache): Promise<PackBuilder> {
+    try {
+      await makeDirs(cache.tmpDir);
+      const file = path.join(cache.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+      return new PackBuilder(file, await fsp.open(file, 'wx', 0o600), cache.root);
+    } catch (e) {
+      throw cacheIoError(`cannot build a pack in the cache at ${cache.root}`, e);
+    }
   }
 
   async append(chunkHash: string, data: Buffer): Promise<number> {
     const offset = this.size;
-    for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
+    try {
+      for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
+    } catch (e) {
+      // Packs are built in the cache's temp folder: a full disk here is the cache's disk.
+      throw cacheIoError(`cannot build a pack in the cache at ${this.cacheRoot}`, e);
+    }
     this.hash.update(data);
     this.chunks.push([chunkHash, offset, data.length]);
     this.size += data.length;
@@ -83,7 +90,7 @@ interface PendingRun {
 /**
  * Stores objects as content-defined chunks in packs (docs/chunking.md): each object is read once from
  * the cache, its sha256 re-checked, cut with FastCDC, and only chunks the store does not have (per its
- * index, or earlier in this push) go into new packs. Packs upload while chunking goes on; manifests
+ * index, or earlier in this upload) go into new packs. Packs upload while chunking goes on; manifests
  * are written last, after every pack they name is stored, so an interrupted push leaves at worst
  * unreferenced packs, and a re-run reuses what already arrived.
  */
@@ -91,14 +98,16 @@ export class ChunkedUploader {
   private current: PackBuilder | null = null;
   private readonly local = new Map<string, { pack: PackBuilder; offset: number; length: number }>();
   private readonly uploads: Promise<void>[] = [];
-  private readonly limit: ReturnType<typeof pLimit>;
   private readonly objects: { oid: string; size: number; runs: PendingRun[] }[] = [];
-  private newBytes = 0;
   private readonly packTarget: number;
+  private readonly concurrency: number;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private newBytes = 0;
 
   constructor(private readonly options: ChunkedUploadOptions) {
-    this.limit = pLimit(options.concurrency ?? 4);
     this.packTarget = options.packTarget ?? 16 * 1024 * 1024;
+    this.concurrency = options.concurrency ?? 4;
   }
 
   /** Chunks one cached object into packs. Its manifest is written by finish(). */
@@ -145,17 +154,11 @@ export class ChunkedUploader {
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const oids: string[] = [];
-    const manifests = pLimit(8);
-    await Promise.all(
-      this.objects.map((o) =>
-        manifests(async () => {
-          const runs: Run[] = coalesce(o.runs.map((r) => ({ pack: typeof r.pack === 'string' ? r.pack : r.pack.id!, offset: r.offset, length: r.length })));
-          const data = encodeManifest({ oid: o.oid, size: o.size, runs });
-          await this.put(manifestKey(o.oid), bufferBody(data));
-          oids.push(o.oid);
-        }),
-      ),
-    );
+    for (const o of this.objects) {
+      const runs: Run[] = coalesce(o.runs.map((r) => ({ pack: typeof r.pack === 'string' ? r.pack : r.pack.id!, offset: r.offset, length: r.length })));
+      await this.options.requests.putNamed(manifestKey(o.oid), bufferBody(encodeManifest({ oid: o.oid, size: o.size, runs })));
+      oids.push(o.oid);
+    }
     return { oids, newBytes: this.newBytes };
   }
 
@@ -163,13 +166,15 @@ export class ChunkedUploader {
   async abort(): Promise<void> {
     await this.current?.dispose();
     this.current = null;
+    await Promise.allSettled(this.uploads);
   }
 
   private async packFor(): Promise<PackBuilder> {
-    this.current ??= await PackBuilder.create(this.options.cache.tmpDir);
+    this.current ??= await PackBuilder.create(this.options.cache);
     return this.current;
   }
 
+  /** Seals the pack being filled and starts its upload (at most `concurrency` packs in flight). */
   private async sealCurrent(): Promise<void> {
     const pack = this.current;
     if (!pack) return;
@@ -179,36 +184,23 @@ export class ChunkedUploader {
       return;
     }
     const id = await pack.seal();
-    const task = this.limit(async () => {
+    // Backpressure: chunking waits while `concurrency` packs are uploading (each is a temp file).
+    while (this.running >= this.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    const task = (async () => {
       try {
-        if ((await this.put(packKey(id), fileBody(pack.file, pack.size))) === 'created') this.newBytes += pack.size;
-        await this.put(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks: pack.chunks })));
-        this.options.index.add({ pack: id, chunks: pack.chunks });
-        this.options.log.debug({ pack: id, bytes: pack.size, chunks: pack.chunks.length }, 'pack stored');
+        if ((await this.options.requests.putNamed(packKey(id), fileBody(pack.file, pack.size))) === 'created') this.newBytes += pack.size;
+        await this.options.requests.putNamed(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks: pack.chunks })));
+        this.options.index.add({ pack: id, chunks: pack.chunks }, pack.size);
+        this.options.requests.policy.log.debug({ pack: id, bytes: pack.size, chunks: pack.chunks.length }, 'pack stored');
       } finally {
         await pack.dispose();
+        this.running--;
+        this.waiting.shift()?.();
       }
-    });
+    })();
     task.catch(() => undefined); // observed in finish()
     this.uploads.push(task);
-  }
-
-  private put(key: string, body: BodySource): Promise<PutResult> {
-    return withRetry(
-      async () => {
-        try {
-          return await this.options.store.put(key, body);
-        } catch (e) {
-          // A pack or manifest of the wrong size under its content-derived name is half an earlier
-          // upload that a server kept: replace it (these bytes hash to the name).
-          if (!isGitmlError(e, 'E_STORE_CONFLICT')) throw e;
-          this.options.log.warn({ key }, 'replacing a stored copy of the wrong size');
-          return this.options.store.put(key, body, { replace: true });
-        }
-      },
-      this.options.retry,
-      (err, attempt, delay) => this.options.log.warn({ key, attempt, delay, err: String(err) }, 'chunked upload failed, retrying'),
-    );
   }
 }
 
@@ -219,7 +211,7 @@ function fileBody(file: string, size: number): BodySource {
   };
 }
 
-function bufferBody(data: Buffer): BodySource {
+export function bufferBody(data: Buffer): BodySource {
   return {
     size: data.length,
     open: (range) => Readable.from([range ? data.subarray(range.start, range.end) : data]),

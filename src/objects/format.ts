@@ -1,0 +1,143 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { damagedData as damaged } from '../store/requests';
+import { isValidOid } from '../pointer';
+import { DEFAULT_CHUNK_PARAMS } from './cdc';
+
+/**
+ * Encoding and validation of the chunked representation (docs/chunking.md): manifests (how to rebuild
+ * an object from runs of packs) and pack indexes (which chunks a pack holds). Both come from a store
+ * someone else may write, so decoding is bounded before it starts (decompression stops at a size
+ * derived from what the object or pack can plausibly need) and the result is checked before use:
+ * every count, offset and length in range, runs summing to the object's size. A violation is damage
+ * (E_OBJECT_CORRUPT, with the repair hint), never a retry.
+ */
+
+/** A contiguous run of the object's bytes inside one pack. */
+export interface Run {
+  pack: string;
+  offset: number;
+  length: number;
+}
+
+export interface Manifest {
+  oid: string;
+  size: number;
+  runs: Run[];
+}
+
+export interface PackIndex {
+  pack: string;
+  /** [chunk hash (hex), offset, length], in pack order. */
+  chunks: [string, number, number][];
+}
+
+/**
+ * The most runs an object of `size` bytes can have: every chunk but the last is at least the
+ * minimum chunk size, and a run holds one chunk or more. Pure.
+ */
+export function maxRuns(size: number): number {
+  return Math.ceil(size / DEFAULT_CHUNK_PARAMS.min) + 16;
+}
+
+/** Bytes of JSON a manifest of `size` bytes can need, at most (64 MiB whatever the size). Pure. */
+export function maxManifestBytes(size: number): number {
+  return Math.min(64 * 1024 * 1024, 4096 + maxRuns(size) * 120);
+}
+
+/** Entries a pack of `packSize` bytes can index, at most (small objects are at least 512 bytes a piece on average). Pure. */
+export function maxIndexEntries(packSize: number): number {
+  return Math.ceil(packSize / 512) + 1024;
+}
+
+export function maxIndexBytes(packSize: number): number {
+  return Math.min(64 * 1024 * 1024, 4096 + maxIndexEntries(packSize) * 100);
+}
+
+/** Merges adjacent runs that continue each other in the same pack. Pure. */
+export function coalesce(runs: readonly Run[]): Run[] {
+  const out: Run[] = [];
+  for (const r of runs) {
+    const last = out[out.length - 1];
+    if (last && last.pack === r.pack && last.offset + last.length === r.offset) last.length += r.length;
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+export function encodeManifest(m: Manifest): Buffer {
+  const packs = [...new Set(m.runs.map((r) => r.pack))];
+  const at = new Map(packs.map((p, i) => [p, i]));
+  return gzipSync(JSON.stringify({ version: 1, oid: m.oid, size: m.size, packs, runs: m.runs.map((r) => [at.get(r.pack), r.offset, r.length]) }));
+}
+
+/** Decodes and checks a manifest for an object of `expectedSize` bytes (the pointer's size). Pure. */
+export function decodeManifest(data: Buffer, expectedOid: string, expectedSize: number, where: string): Manifest {
+  const name = `manifest of sha256:${expectedOid.slice(0, 12)} (${where})`;
+  const raw = inflate(data, maxManifestBytes(expectedSize), name) as { version?: unknown; oid?: unknown; size?: unknown; packs?: unknown; runs?: unknown };
+  if (!raw || typeof raw !== 'object' || raw.version !== 1 || raw.oid !== expectedOid || !Array.isArray(raw.packs) || !Array.isArray(raw.runs)) {
+    throw damaged(`${name} has an unexpected shape`);
+  }
+  if (raw.size !== expectedSize) throw damaged(`${name} describes ${String(raw.size)} bytes, the pointer says ${expectedSize}`);
+  const packs = raw.packs as unknown[];
+  const runsIn = raw.runs as unknown[];
+  if (runsIn.length > maxRuns(expectedSize)) throw damaged(`${name} has ${runsIn.length} runs, more than an object of ${expectedSize} bytes can have`);
+  if (packs.length > Math.max(1, runsIn.length) || !packs.every((p) => typeof p === 'string' && isValidOid(p))) throw damaged(`${name} names invalid packs`);
+  let total = 0;
+  const runs: Run[] = new Array(runsIn.length);
+  for (let i = 0; i < runsIn.length; i++) {
+    const r = runsIn[i];
+    if (!Array.isArray(r) || r.length !== 3 || !r.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw damaged(`${name} has an invalid run`);
+    const [p, offset, length] = r as [number, number, number];
+    if (p >= packs.length || length === 0) throw damaged(`${name} has an invalid run`);
+    total += length;
+    if (total > expectedSize) throw damaged(`${name} has runs past the object's ${expectedSize} bytes`);
+    runs[i] = { pack: packs[p] as string, offset, length };
+  }
+  if (total !== expectedSize) throw damaged(`${name} covers ${total} bytes, not ${expectedSize}`);
+  return { oid: expectedOid, size: expectedSize, runs };
+}
+
+export function encodePackIndex(idx: PackIndex): Buffer {
+  return gzipSync(JSON.stringify({ version: 1, pack: idx.pack, chunks: idx.chunks }));
+}
+
+/**
+ * Decodes and checks the index of a pack of `packSize` bytes: entries in pack order, each inside the
+ * pack, none overlapping the one before. Pure.
+ */
+export function decodePackIndex(data: Buffer, expectedPack: string, packSize: number, where: string): PackIndex {
+  const name = `pack index ${expectedPack.slice(0, 12)} (${where})`;
+  const raw = inflate(data, maxIndexBytes(packSize), name) as { version?: unknown; pack?: unknown; chunks?: unknown };
+  if (!raw || typeof raw !== 'object' || raw.version !== 1 || raw.pack !== expectedPack || !Array.isArray(raw.chunks)) throw damaged(`${name} has an unexpected shape`);
+  const chunks = raw.chunks as unknown[];
+  if (chunks.length > maxIndexEntries(packSize)) throw damaged(`${name} lists ${chunks.length} chunks, more than a pack of ${packSize} bytes can hold`);
+  let end = 0;
+  for (const c of chunks) {
+    if (!Array.isArray(c) || c.length !== 3 || typeof c[0] !== 'string' || !isValidOid(c[0]) || !Number.isSafeInteger(c[1]) || !Number.isSafeInteger(c[2])) {
+      throw damaged(`${name} has an invalid entry`);
+    }
+    const [, offset, length] = c as [string, number, number];
+    if (offset < end || length <= 0 || offset + length > packSize) throw damaged(`${name} has an entry outside the pack's ${packSize} bytes or overlapping another`);
+    end = offset + length;
+  }
+  return { pack: expectedPack, chunks: chunks as [string, number, number][] };
+}
+
+/** gunzip with a ceiling on the output (a small bomb cannot take the memory), then JSON. */
+function inflate(data: Buffer, maxBytes: number, name: string): unknown {
+  let text: Buffer;
+  try {
+    text = gunzipSync(data, { maxOutputLength: maxBytes });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || /Cannot create a Buffer larger|maxOutputLength|too large/i.test((e as Error).message)) {
+      throw damaged(`${name} unpacks to more than the ${maxBytes} bytes it can need`);
+    }
+    throw damaged(`${name} is unreadable: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text.toString('utf8'));
+  } catch (e) {
+    throw damaged(`${name} is unreadable: ${(e as Error).message}`);
+  }
+}
+

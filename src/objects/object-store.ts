@@ -1,0 +1,304 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ObjectCache } from '../cache';
+import { GitmlError, isGitmlError } from '../errors';
+import { shortOid } from '../pointer';
+import { DirectoryStore } from '../store/directory';
+import type { BodySource, Store, StoreEntry } from '../store/store';
+import { runAll } from '../util/pool';
+import { withRetry, type RetryPolicy } from '../util/retry';
+import { ChunkIndex, indexDirFor } from './chunk-index';
+import { ChunkedUploader, type ChunkedResult } from './chunked-upload';
+import { CHUNKED_MIN_SIZE, manifestKey, objectKey, parseKey, type ParsedKey } from './layout';
+import {
+  assertRoomFor,
+  checkPacks,
+  describe,
+  downloadPlanned,
+  fetchManifest,
+  planManifestReads,
+  planWholeReads,
+  RANGE_SIZE,
+  RANGED_DOWNLOAD_THRESHOLD,
+  readChunked,
+  readRangeInto,
+  readWhole,
+  type ObjectRef,
+} from './read';
+import { Requests } from '../store/requests';
+
+export type { ObjectRef };
+
+export interface ObjectStoreOptions {
+  retry: RetryPolicy;
+  /** Longest wait for an answer or for the next bytes of a body (src/objects/requests.ts). */
+  timeoutMs: number;
+  log: Logger;
+  /** Store objects of CHUNKED_MIN_SIZE and more as deduplicated chunks (docs/chunking.md). */
+  chunking: boolean;
+  /** The cache's root: pack indexes already seen are kept there. */
+  cacheRoot: string;
+}
+
+/**
+ * - whole:   objects/<oid> with the pointer's size
+ * - chunked: a manifest (its packs are checked when it is read)
+ * - damaged: something under objects/<oid> of another size, and no manifest
+ * - absent:  nothing at all
+ */
+export type Presence = 'whole' | 'chunked' | 'damaged' | 'absent';
+
+/**
+ * The one owner of "how is this object stored" (docs/architecture.md): key names, whole versus
+ * chunked, pack indexes, read plans, retries and deadlines. Everything that asks a store about an
+ * object by its oid (transfers, fsck, prune, repair, gc, bundles) asks here.
+ */
+export class ObjectStore {
+  readonly url: string;
+  readonly requests: Requests;
+  private index: Promise<ChunkIndex> | null = null;
+
+  constructor(
+    readonly store: Store,
+    readonly options: ObjectStoreOptions,
+  ) {
+    this.url = store.url;
+    this.requests = new Requests(store, { retry: options.retry, timeoutMs: options.timeoutMs, log: options.log });
+  }
+
+  get log(): Logger {
+    return this.options.log;
+  }
+
+  /** Where each object stands: existence checks, `concurrency` at once, each retried on its own. */
+  async presence(refs: readonly ObjectRef[], concurrency: number): Promise<Map<string, Presence>> {
+    const out = new Map<string, Presence>();
+    const outcomes = await runAll(refs, concurrency, async (ref) => {
+      // Large objects are usually chunked: look for the manifest first, saving a request.
+      if (ref.size >= CHUNKED_MIN_SIZE && (await this.requests.stat(manifestKey(ref.oid)))) return out.set(ref.oid, 'chunked');
+      const whole = await this.requests.stat(objectKey(ref.oid));
+      out.set(ref.oid, whole === null ? 'absent' : whole.size === ref.size ? 'whole' : 'damaged');
+    });
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw failed.error;
+    return out;
+  }
+
+  /** The store's chunk index, loaded once per process (pack indexes whose packs are present). */
+  chunkIndex(): Promise<ChunkIndex> {
+    this.index ??= ChunkIndex.load(this.requests, indexDirFor(this.options.cacheRoot, this.url));
+    this.index.catch(() => (this.index = null));
+    return this.index;
+  }
+
+  /** An upload session: objects are added one by one; finish() makes them visible. */
+  uploader(cache: ObjectCache, onBytes: (n: number) => void = () => undefined): ObjectUploader {
+    return new ObjectUploader(this, cache, onBytes);
+  }
+
+  /**
+   * Brings one object into the cache, verified against its pointer before it is named: chunked ones
+   * from their packs (manifest and packs checked first), whole ones in one stream or, when large, as
+   * parallel ranges. A damaged store copy is E_OBJECT_CORRUPT naming the store and the key.
+   */
+  async download(ref: ObjectRef, cache: ObjectCache, onBytes: (n: number) => void = () => undefined): Promise<void> {
+    try {
+      await assertRoomFor(cache, ref);
+      // Large objects may be stored as chunks, whatever this clone's own chunking setting says.
+      const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
+      if (manifest) {
+        const index = this.index ? await this.index.catch(() => null) : null;
+        await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
+        return await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes);
+      }
+      if (ref.size >= RANGED_DOWNLOAD_THRESHOLD) {
+        const st = await this.requests.stat(objectKey(ref.oid));
+        if (!st) throw new GitmlError('E_OBJECT_MISSING', `${objectKey(ref.oid)} is not in the store ${this.url}`);
+        if (st.size !== ref.size) throw new GitmlError('E_OBJECT_CORRUPT', `${objectKey(ref.oid)} in ${this.url} holds ${st.size} bytes`);
+        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes);
+      }
+      const key = objectKey(ref.oid);
+      await withRetry(
+        () => readRangeInto(this.requests, key, { start: 0, end: ref.size }, async (source) => void (await cache.writeStream(source, ref)), onBytes, true),
+        this.options.retry,
+        (err, attempt, delay) => this.log.warn({ oid: ref.oid, attempt, delay, err: String(err) }, 'download failed, retrying'),
+      );
+    } catch (e) {
+      throw this.explainDownload(ref, e);
+    }
+  }
+
+  /** The stored bytes in order, whole or chunked (fsck, bundles). Not verified here: hash what you read. */
+  async *read(ref: ObjectRef): AsyncIterable<Buffer> {
+    const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
+    if (manifest) {
+      await checkPacks(this.requests, manifest);
+      yield* readChunked(this.requests, manifest);
+    } else yield* readWhole(this.requests, ref);
+  }
+
+  /** Reads an object back and hashes it: intact, missing, or damaged (with what was found). */
+  async verify(ref: ObjectRef): Promise<{ state: 'ok' | 'missing' | 'damaged'; detail: string }> {
+    const h = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const c of this.read(ref)) {
+        h.update(c);
+        size += c.length;
+        if (size > ref.size) break;
+      }
+    } catch (e) {
+      if (isGitmlError(e, 'E_OBJECT_MISSING')) return { state: 'missing', detail: 'not in the store' };
+      if (isGitmlError(e, 'E_OBJECT_CORRUPT')) return { state: 'damaged', detail: e.message };
+      throw e;
+    }
+    const digest = h.digest('hex');
+    if (size === ref.size && digest === ref.oid) return { state: 'ok', detail: '' };
+    return { state: 'damaged', detail: `${size === ref.size ? '' : 'at least '}${size} bytes hashing to ${digest}` };
+  }
+
+  /**
+   * Repair: stores the cache's copy as a whole object over whatever is there (verified on the way
+   * out), and removes the manifest so readers take the good copy.
+   */
+  async replace(ref: ObjectRef, cache: ObjectCache): Promise<void> {
+    await uploadWhole(this, ref, cache, 'damaged', () => undefined);
+    await this.requests.delete(manifestKey(ref.oid));
+  }
+
+  /** Every key in the store with what it is (gc, fsck). */
+  async listAll(): Promise<(StoreEntry & { parsed: ParsedKey })[]> {
+    const entries = await this.requests.list('');
+    return entries.map((e) => ({ ...e, parsed: parseKey(e.key) }));
+  }
+
+  /** Deletes keys (gc), `concurrency` at once. */
+  async remove(keys: readonly string[], concurrency: number): Promise<void> {
+    const outcomes = await runAll(keys, concurrency, (key) => this.requests.delete(key));
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw failed.error;
+  }
+
+  /** Temp files killed writers left in a directory store (other stores keep none). */
+  async staleTemp(olderThanMs: number, dryRun: boolean): Promise<{ files: number; bytes: number }> {
+    return this.store instanceof DirectoryStore ? this.store.staleTemp(olderThanMs, dryRun) : { files: 0, bytes: 0 };
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+
+  private explainDownload(ref: ObjectRef, e: unknown): unknown {
+    if (isGitmlError(e, 'E_OBJECT_CORRUPT')) {
+      return new GitmlError('E_OBJECT_CORRUPT', `the store ${this.url} holds a damaged copy of ${describe(ref)}: ${e.message}`, {
+        hint: 'Nothing was written. Run `gitml fsck --store` to list damaged objects, then `gitml push --repair` from a clone that has the file.',
+        cause: e,
+      });
+    }
+    return e;
+  }
+}
+
+/**
+ * One upload session. Each object added goes the way the layout says: large ones (with chunking on)
+ * are cut into chunks that join packs, small ones are stored whole at once. finish() stores the last
+ * packs and then the manifests, so a chunked object becomes visible only when all its bytes are in.
+ */
+export class ObjectUploader {
+  private chunked: ChunkedUploader | null = null;
+  private chunkedCount = 0;
+  newBytes = 0;
+
+  constructor(
+    private readonly objects: ObjectStore,
+    private readonly cache: ObjectCache,
+    private readonly onBytes: (n: number) => void,
+  ) {}
+
+  /** Whether `add` defers this object's visibility to finish() (chunked) or stores it at once. */
+  deferred(ref: ObjectRef): boolean {
+    return this.objects.options.chunking && ref.size >= CHUNKED_MIN_SIZE;
+  }
+
+  /** Stores (or, for chunked objects, prepares) one object; `presence` is what the store has now. */
+  async add(ref: ObjectRef, presence: Presence): Promise<void> {
+    if (!this.deferred(ref)) {
+      await uploadWhole(this.objects, ref, this.cache, presence, this.onBytes);
+      this.newBytes += ref.size;
+      return;
+    }
+    this.chunked ??= new ChunkedUploader({
+      requests: this.objects.requests,
+      cache: this.cache,
+      index: await this.objects.chunkIndex(),
+      concurrency: 4,
+      onBytes: this.onBytes,
+    });
+    await this.chunked.add(ref);
+    this.chunkedCount++;
+  }
+
+  /** Damaged pack indexes the session did not deduplicate against (a warning for the person). */
+  async skippedIndexes(): Promise<{ pack: string; why: string }[]> {
+    return this.chunked ? (await this.objects.chunkIndex()).skipped : [];
+  }
+
+  async finish(): Promise<ChunkedResult | null> {
+    if (!this.chunked || this.chunkedCount === 0) return null;
+    const result = await this.chunked.finish();
+    this.newBytes += result.newBytes;
+    return result;
+  }
+
+  async abort(): Promise<void> {
+    await this.chunked?.abort();
+  }
+}
+
+/**
+ * Uploads one cached object whole. The bytes are hashed on their way out: if the cached copy turns
+ * out not to match its name (a damaged disk), the stored copy is removed again and nothing bad is
+ * published. An absent key skips the backend's own existence check; a damaged copy is replaced.
+ */
+async function uploadWhole(objects: ObjectStore, ref: ObjectRef, cache: ObjectCache, presence: Presence, onBytes: (n: number) => void): Promise<void> {
+  const key = objectKey(ref.oid);
+  let lastFullRead: ReturnType<typeof createHash> | null = null;
+  let lastFullBytes = 0;
+  const body: BodySource = {
+    size: ref.size,
+    open(range) {
+      const hash = range ? null : createHash('sha256');
+      if (hash) {
+        lastFullRead = hash;
+        lastFullBytes = 0;
+      }
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          if (hash && lastFullRead === hash) {
+            hash.update(chunk);
+            lastFullBytes += chunk.length;
+          }
+          onBytes(chunk.length);
+          done(null, chunk);
+        },
+      });
+      const source = cache.openRead(ref.oid, range, ref.size);
+      source.on('error', (e) => tap.destroy(e));
+      return source.pipe(tap);
+    },
+  };
+  if (presence === 'damaged') objects.log.warn({ oid: ref.oid, store: objects.url }, 'replacing a stored copy of the wrong size');
+  const result = presence === 'damaged' ? await objects.requests.put(key, body, { overwrite: true }) : await objects.requests.putNamed(key, body, { checked: presence === 'absent' });
+  const read = lastFullRead as ReturnType<typeof createHash> | null;
+  if (result === 'created' && read && lastFullBytes === ref.size) {
+    const digest = read.digest('hex');
+    if (digest !== ref.oid) {
+      await objects.requests.delete(key);
+      await cache.remove(ref.oid);
+      throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${describe(ref)} is damaged (its bytes hash to sha256:${shortOid(digest)}); it was removed from the cache and not published`, {
+        hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
+      });
+    }
+  }
+}

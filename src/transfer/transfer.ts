@@ -1,0 +1,187 @@
+import type { Logger } from 'pino';
+import type { ObjectCache } from '../cache';
+import { GitmlError } from '../errors';
+import type { ObjectRef, ObjectStore, Presence } from '../objects/object-store';
+import { describe } from '../objects/read';
+import { Progress, type ProgressSink } from '../progress';
+import { largestFirst, runAll } from '../util/pool';
+
+export type { ObjectRef };
+
+/**
+ * Transfers as a person sees them: which objects move, in what order, how many at once, progress on
+ * stderr, and a report of what happened to each. How an object is stored, and every request to the
+ * store, is src/objects/'s business.
+ */
+export interface TransferOptions {
+  cache: ObjectCache;
+  objects: ObjectStore;
+  concurrency: number;
+  log: Logger;
+  progress?: { sink: ProgressSink; enabled: boolean };
+}
+
+export interface TransferFailure {
+  ref: ObjectRef;
+  error: GitmlError;
+}
+
+export interface UploadReport {
+  /** Objects the store did not have and now has. */
+  uploaded: ObjectRef[];
+  /** Objects the store already had. */
+  present: number;
+  /** Objects neither the store nor the cache has: a push that needs them must not go ahead. */
+  missing: ObjectRef[];
+  failed: TransferFailure[];
+  /** Size of the objects uploaded. */
+  bytes: number;
+  /** Bytes actually added to the store (less than `bytes` when chunks were already there). */
+  newBytes: number;
+  /** Things the person should know that did not fail the push (a damaged pack index skipped). */
+  warnings: string[];
+}
+
+export interface DownloadReport {
+  downloaded: ObjectRef[];
+  /** Objects that were already in the cache. */
+  cached: number;
+  failed: TransferFailure[];
+  bytes: number;
+}
+
+function dedupe(objects: readonly ObjectRef[]): ObjectRef[] {
+  const seen = new Map<string, ObjectRef>();
+  for (const o of objects) if (!seen.has(o.oid)) seen.set(o.oid, o);
+  return [...seen.values()];
+}
+
+function progressOf(title: string, total: number, options: TransferOptions): Progress {
+  return new Progress(title, total, options.progress?.sink ?? { write: () => undefined }, { enabled: options.progress?.enabled ?? false });
+}
+
+/** Which objects the store already has, and what each of the others is (absent or damaged). */
+export async function planUpload(
+  objects: readonly ObjectRef[],
+  options: Pick<TransferOptions, 'objects' | 'concurrency'>,
+): Promise<{ present: ObjectRef[]; todo: { ref: ObjectRef; presence: Presence }[] }> {
+  const presence = await options.objects.presence(objects, Math.max(options.concurrency, 16));
+  const present: ObjectRef[] = [];
+  const todo: { ref: ObjectRef; presence: Presence }[] = [];
+  for (const ref of objects) {
+    const p = presence.get(ref.oid) ?? 'absent';
+    if (p === 'whole' || p === 'chunked') present.push(ref);
+    else todo.push({ ref, presence: p });
+  }
+  return { present, todo };
+}
+
+/**
+ * Makes sure the store has every object: one round of existence checks, then uploads from the cache
+ * of what is missing, largest first, `concurrency` at a time. Re-running after an interruption
+ * uploads only what is still missing.
+ */
+export async function uploadObjects(objects: readonly ObjectRef[], options: TransferOptions): Promise<UploadReport> {
+  const { cache, log } = options;
+  const unique = dedupe(objects);
+  const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0, newBytes: 0, warnings: [] };
+  if (unique.length === 0) return report;
+
+  const { present, todo } = await planUpload(unique, options);
+  report.present = present.length;
+  log.debug({ total: unique.length, present: report.present, todo: todo.length }, 'upload plan');
+  if (todo.length === 0) return report;
+
+  const progress = progressOf('Uploading gitml objects', todo.length, options);
+  const session = options.objects.uploader(cache, (n) => progress.addBytes(n));
+  const available: typeof todo = [];
+  for (const t of todo) {
+    if (await cache.has(t.ref.oid, t.ref.size)) available.push(t);
+    else report.missing.push(t.ref);
+  }
+  const fail = (ref: ObjectRef, e: unknown) => report.failed.push({ ref, error: asTransferError(e, `cannot upload ${describe(ref)} to ${options.objects.url}`) });
+  // Chunked objects feed one stream of packs, in turn; whole ones upload side by side.
+  const deferred = available.filter((t) => session.deferred(t.ref));
+  const direct = largestFirst(available.filter((t) => !session.deferred(t.ref)).map((t) => ({ ...t, size: t.ref.size })));
+  const added: ObjectRef[] = [];
+  try {
+    for (const t of deferred) {
+      try {
+        await session.add(t.ref, t.presence);
+        added.push(t.ref);
+        progress.itemDone();
+      } catch (e) {
+        fail(t.ref, e);
+      }
+    }
+    const outcomes = await runAll(direct, options.concurrency, async (t) => {
+      await session.add(t.ref, t.presence);
+      progress.itemDone();
+    });
+    for (const o of outcomes) {
+      if (o.ok) {
+        report.uploaded.push(o.item.ref);
+        report.bytes += o.item.ref.size;
+      } else fail(o.item.ref, o.error);
+    }
+    await session.finish();
+    for (const ref of added) {
+      report.uploaded.push(ref);
+      report.bytes += ref.size;
+    }
+  } catch (e) {
+    // The packs or manifests could not be stored: none of the chunked objects is visible.
+    await session.abort();
+    for (const ref of added) fail(ref, e);
+  }
+  for (const s of await session.skippedIndexes().catch(() => [])) {
+    report.warnings.push(`pack index ${s.pack.slice(0, 12)} in ${options.objects.url} was not used (${s.why}); its chunks were stored again. Run \`gitml fsck --store\`.`);
+  }
+  report.newBytes = session.newBytes;
+  progress.finish();
+  return report;
+}
+
+/**
+ * Brings objects into the cache: those already cached are skipped, the rest are downloaded
+ * `concurrency` at a time and verified against their sha256 before they are named.
+ */
+export async function downloadObjects(objects: readonly ObjectRef[], options: TransferOptions): Promise<DownloadReport> {
+  const { cache, log } = options;
+  const unique = dedupe(objects);
+  const report: DownloadReport = { downloaded: [], cached: 0, failed: [], bytes: 0 };
+  const todo: ObjectRef[] = [];
+  for (const o of unique) {
+    if (await cache.has(o.oid, o.size)) report.cached++;
+    else todo.push(o);
+  }
+  log.debug({ total: unique.length, cached: report.cached, todo: todo.length }, 'download plan');
+  if (todo.length === 0) return report;
+  const progress = progressOf('Downloading gitml objects', todo.length, options);
+  const outcomes = await runAll(largestFirst(todo), options.concurrency, async (ref) => {
+    await options.objects.download(ref, cache, (n) => progress.addBytes(n));
+    progress.itemDone();
+  });
+  progress.finish();
+  for (const o of outcomes) {
+    if (o.ok) {
+      report.downloaded.push(o.item);
+      report.bytes += o.item.size;
+    } else report.failed.push({ ref: o.item, error: asTransferError(o.error, `cannot download ${describe(o.item)} from ${options.objects.url}`) });
+  }
+  return report;
+}
+
+/** One object's failure, with the object named once, and what to do. */
+export function asTransferError(e: unknown, context: string): GitmlError {
+  if (e instanceof GitmlError) {
+    if (e.code === 'E_OBJECT_MISSING') {
+      return new GitmlError('E_OBJECT_MISSING', `${context}: it is not in the store`, {
+        hint: 'Push it from a clone that has it (`gitml push`), or check that gitml.store names the right store (`gitml env`).',
+        cause: e,
+      });
+    }
+    return e.message.includes('sha256:') ? e : new GitmlError(e.code, `${context}: ${e.message}`, { hint: e.hint, cause: e, retryable: e.retryable });
+  }
+  return new GitmlError('E_STORE_IO', `${context}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
