@@ -27,6 +27,8 @@ export interface ChunkLocation {
 export class ChunkIndex {
   private readonly chunks = new Map<string, ChunkLocation>();
   private readonly packs = new Map<string, number>();
+  /** Every pack the listing showed, with its size (whether or not its index is usable). */
+  readonly listed = new Map<string, number>();
   /** Indexes not used, with why (pack gone or short, index damaged). */
   readonly skipped: { pack: string; why: string }[] = [];
 
@@ -56,7 +58,10 @@ export class ChunkIndex {
     const indexes: { pack: string; size: number }[] = [];
     for (const e of listing) {
       const k = parseKey(e.key);
-      if (k.kind === 'pack') packSizes.set(k.pack, e.size);
+      if (k.kind === 'pack') {
+        packSizes.set(k.pack, e.size);
+        index.listed.set(k.pack, e.size);
+      }
       else if (k.kind === 'index') indexes.push({ pack: k.pack, size: e.size });
     }
     let fetched = 0;

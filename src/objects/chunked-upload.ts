@@ -98,7 +98,7 @@ export class ChunkedUploader {
   private current: PackBuilder | null = null;
   private readonly local = new Map<string, { pack: PackBuilder; offset: number; length: number }>();
   private readonly uploads: Promise<void>[] = [];
-  private readonly objects: { oid: string; size: number; runs: PendingRun[] }[] = [];
+  private readonly objects: { oid: string; size: number; runs: PendingRun[]; replace: boolean }[] = [];
   private readonly packTarget: number;
   private readonly concurrency: number;
   private running = 0;
@@ -111,7 +111,7 @@ export class ChunkedUploader {
   }
 
   /** Chunks one cached object into packs. Its manifest is written by finish(). */
-  async add(ref: { oid: string; size: number; path?: string }): Promise<void> {
+  async add(ref: { oid: string; size: number; path?: string }, replaceManifest = false): Promise<void> {
     const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
     const whole = createHash('sha256');
     const runs: PendingRun[] = [];
@@ -144,7 +144,7 @@ export class ChunkedUploader {
         hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
       });
     }
-    this.objects.push({ oid: ref.oid, size: ref.size, runs });
+    this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
   }
 
   /** Uploads the last pack, waits for all packs, then writes the manifests. */
@@ -156,7 +156,9 @@ export class ChunkedUploader {
     const oids: string[] = [];
     for (const o of this.objects) {
       const runs: Run[] = coalesce(o.runs.map((r) => ({ pack: typeof r.pack === 'string' ? r.pack : r.pack.id!, offset: r.offset, length: r.length })));
-      await this.options.requests.putNamed(manifestKey(o.oid), bufferBody(encodeManifest({ oid: o.oid, size: o.size, runs })));
+      const body = bufferBody(encodeManifest({ oid: o.oid, size: o.size, runs }));
+      if (o.replace) await this.options.requests.put(manifestKey(o.oid), body, { overwrite: true });
+      else await this.options.requests.putNamed(manifestKey(o.oid), body);
       oids.push(o.oid);
     }
     return { oids, newBytes: this.newBytes };

@@ -71,18 +71,38 @@ export class ObjectStore {
     return this.options.log;
   }
 
-  /** Where each object stands: existence checks, `concurrency` at once, each retried on its own. */
+  /**
+   * Where each object stands: existence checks, `concurrency` at once, each retried on its own. A
+   * chunked object counts as stored only when its manifest reads and every pack it needs is in the
+   * store with the size it needs (a pack deleted behind gitml's back makes it 'damaged', so a push
+   * stores it again instead of publishing a pointer into nothing).
+   */
   async presence(refs: readonly ObjectRef[], concurrency: number): Promise<Map<string, Presence>> {
     const out = new Map<string, Presence>();
     const outcomes = await runAll(refs, concurrency, async (ref) => {
       // Large objects are usually chunked: look for the manifest first, saving a request.
-      if (ref.size >= CHUNKED_MIN_SIZE && (await this.requests.stat(manifestKey(ref.oid)))) return out.set(ref.oid, 'chunked');
+      if (ref.size >= CHUNKED_MIN_SIZE && (await this.requests.stat(manifestKey(ref.oid)))) return out.set(ref.oid, await this.chunkedState(ref));
       const whole = await this.requests.stat(objectKey(ref.oid));
       out.set(ref.oid, whole === null ? 'absent' : whole.size === ref.size ? 'whole' : 'damaged');
     });
     const failed = outcomes.find((o) => !o.ok);
     if (failed && !failed.ok) throw failed.error;
     return out;
+  }
+
+  /** 'chunked' when the manifest and its packs are whole, else 'damaged'. */
+  private async chunkedState(ref: ObjectRef): Promise<Presence> {
+    try {
+      const manifest = await fetchManifest(this.requests, ref);
+      if (!manifest) return 'absent';
+      const index = await this.chunkIndex();
+      await checkPacks(this.requests, manifest, (p) => index.listed.get(p));
+      return 'chunked';
+    } catch (e) {
+      if (!isGitmlError(e, 'E_OBJECT_CORRUPT')) throw e;
+      this.log.warn({ oid: ref.oid, err: e.message }, 'stored chunked object is damaged');
+      return 'damaged';
+    }
   }
 
   /** The store's chunk index, loaded once per process (pack indexes whose packs are present). */
@@ -104,18 +124,20 @@ export class ObjectStore {
    */
   async download(ref: ObjectRef, cache: ObjectCache, onBytes: (n: number) => void = () => undefined): Promise<void> {
     try {
-      await assertRoomFor(cache, ref);
-      // Large objects may be stored as chunks, whatever this clone's own chunking setting says.
+      // Large objects may be stored as chunks, whatever this clone's own chunking setting says. The
+      // manifest and its packs are checked before anything is written (or any room asked for).
       const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
       if (manifest) {
         const index = this.index ? await this.index.catch(() => null) : null;
         await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
+        await assertRoomFor(cache, ref);
         return await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes);
       }
       if (ref.size >= RANGED_DOWNLOAD_THRESHOLD) {
         const st = await this.requests.stat(objectKey(ref.oid));
         if (!st) throw new GitmlError('E_OBJECT_MISSING', `${objectKey(ref.oid)} is not in the store ${this.url}`);
         if (st.size !== ref.size) throw new GitmlError('E_OBJECT_CORRUPT', `${objectKey(ref.oid)} in ${this.url} holds ${st.size} bytes`);
+        await assertRoomFor(cache, ref);
         return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes);
       }
       const key = objectKey(ref.oid);
@@ -235,7 +257,8 @@ export class ObjectUploader {
       concurrency: 4,
       onBytes: this.onBytes,
     });
-    await this.chunked.add(ref);
+    // A damaged chunked copy gets a new manifest over the old one.
+    await this.chunked.add(ref, presence === 'damaged');
     this.chunkedCount++;
   }
 

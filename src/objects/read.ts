@@ -49,8 +49,9 @@ export async function checkPacks(requests: Requests, manifest: Manifest, known: 
   if (failed && !failed.ok) throw failed.error;
   for (const [pack, end] of needed) {
     const size = known(pack) ?? sizes.get(pack);
-    if (size === null || size === undefined) throw damaged(`pack ${pack.slice(0, 12)} (${packKey(pack)}), which the manifest of sha256:${shortOid(manifest.oid)} reads, is not in ${requests.url}`);
-    if (size < end) throw damaged(`pack ${pack.slice(0, 12)} (${packKey(pack)}) in ${requests.url} is ${size} bytes, but the manifest of sha256:${shortOid(manifest.oid)} reads up to ${end}`);
+    const reader = `${manifestKey(manifest.oid)} in ${requests.url}`;
+    if (size === null || size === undefined) throw damaged(`${reader} reads ${packKey(pack)}, which is not in the store`);
+    if (size < end) throw damaged(`${reader} reads ${packKey(pack)} up to byte ${end}, but that pack is ${size} bytes`);
   }
 }
 

@@ -95,8 +95,12 @@ async function dryRunReport(objects: ObjectRef[], gitml: Gitml): Promise<UploadR
 
 export function summarizeUpload(result: PushObjectsResult, seconds: number): string | null {
   const r = result.report;
-  if (!r || (r.uploaded.length === 0 && r.missing.length === 0 && r.failed.length === 0)) return null;
-  const rate = seconds > 0 ? ` (${formatBytes(r.bytes / seconds)}/s)` : '';
-  const dedup = r.newBytes < r.bytes ? `, ${formatBytes(r.newBytes)} new after dedup` : '';
-  return `gitml: stored ${r.uploaded.length} object(s), ${formatBytes(r.bytes)}${dedup} in ${result.storeUrl}${rate}; ${r.present} already there`;
+  if (!r) return null;
+  const lines = r.warnings.map((w) => `gitml: warning: ${w}`);
+  if (r.uploaded.length > 0 || r.missing.length > 0 || r.failed.length > 0) {
+    const rate = seconds > 0 ? ` (${formatBytes(r.bytes / seconds)}/s)` : '';
+    const dedup = r.newBytes < r.bytes ? `, ${formatBytes(r.newBytes)} new after dedup` : '';
+    lines.unshift(`gitml: stored ${r.uploaded.length} object(s), ${formatBytes(r.bytes)}${dedup} in ${result.storeUrl}${rate}; ${r.present} already there`);
+  }
+  return lines.length > 0 ? lines.join('\n') : null;
 }
