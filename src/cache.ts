@@ -163,7 +163,17 @@ export class ObjectCache {
   }
 
   /** Every object in the cache, in no particular order. Names that are not oids are skipped. */
-  async *list(): AsyncIterable<{ oid: string; size: number; path: string }> {
+  /**
+   * Marks an object as just used (its mtime is the cache's least-recently-used clock: gitml never
+   * reads an object's mtime for anything else). Best effort: a failure only makes eviction less exact.
+   */
+  touch(oid: string): void {
+    const now = new Date();
+    fs.utimes(this.pathOf(oid), now, now, () => undefined);
+  }
+
+  /** Every object in the cache, with its size and when it was last used. */
+  async *list(): AsyncIterable<{ oid: string; size: number; path: string; used: number }> {
     for (const a of await readdirOrEmpty(this.objectsDir)) {
       for (const b of await readdirOrEmpty(path.join(this.objectsDir, a))) {
         const dir = path.join(this.objectsDir, a, b);
@@ -171,7 +181,7 @@ export class ObjectCache {
           if (!isValidOid(name) || name.slice(0, 2) !== a || name.slice(2, 4) !== b) continue;
           const file = path.join(dir, name);
           const st = await fsp.stat(file).catch(() => null);
-          if (st?.isFile()) yield { oid: name, size: st.size, path: file };
+          if (st?.isFile()) yield { oid: name, size: st.size, path: file, used: st.mtimeMs };
         }
       }
     }

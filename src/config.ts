@@ -25,6 +25,7 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
   GITML_RETRIES: 'gitml.retries',
   GITML_CHUNKING: 'gitml.chunking',
   GITML_TIMEOUT: 'gitml.timeout',
+  GITML_CACHE_MAXSIZE: 'gitml.cache.maxsize',
 };
 
 /**
@@ -212,6 +213,25 @@ export function timeoutMsOf(settings: Settings): number {
     throw new GitmlError('E_CONFIG', `gitml.timeout must be a number of seconds from 0.1 to 3600, got ${JSON.stringify(s.value)} (from ${s.source})`, { hint: 'Fix or remove that setting.' });
   }
   return Math.round(n * 1000);
+}
+
+/** "20G", "500M", "1.5T", "1048576": a size in bytes (K, M, G, T are powers of 1024). Pure. */
+export function parseSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) return null;
+  const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase());
+  return Math.floor(Number(m[1]) * 1024 ** power);
+}
+
+/** gitml.cache.maxsize: the cache is kept under this many bytes (src/cache-limit.ts), or null. */
+export function cacheMaxSizeOf(settings: Settings): number | null {
+  const s = settings.get('gitml.cache.maxsize');
+  if (!s) return null;
+  const n = parseSize(s.value);
+  if (n === null || n <= 0) {
+    throw new GitmlError('E_CONFIG', `gitml.cache.maxsize must be a size such as 20G or 500M, got ${JSON.stringify(s.value)} (from ${s.source})`, { hint: 'Fix or remove that setting.' });
+  }
+  return n;
 }
 
 export type FetchMode = 'all' | 'tips' | 'none';

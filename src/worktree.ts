@@ -81,6 +81,7 @@ export async function writeFromCache(cache: ObjectCache, target: string, pointer
         hint: 'It was removed from the cache; run `gitml pull` to download it again.',
       });
     }
+    cache.touch(pointer.oid);
     const past = new Date(Date.now() - WRITTEN_MTIME_AGE_MS);
     await fsp.utimes(tmp, past, past);
     await fsp.rename(tmp, target);

@@ -3,7 +3,7 @@ import { localRefs, resolveCommit } from '../git/remote';
 import { fetchObjectsForCommits } from '../sync/fetch';
 import { formatBytes } from '../progress';
 import { GitmlError } from '../errors';
-import { err, json, openHere, out, progressFor, withJson, type Command } from './io';
+import { err, json, openHere, out, progressFor, withJson, type Command, warnOverCacheLimit } from './io';
 
 export const fetchCommand: Command = (io) => ({
   command: 'fetch [refs..]',
@@ -35,6 +35,7 @@ export const fetchCommand: Command = (io) => ({
         out(io, `gitml: ${r?.downloaded.length ?? 0} object(s) downloaded (${formatBytes(r?.bytes ?? 0)}), ${r?.cached ?? 0} already cached`);
         for (const f of r?.failed ?? []) err(io, `gitml: ${f.error.message}`);
       }
+      await warnOverCacheLimit(io, gitml);
       if (r && r.failed.length > 0) throw new GitmlError('E_STORE_IO', `${r.failed.length} object(s) could not be downloaded`, { hint: 'See the messages above.' });
     } finally {
       await gitml.close();

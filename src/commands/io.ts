@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openGitml, type Gitml } from '../context';
-import { isGitmlError } from '../errors';
+import { describeError, isGitmlError } from '../errors';
+import { enforceCacheLimit } from '../cache-limit';
 import { runGit } from '../git/exec';
 import { makeDirs } from '../safe-path';
 
@@ -64,4 +65,14 @@ export function progressFor(io: CliIO, quiet = false) {
 
 export function withJson<T>(y: Argv<T>) {
   return y.option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON on stdout' });
+}
+
+/** gitml.cache.maxsize after a command that filled the cache; problems are warnings, not failures. */
+export async function warnOverCacheLimit(io: CliIO, gitml: Gitml): Promise<void> {
+  try {
+    const r = await enforceCacheLimit(gitml);
+    if (r && r.stillOver > 0) err(io, `gitml: warning: the cache is ${r.stillOver} bytes over gitml.cache.maxsize; the rest is not in the store yet (push it)`);
+  } catch (e) {
+    err(io, `gitml: warning: could not keep the cache under gitml.cache.maxsize: ${describeError(e)}`);
+  }
 }

@@ -2,6 +2,8 @@ import { GitmlError } from '../errors';
 import { gitText, runGit } from '../git/exec';
 import { scanIndexForPointers, scanTreeForPointers } from '../git/scan';
 import { formatBytes } from '../progress';
+import { enforceCacheLimit } from '../cache-limit';
+import { cacheMaxSizeOf, parseSize } from '../config';
 import { err, json, openHere, out, withJson, type Command } from './io';
 
 export const pruneCommand: Command = (io) => ({
@@ -10,8 +12,11 @@ export const pruneCommand: Command = (io) => ({
   builder: (y) =>
     withJson(y)
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be deleted' })
-      .option('verify-remote', { type: 'boolean', default: true, describe: 'only delete objects the store has (--no-verify-remote skips the check)' }),
+      .option('verify-remote', { type: 'boolean', default: true, describe: 'only delete objects the store has (--no-verify-remote skips the check)' })
+      .option('max-size', { type: 'string', describe: 'then keep the cache under this size (e.g. 20G), evicting least recently used objects the store has (default: gitml.cache.maxsize)' }),
   handler: async (argv) => {
+    const maxSize = argv['max-size'] === undefined ? undefined : parseSize(String(argv['max-size']));
+    if (maxSize === null) throw new GitmlError('E_USAGE', `--max-size ${JSON.stringify(argv['max-size'])} is not a size`, { hint: 'Write it like 20G, 500M or 1048576.' });
     const gitml = await openHere(io);
     try {
       const ctx = gitml.repo.git;
@@ -36,8 +41,11 @@ export const pruneCommand: Command = (io) => ({
       if (!argv['dry-run']) for (const c of deletable) await gitml.cache.remove(c.oid);
       const staleTemp = argv['dry-run'] ? 0 : await gitml.cache.removeStaleTemp(24 * 3600 * 1000);
       const bytes = deletable.reduce((n, c) => n + c.size, 0);
-      if (argv.json) return json(io, { deleted: deletable.map((c) => c.oid), bytes, kept: keep.size, notInStore, staleTemp, dryRun: argv['dry-run'] });
+      const evicted = argv['dry-run'] ? null : await enforceCacheLimit(gitml, maxSize ?? cacheMaxSizeOf(gitml.settings));
+      if (argv.json) return json(io, { deleted: deletable.map((c) => c.oid), bytes, kept: keep.size, notInStore, staleTemp, evicted, dryRun: argv['dry-run'] });
       out(io, `gitml: ${argv['dry-run'] ? 'would delete' : 'deleted'} ${deletable.length} object(s), ${formatBytes(bytes)}; ${keep.size} still needed`);
+      if (evicted) out(io, `gitml: the cache held ${formatBytes(evicted.total)} (limit ${formatBytes(evicted.limit)}): evicted ${evicted.evicted} least recently used object(s) the store has, ${formatBytes(evicted.bytes)}`);
+      if (evicted && evicted.stillOver > 0) err(io, `gitml: still ${formatBytes(evicted.stillOver)} over the limit: the rest is not in the store yet (push it)`);
       if (notInStore.length > 0) err(io, `gitml: kept ${notInStore.length} unneeded object(s) the store does not have yet (push them, or use --no-verify-remote)`);
     } catch (e) {
       if (e instanceof GitmlError && e.code === 'E_STORE_UNCONFIGURED') {

@@ -4,7 +4,7 @@ import { checkoutPointers } from '../sync/checkout';
 import { materializeSource, sourceOf } from '../assets/materialize';
 import { locate } from '../assets/resolve';
 import { GitmlError } from '../errors';
-import { err, json, openHere, out, progressFor, withJson, type Command } from './io';
+import { err, json, openHere, out, progressFor, withJson, type Command, warnOverCacheLimit } from './io';
 
 /** git pathspecs for include/exclude globs: git's own matching, the same as everywhere else in git. */
 export function pathspecsFor(include: readonly string[], exclude: readonly string[]): string[] {
@@ -43,6 +43,7 @@ export const pullCommand: Command = (io) => ({
         for (const p of skipped) err(io, `gitml: left '${p}' alone: it has local changes`);
         for (const f of failed) err(io, `gitml: ${f.error}`);
       }
+      await warnOverCacheLimit(io, gitml);
       if (failed.length > 0) {
         throw new GitmlError('E_STORE_IO', `${failed.length} file(s) could not be checked out`, {
           hint: 'See the messages above; `gitml env` shows the store in use.',

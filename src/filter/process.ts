@@ -10,6 +10,7 @@ import type { Pointer } from '../pointer';
 import { worktreePath } from '../worktree';
 import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
 import { Cleaner } from './clean';
+import { enforceCacheLimit } from '../cache-limit';
 import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
@@ -61,6 +62,8 @@ export class FilterServer {
   private directMinimum: Promise<number | null> | null = null;
   private readonly deferred: Deferred[] = [];
   private written: Promise<Map<string, WrittenFile>> | null = null;
+  /** Whether this process added or used cached objects (then gitml.cache.maxsize is checked at the end). */
+  private grew = false;
 
   constructor(private readonly options: FilterServerOptions) {
     this.reader = new PktLineReader(options.input);
@@ -91,6 +94,23 @@ export class FilterServer {
     }
     // git closed the pipe: its checkout is written. Now the large files' bytes (git waits for this).
     await materializeDeferred(this.deferred, this.options.report);
+    if (this.grew) await this.keepCacheUnderLimit();
+  }
+
+  /** gitml.cache.maxsize, after a command that added to the cache. A failure is only a warning. */
+  private async keepCacheUnderLimit(): Promise<void> {
+    try {
+      const r = await enforceCacheLimit(this.options.gitml);
+      if (r && r.stillOver > 0) this.options.report(`gitml: warning: the cache is ${r.stillOver} bytes over gitml.cache.maxsize; the rest is not in the store yet (push it)`);
+    } catch (e) {
+      this.options.report(`gitml: warning: could not keep the cache under gitml.cache.maxsize: ${describeError(e)}`);
+    }
+  }
+
+  /** An object this process downloaded and verified: no need to hash it again on the way out. */
+  private downloaded(oid: string): void {
+    this.verified.add(oid);
+    this.grew = true;
   }
 
   /** The object a file holds if gitml wrote it and it has not been touched since (src/written.ts). */
@@ -166,6 +186,7 @@ export class FilterServer {
       await this.writer.texts(['status=error']);
       return;
     }
+    this.grew = true;
     await this.respondWith(output);
   }
 
@@ -219,7 +240,7 @@ export class FilterServer {
         return;
       }
       try {
-        if ((await ensureCached(target, pointer, request.pathname)) === 'downloaded') this.verified.add(pointer.oid);
+        if ((await ensureCached(target, pointer, request.pathname)) === 'downloaded') this.downloaded(pointer.oid);
       } catch (e) {
         return await this.smudgeFailed(request, pointer, target, e);
       }
@@ -234,7 +255,7 @@ export class FilterServer {
     const item: DelayedItem = { pointer, gitml, direct, settled: false, promise: Promise.resolve() };
     item.promise = this.downloads(async () => {
       try {
-        if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.verified.add(pointer.oid);
+        if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.downloaded(pointer.oid);
       } catch (e) {
         item.error = e;
       } finally {
@@ -253,6 +274,7 @@ export class FilterServer {
   }
 
   private async sendObject(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
+    this.grew = true;
     await this.writer.texts(['status=success']);
     try {
       await streamCached(gitml, pointer, (chunk) => this.writer.data(chunk), !this.verified.has(pointer.oid));
@@ -269,6 +291,7 @@ export class FilterServer {
 
   /** git writes the pointer for now; the bytes follow when git closes the filter (direct.ts). */
   private async sendPlaceholder(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
+    this.grew = true;
     this.deferred.push({ pathname: request.pathname, pointer, gitml });
     await this.respondWith(placeholder(pointer));
   }

@@ -1,0 +1,66 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+
+async function cacheBytes(box: Sandbox, repo: string): Promise<{ objects: number; bytes: number }> {
+  const status = JSON.parse((await box.ok(repo, 'gitml', ['status', '--json'])).stdout);
+  return { objects: status.cache.objects, bytes: status.cache.bytes };
+}
+
+describe('the local cache: prune and a size limit', () => {
+  let box: Sandbox;
+  beforeEach(async () => {
+    box = await Sandbox.create();
+  });
+  afterEach(() => box.cleanup());
+
+  test('prune frees pushed objects of 1 MiB and more (stored chunked) once nothing needs them', async () => {
+    const { repo } = await makeRepoWithRemote(box);
+    const big = randomBytesSeeded(2_000_000, 1);
+    await fsp.writeFile(path.join(repo, 'big.pt'), big);
+    await box.git(repo, ['add', 'big.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'big']);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    await box.git(repo, ['rm', '-q', 'big.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'gone']);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    // Still reachable from history, but from no branch tip, tag tip, remote tip, HEAD or the index.
+    const r = JSON.parse((await box.ok(repo, 'gitml', ['prune', '--json'])).stdout);
+    expect(r.deleted).toEqual([sha256(big)]);
+    expect(r.bytes).toBe(2_000_000);
+    expect(r.notInStore).toEqual([]);
+    expect((await cacheBytes(box, repo)).objects).toBe(0);
+  });
+
+  test('gitml.cache.maxsize keeps the cache under its limit, least recently used first, never evicting what is not pushed', async () => {
+    const { repo, remote } = await makeRepoWithRemote(box);
+    const files = [0, 1, 2].map((i) => randomBytesSeeded(1_500_000, 10 + i));
+    for (const [i, data] of files.entries()) await fsp.writeFile(path.join(repo, `m${i}.pt`), data);
+    await box.git(repo, ['add', '.']);
+    await box.git(repo, ['commit', '-q', '-m', 'three models']);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+
+    // A clone with a 3.2 MB limit: checkout needs 4.5 MB in its cache, then the filter trims it.
+    const clone = box.path('limited');
+    await box.git(box.root, ['clone', '-q', '-c', 'gitml.cache.maxsize=3200000', `gitml::${remote}`, clone]);
+    const after = await cacheBytes(box, clone);
+    expect(after.bytes).toBeLessThanOrEqual(3_200_000);
+    expect(after.objects).toBe(2);
+    for (const [i, data] of files.entries()) expect((await fsp.readFile(path.join(clone, `m${i}.pt`))).equals(data)).toBe(true);
+    expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+
+    // New work is never evicted, even over the limit: the store does not have it yet.
+    for (let i = 0; i < 3; i++) await fsp.writeFile(path.join(clone, `new${i}.pt`), randomBytesSeeded(1_500_000, 20 + i));
+    const add = await box.run(clone, 'git', ['add', 'new0.pt', 'new1.pt', 'new2.pt']);
+    expect(add.code).toBe(0);
+    expect(add.stderr).toMatch(/over gitml.cache.maxsize; the rest is not in the store yet/);
+    await box.git(clone, ['commit', '-q', '-m', 'new work']);
+    const cached = JSON.parse((await box.ok(clone, 'gitml', ['ls-files', '--json'])).stdout).files as { path: string; cached: boolean }[];
+    expect(cached.filter((f) => f.path.startsWith('new')).every((f) => f.cached)).toBe(true);
+    // Once pushed, prune brings it under the limit again.
+    await box.git(clone, ['push', '-q', 'origin', 'main']);
+    const pruned = JSON.parse((await box.ok(clone, 'gitml', ['prune', '--json'])).stdout);
+    expect(pruned.evicted.stillOver).toBe(0);
+    expect((await cacheBytes(box, clone)).bytes).toBeLessThanOrEqual(3_200_000);
+  });
+});
