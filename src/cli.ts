@@ -16,6 +16,7 @@ import { getCommand } from './commands/get';
 import { promoteCommand } from './commands/promote';
 import { runCommand, runsCommand } from './commands/run';
 import { pruneCommand } from './commands/prune';
+import { gcCommand } from './commands/gc';
 import { pullCommand } from './commands/pull';
 import { pushCommand } from './commands/push';
 import { statusCommand } from './commands/status';
@@ -37,6 +38,7 @@ const COMMANDS: Command[] = [
   fetchCommand,
   fsckCommand,
   pruneCommand,
+  gcCommand,
   registerCommand,
   assetsCommand,
   getCommand,

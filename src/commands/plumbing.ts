@@ -36,7 +36,9 @@ export const prePushCommand: Command = (io) => ({
       const tracking = await runGit(gitml.repo.git, ['for-each-ref', '--format=%(objectname)', `refs/remotes/${argv.remote as string}/`]);
       remoteHas.push(...tracking.stdout.toString('utf8').split('\n').filter(Boolean));
       const started = Date.now();
-      const result = await pushObjectsForRefs(gitml, updates, { remoteHas, progress: progressFor(io) });
+      const result = await pushObjectsForRefs(gitml, updates, { remoteHas, progress: progressFor(io), repoUrl: url });
+      // git moves the refs after this hook exits; gc's grace period covers that moment.
+      await result.release();
       const summary = summarizeUpload(result, (Date.now() - started) / 1000);
       if (summary) err(io, summary);
       if (result.blocked.size > 0) {

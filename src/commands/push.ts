@@ -46,7 +46,9 @@ export const pushCommand: Command = (io) => ({
         updates.push({ dst: ref, sha: r.stdout.toString('utf8').trim() });
       }
       const started = Date.now();
-      const result = await pushObjectsForRefs(gitml, updates, { remoteHas, progress: progressFor(io, argv.json), dryRun: argv['dry-run'] as boolean });
+      const result = await pushObjectsForRefs(gitml, updates, { remoteHas, progress: progressFor(io, argv.json), dryRun: argv['dry-run'] as boolean, repoUrl: argv.all ? undefined : await remoteUrl(ctx, remote).catch(() => undefined) });
+      // `gitml push` moves no ref: the objects are protected by gc's grace period from here on.
+      await result.release();
       const report = result.report;
       if (argv.json) {
         json(io, {

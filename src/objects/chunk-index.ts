@@ -95,6 +95,11 @@ export class ChunkIndex {
         index.skipped.push({ pack, why: e.message });
       }
     }
+    // Indexes of packs gc removed from the store are dropped here too.
+    for (const name of await fsp.readdir(localDir).catch(() => [] as string[])) {
+      const pack = name.endsWith('.idx') ? name.slice(0, -4) : null;
+      if (pack && !packSizes.has(pack)) await fsp.rm(path.join(localDir, name), { force: true });
+    }
     requests.policy.log.debug({ packs: index.packs.size, chunks: index.size, fetched, skipped: index.skipped.length }, 'chunk index loaded');
     return index;
   }

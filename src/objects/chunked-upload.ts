@@ -34,7 +34,7 @@ export interface ChunkedResult {
 }
 
 /** A pack being filled: a temp file in the cache, its running hash, and its chunk list. */
-class PackBuilder {
+export class PackBuilder {
   id: string | null = null;
   size = 0;
   readonly chunks: [string, number, number][] = [];
@@ -67,6 +67,18 @@ class PackBuilder {
     this.chunks.push([chunkHash, offset, data.length]);
     this.size += data.length;
     return offset;
+  }
+
+  /** Appends bytes copied from another pack as one piece, with the index entries they carry (gc). */
+  async appendRaw(data: Buffer, entries: [string, number, number][]): Promise<void> {
+    try {
+      for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
+    } catch (e) {
+      throw cacheIoError(`cannot build a pack in the cache at ${this.cacheRoot}`, e);
+    }
+    this.hash.update(data);
+    this.chunks.push(...entries);
+    this.size += data.length;
   }
 
   async seal(): Promise<string> {

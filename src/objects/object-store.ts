@@ -9,7 +9,9 @@ import type { BodySource, Store, StoreEntry } from '../store/store';
 import { runAll } from '../util/pool';
 import { withRetry, type RetryPolicy } from '../util/retry';
 import { ChunkIndex, indexDirFor } from './chunk-index';
+import { acquireLock, recordRepository, type HeldLock } from './locks';
 import { ChunkedUploader, type ChunkedResult } from './chunked-upload';
+import type { Manifest } from './format';
 import { CHUNKED_MIN_SIZE, manifestKey, objectKey, parseKey, type ParsedKey } from './layout';
 import {
   assertRoomFor,
@@ -128,10 +130,14 @@ export class ObjectStore {
       // manifest and its packs are checked before anything is written (or any room asked for).
       const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
       if (manifest) {
-        const index = this.index ? await this.index.catch(() => null) : null;
-        await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
-        await assertRoomFor(cache, ref);
-        return await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes);
+        try {
+          return await this.downloadChunked(ref, manifest, cache, onBytes);
+        } catch (e) {
+          // gc may have repacked the object while it was read: its new manifest names new packs.
+          const fresh = isGitmlError(e, 'E_OBJECT_CORRUPT') ? await fetchManifest(this.requests, ref).catch(() => null) : null;
+          if (!fresh || JSON.stringify(fresh.runs) === JSON.stringify(manifest.runs)) throw e;
+          return await this.downloadChunked(ref, fresh, cache, onBytes);
+        }
       }
       if (ref.size >= RANGED_DOWNLOAD_THRESHOLD) {
         const st = await this.requests.stat(objectKey(ref.oid));
@@ -149,6 +155,13 @@ export class ObjectStore {
     } catch (e) {
       throw this.explainDownload(ref, e);
     }
+  }
+
+  private async downloadChunked(ref: ObjectRef, manifest: Manifest, cache: ObjectCache, onBytes: (n: number) => void): Promise<void> {
+    const index = this.index ? await this.index.catch(() => null) : null;
+    await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
+    await assertRoomFor(cache, ref);
+    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes);
   }
 
   /** The stored bytes in order, whole or chunked (fsck, bundles). Not verified here: hash what you read. */
@@ -187,6 +200,21 @@ export class ObjectStore {
   async replace(ref: ObjectRef, cache: ObjectCache): Promise<void> {
     await uploadWhole(this, ref, cache, 'damaged', () => undefined);
     await this.requests.delete(manifestKey(ref.oid));
+  }
+
+  /**
+   * Before a push uploads: the shared lock gc respects (held until the caller's refs have moved) and
+   * the record that this repository uses the store (gc consults every recorded repository).
+   */
+  async beginPush(repoUrl: string | undefined): Promise<HeldLock> {
+    const lock = await acquireLock(this.requests, 'push', repoUrl);
+    try {
+      if (repoUrl) await recordRepository(this.requests, repoUrl);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
+    return lock;
   }
 
   /** Every key in the store with what it is (gc, fsck). */

@@ -200,21 +200,27 @@ export class RemoteHelper {
       remoteHas: remoteRefs.map((r) => r.sha),
       progress: { sink: this.options.stderr, enabled: this.progress },
       dryRun: this.dryRun,
+      repoUrl: this.options.url,
     });
-    for (const [dst, why] of objects.blocked) replies.set(dst, `error ${dst} ${oneLine(why)}`);
-    if (objects.blocked.size > 0) {
-      for (const why of new Set(objects.blocked.values())) this.say(why);
-    }
-    const summary = summarizeUpload(objects, (Date.now() - started) / 1000);
-    if (summary && this.verbosity > 0 && !this.dryRun) this.say(summary);
+    try {
+      for (const [dst, why] of objects.blocked) replies.set(dst, `error ${dst} ${oneLine(why)}`);
+      if (objects.blocked.size > 0) {
+        for (const why of new Set(objects.blocked.values())) this.say(why);
+      }
+      const summary = summarizeUpload(objects, (Date.now() - started) / 1000);
+      if (summary && this.verbosity > 0 && !this.dryRun) this.say(summary);
 
-    let go = specs.filter((s) => !replies.has(s.dst));
-    if (this.atomic && replies.size > 0) {
-      for (const s of go) replies.set(s.dst, `error ${s.dst} atomic push failed: another ref could not be pushed`);
-      go = [];
-    }
-    if (go.length > 0) {
-      for (const [dst, reply] of await this.gitPush(go)) replies.set(dst, reply);
+      let go = specs.filter((s) => !replies.has(s.dst));
+      if (this.atomic && replies.size > 0) {
+        for (const s of go) replies.set(s.dst, `error ${s.dst} atomic push failed: another ref could not be pushed`);
+        go = [];
+      }
+      if (go.length > 0) {
+        for (const [dst, reply] of await this.gitPush(go)) replies.set(dst, reply);
+      }
+    } finally {
+      // The refs have moved (or will not): gc may run again.
+      await objects.release();
     }
     return specs.map((s) => `${replies.get(s.dst) ?? `error ${s.dst} gitml: no status from git push`}\n`).join('') + '\n';
   }

@@ -300,8 +300,15 @@ async function commitAndPush(gitml: Gitml, ws: Workspace, experiment: string, id
   const plainUrl = remoteUrl.replace(/^gitml::/, '');
   const remoteGit = { cwd: ws.root, env: ws.remoteEnv };
   const tips = await remoteTips(remoteGit, plainUrl, ws.remoteArgs);
-  const objects = await pushObjectsForRefs(gitml, [{ dst: `refs/heads/${branch}`, sha }], { remoteHas: tips });
-  if (objects.blocked.size > 0) throw new GitmlError('E_PUSH_INCOMPLETE', [...objects.blocked.values()][0]!, { hint: 'The run record is committed locally on branch ' + branch + '; push it once the store is reachable.' });
-  await runGit(remoteGit, [...ws.remoteArgs, 'push', '-q', '--no-verify', plainUrl, `refs/heads/${branch}:refs/heads/${branch}`]);
+  const objects = await pushObjectsForRefs(gitml, [{ dst: `refs/heads/${branch}`, sha }], { remoteHas: tips, repoUrl: plainUrl });
+  if (objects.blocked.size > 0) {
+    await objects.release();
+    throw new GitmlError('E_PUSH_INCOMPLETE', [...objects.blocked.values()][0]!, { hint: 'The run record is committed locally on branch ' + branch + '; push it once the store is reachable.' });
+  }
+  try {
+    await runGit(remoteGit, [...ws.remoteArgs, 'push', '-q', '--no-verify', plainUrl, `refs/heads/${branch}:refs/heads/${branch}`]);
+  } finally {
+    await objects.release();
+  }
   return branch;
 }

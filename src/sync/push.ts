@@ -20,6 +20,8 @@ export interface PushObjectsResult {
   storeUrl: string | null;
   /** Refs that must not move, with the reason (objects missing everywhere, uploads that failed). */
   blocked: Map<string, string>;
+  /** Ends the push's hold on the store (gc waits for it): call once the refs have moved, or not. */
+  release(): Promise<void>;
 }
 
 export interface PushObjectsOptions {
@@ -28,6 +30,8 @@ export interface PushObjectsOptions {
   progress?: { sink: ProgressSink; enabled: boolean };
   /** Check what would be uploaded without uploading. */
   dryRun?: boolean;
+  /** The underlying URL of the remote being pushed to: recorded in the store for gc. */
+  repoUrl?: string;
 }
 
 /**
@@ -36,7 +40,7 @@ export interface PushObjectsOptions {
  * ever published. Pushes with no pointers make no store call at all.
  */
 export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpdate[], options: PushObjectsOptions): Promise<PushObjectsResult> {
-  const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map() };
+  const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map(), release: async () => undefined };
   const perRef = new Map<string, PointerBlob[]>();
   const all = new Map<string, ObjectRef>();
   for (const update of updates) {
@@ -59,9 +63,12 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
     if (options.dryRun) {
       report = await dryRunReport([...all.values()], target);
     } else {
+      const lock = await (await target.objects()).beginPush(options.repoUrl);
+      result.release = lock.release;
       report = await uploadObjects([...all.values()], await target.transferOptions(options.progress));
     }
   } catch (e) {
+    await result.release();
     const why = e instanceof GitmlError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e);
     for (const dst of perRef.keys()) if ((perRef.get(dst) ?? []).length > 0) result.blocked.set(dst, `gitml: ${why}`);
     return result;

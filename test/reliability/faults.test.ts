@@ -34,7 +34,7 @@ describe('reliability: a store that throttles, fails, resets, truncates and stal
     box = await Sandbox.create();
     // Hung requests must fail over within the retry policy: a short deadline keeps the test quick
     // (a request that is merely slow on a busy machine is retried like any other failure).
-    Object.assign(box.env, S3_CREDENTIALS, { GITML_RETRIES: '10', GITML_TIMEOUT: '5' });
+    Object.assign(box.env, S3_CREDENTIALS, { GITML_RETRIES: '10', GITML_TIMEOUT: '3' });
   });
   afterAll(async () => {
     await proxy.close();
