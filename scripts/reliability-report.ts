@@ -34,3 +34,30 @@ if (!fs.existsSync(file)) {
     process.stdout.write(`| ${l.fault} | ${l.soak ? 'soak' : 'CI'} ${l.at.slice(0, 10)} | ${l.cases} | ${l.passed} | ${l.bytesLost} | ${l.danglingPointers} | ${l.secretsLeaked} | ${(l.notes ?? '').replace(/\|/g, '/')} |\n`);
   }
 }
+
+/** The security table (test-results/security.jsonl, written by test/security/). */
+interface SecurityLine {
+  case: string;
+  cases: number;
+  passed: number;
+  bytesOutside?: number;
+  credentialsSent?: number;
+  peakRssMiB?: number;
+  seconds?: number;
+  notes?: string;
+  at: string;
+}
+const securityFile = path.resolve(__dirname, '..', '..', 'test-results', 'security.jsonl');
+if (fs.existsSync(securityFile)) {
+  const latest = new Map<string, SecurityLine>();
+  for (const line of fs.readFileSync(securityFile, 'utf8').split('\n').filter(Boolean)) {
+    const l = JSON.parse(line) as SecurityLine;
+    latest.set(l.case, l);
+  }
+  const n = (v: number | undefined) => (v === undefined ? '' : String(v));
+  process.stdout.write('\n| security case | run | cases | passed | files written outside target | credentials sent to unapproved hosts | peak RSS MiB | seconds | notes |\n');
+  process.stdout.write('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n');
+  for (const l of latest.values()) {
+    process.stdout.write(`| ${l.case} | CI ${l.at.slice(0, 10)} | ${l.cases} | ${l.passed} | ${n(l.bytesOutside)} | ${n(l.credentialsSent)} | ${n(l.peakRssMiB)} | ${n(l.seconds)} | ${(l.notes ?? '').replace(/\|/g, '/')} |\n`);
+  }
+}
