@@ -234,14 +234,23 @@ export function cacheMaxSizeOf(settings: Settings): number | null {
   return n;
 }
 
-export type FetchMode = 'all' | 'tips' | 'none';
+/**
+ * What `git fetch` / `git clone` through a gitml:: remote downloads before git goes on:
+ *   checkout (default): what the checkout that follows needs. A clone downloads nothing ahead: its
+ *     checkout (of the branch asked for, in the sparse cone, or nothing with --no-checkout) downloads
+ *     exactly what it writes, in parallel. A fetch downloads the upstream of the current branch.
+ *   tips: the trees of every fetched branch and tag (for work offline).
+ *   all:  every object in their history.
+ *   none: nothing.
+ */
+export type FetchMode = 'checkout' | 'all' | 'tips' | 'none';
 
 export function fetchModeOf(settings: Settings): FetchMode {
   const s = settings.get('gitml.fetch');
-  if (!s) return 'tips';
+  if (!s) return 'checkout';
   const v = s.value.toLowerCase();
-  if (v === 'all' || v === 'tips' || v === 'none') return v;
-  throw new GitmlError('E_CONFIG', `gitml.fetch must be all, tips or none, got ${JSON.stringify(s.value)} (from ${s.source})`, {
+  if (v === 'checkout' || v === 'all' || v === 'tips' || v === 'none') return v;
+  throw new GitmlError('E_CONFIG', `gitml.fetch must be checkout, tips, all or none, got ${JSON.stringify(s.value)} (from ${s.source})`, {
     hint: 'Fix or remove that setting.',
   });
 }
@@ -258,4 +267,10 @@ export function boolOf(settings: Settings, key: string, fallback: boolean): bool
 function expandHome(p: string, env: NodeJS.ProcessEnv): string {
   if ((p === '~' || p.startsWith('~/')) && env.HOME) return path.join(env.HOME, p.slice(1));
   return p;
+}
+
+/** GITML_SKIP_SMUDGE=1 checks out pointers as they are, for a later `gitml pull`. */
+export function skipSmudge(env: NodeJS.ProcessEnv): boolean {
+  const v = (env.GITML_SKIP_SMUDGE ?? '').toLowerCase();
+  return v !== '' && v !== '0' && v !== 'false';
 }

@@ -12,6 +12,8 @@ export const FILTER_CONFIG: ReadonlyArray<readonly [string, string]> = [
   ['filter.gitml.required', 'true'],
   ['merge.gitml.name', 'gitml: merge of large-file pointers'],
   ['merge.gitml.driver', 'gitml merge-driver %O %A %B %P'],
+  // Submodules (and other git commands that restrict transports) may use gitml:: URLs.
+  ['protocol.gitml.allow', 'always'],
 ];
 
 export type Scope = { kind: 'global' } | { kind: 'local' } | { kind: 'system' } | { kind: 'file'; file: string };
@@ -56,7 +58,7 @@ export async function uninstallFilters(ctx: GitContext, scope: Scope): Promise<s
     if (r.code === 0) removed.push(key);
   }
   // Leave no empty [filter "gitml"] / [merge "gitml"] sections behind.
-  for (const section of ['filter.gitml', 'merge.gitml']) {
+  for (const section of ['filter.gitml', 'merge.gitml', 'protocol.gitml']) {
     const r = await runGit(ctx, ['config', ...scopeArgs(scope), '--get-regexp', `^${section.replace('.', '\\.')}\\.`], { okCodes: [1] });
     if (r.code === 1) await runGit(ctx, ['config', ...scopeArgs(scope), '--remove-section', section], { okCodes: [128] });
   }
@@ -64,23 +66,39 @@ export async function uninstallFilters(ctx: GitContext, scope: Scope): Promise<s
 }
 
 const HOOK_MARKER = '# installed by gitml';
+/** A hook that was there before gitml is kept under this suffix and run after gitml's. */
+export const CHAINED_SUFFIX = '.gitml-chained';
 
 export const HOOKS = {
   'pre-push': 'Uploads the bytes behind gitml pointers before git moves the refs (for remotes not written gitml::).',
-  'pre-commit': 'Refuses commits that change a registered asset version (docs/assets.md).',
+  'pre-commit': 'Refuses commits that change or drop a registered asset version (docs/assets.md).',
 } as const;
 export type HookName = keyof typeof HOOKS;
 
+/**
+ * The hook gitml writes. It runs `gitml <hook>` and then the hook that was there before, if any
+ * (kept as <hook>.gitml-chained), each with the same arguments and the same standard input.
+ */
 export function hookScript(name: HookName): string {
   return [
     '#!/bin/sh',
     HOOK_MARKER,
     `# ${HOOKS[name]}`,
+    `# A ${name} hook that was here before gitml runs after it: ${name}${CHAINED_SUFFIX}.`,
     'command -v gitml >/dev/null 2>&1 || {',
     `  echo >&2 "gitml: this repository has a gitml ${name} hook, but gitml is not on PATH."`,
-    `  echo >&2 "gitml: install it (npm install -g gitml), or remove .git/hooks/${name}."`,
+    `  echo >&2 "gitml: install it (npm install -g gitml), or run: gitml uninstall --hooks"`,
     '  exit 2',
     '}',
+    `chained="$(dirname "$0")/${name}${CHAINED_SUFFIX}"`,
+    'if [ -x "$chained" ]; then',
+    '  input=$(mktemp) || exit 2',
+    '  trap \'rm -f "$input"\' EXIT',
+    '  cat > "$input"',
+    `  gitml ${name} "$@" < "$input" || exit $?`,
+    '  "$chained" "$@" < "$input"',
+    '  exit $?',
+    'fi',
     `exec gitml ${name} "$@"`,
     '',
   ].join('\n');
@@ -91,36 +109,56 @@ async function hookPath(ctx: GitContext, name: string): Promise<string> {
   return path.resolve(ctx.cwd, p);
 }
 
+export type HookStatus = 'installed' | 'unchanged' | 'chained' | 'skipped';
+
 /**
- * Installs the hooks; a hook that gitml did not write is never replaced (checked for all of them
- * before any is written).
+ * Installs gitml's hooks in a repository. A hook gitml did not write is kept and run after gitml's
+ * (moved to <hook>.gitml-chained), never overwritten. Where core.hooksPath points into the work tree
+ * (husky, pre-commit frameworks), the hooks there are the repository's own files: nothing is written
+ * and the result says what to add by hand.
  */
-export async function installHooks(ctx: GitContext): Promise<{ path: string; status: 'installed' | 'unchanged' }[]> {
-  const plan: { file: string; wanted: string; current: string | null; name: HookName }[] = [];
+export async function installHooks(ctx: GitContext): Promise<{ path: string; status: HookStatus; note?: string }[]> {
+  const hooksPath = (await runGit(ctx, ['config', '--get', 'core.hooksPath'], { okCodes: [1] })).stdout.toString('utf8').trim();
+  const out: { path: string; status: HookStatus; note?: string }[] = [];
   for (const name of Object.keys(HOOKS) as HookName[]) {
     const file = await hookPath(ctx, name);
-    const current = await fsp.readFile(file, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? null : Promise.reject(e)));
-    if (current !== null && !current.includes(HOOK_MARKER)) {
-      throw new GitmlError('E_HOOK_EXISTS', `a ${name} hook that gitml did not write already exists: ${file}`, {
-        hint: `gitml leaves it as it is. Add this line to it instead: gitml ${name} "$@" || exit $?${name === 'pre-push' ? '  (or use a gitml:: remote, which needs no hook)' : ''}.`,
-      });
-    }
-    plan.push({ file, wanted: hookScript(name), current, name });
-  }
-  const out: { path: string; status: 'installed' | 'unchanged' }[] = [];
-  for (const h of plan) {
-    if (h.current === h.wanted) {
-      out.push({ path: h.file, status: 'unchanged' });
+    if (hooksPath) {
+      const current = await fsp.readFile(file, 'utf8').catch(() => null);
+      if (current?.includes(`gitml ${name}`)) out.push({ path: file, status: 'unchanged' });
+      else out.push({ path: file, status: 'skipped', note: `core.hooksPath is set (${hooksPath}): add this line to ${file}: gitml ${name} "$@" || exit $?` });
       continue;
     }
-    await makeDirs(path.dirname(h.file));
-    await fsp.writeFile(h.file, h.wanted, { mode: 0o755 });
-    await fsp.chmod(h.file, 0o755);
-    out.push({ path: h.file, status: 'installed' });
+    const current = await fsp.readFile(file, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? null : Promise.reject(e)));
+    const wanted = hookScript(name);
+    if (current === wanted) {
+      out.push({ path: file, status: 'unchanged' });
+      continue;
+    }
+    let status: HookStatus = 'installed';
+    if (current !== null && !current.includes(HOOK_MARKER)) {
+      // A foreign hook (the user's, husky's old style, another tool's): it keeps running, after gitml.
+      await fsp.rename(file, `${file}${CHAINED_SUFFIX}`);
+      status = 'chained';
+    }
+    await makeDirs(path.dirname(file));
+    const tmp = `${file}.gitml-${process.pid}.tmp`;
+    await fsp.writeFile(tmp, wanted, { mode: 0o755 });
+    await fsp.chmod(tmp, 0o755);
+    await fsp.rename(tmp, file);
+    out.push({ path: file, status });
   }
   return out;
 }
 
+/** Whether this repository already has gitml's pre-push hook (or a hooksPath the user manages). */
+export async function hooksPresent(ctx: GitContext): Promise<boolean> {
+  const hooksPath = (await runGit(ctx, ['config', '--get', 'core.hooksPath'], { okCodes: [1] })).stdout.toString('utf8').trim();
+  if (hooksPath) return true;
+  const current = await fsp.readFile(await hookPath(ctx, 'pre-push'), 'utf8').catch(() => null);
+  return current !== null && current.includes(HOOK_MARKER);
+}
+
+/** Removes gitml's hooks and puts back the hooks they chained to. */
 export async function uninstallHooks(ctx: GitContext): Promise<string[]> {
   const removed: string[] = [];
   for (const name of Object.keys(HOOKS) as HookName[]) {
@@ -128,6 +166,7 @@ export async function uninstallHooks(ctx: GitContext): Promise<string[]> {
     const current = await fsp.readFile(file, 'utf8').catch(() => null);
     if (current === null || !current.includes(HOOK_MARKER)) continue;
     await fsp.rm(file, { force: true });
+    await fsp.rename(`${file}${CHAINED_SUFFIX}`, file).catch(() => undefined);
     removed.push(file);
   }
   return removed;

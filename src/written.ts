@@ -3,7 +3,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Gitml } from './context';
 import { errnoCode } from './errors';
-import { runGit, type GitResult } from './git/exec';
+import { CatFileBatch } from './git/cat-file';
+import { gitZ, runGit, type GitResult } from './git/exec';
+import { parsePointer } from './pointer';
 import { worktreePath } from './worktree';
 import { makeDirs } from './safe-path';
 
@@ -63,7 +65,11 @@ export async function loadWrittenFiles(gitDir: string): Promise<Map<string, Writ
  * Refreshes the index for files gitml wrote (`git update-index` on those paths), with a record the
  * clean filter reads for the duration. `okCodes` as for runGit (128: the index is locked).
  */
-export async function refreshWrittenFiles(gitml: Gitml, files: readonly { path: string; oid: string; size: number }[], okCodes: number[] = []): Promise<GitResult | null> {
+export async function refreshWrittenFiles(gitml: Gitml, written: readonly { path: string; oid: string; size: number }[], okCodes: number[] = []): Promise<GitResult | null> {
+  // Only entries whose index pointer is the object just written: `update-index <path>` stores the
+  // file's content, so for any other entry (git restore --source, stash pop of a worktree-only change)
+  // it would stage a change git itself leaves unstaged. Those stay as git left them (modified).
+  const files = await sameAsIndex(gitml, written);
   if (files.length === 0) return null;
   const workTree = gitml.repo.workTree!;
   const records: WrittenFile[] = [];
@@ -85,5 +91,32 @@ export async function refreshWrittenFiles(gitml: Gitml, files: readonly { path: 
   } finally {
     await fsp.rm(batch, { force: true }).catch(() => undefined);
     await fsp.rm(`${batch}.tmp`, { force: true }).catch(() => undefined);
+  }
+}
+
+/** The files whose index entry (stage 0) is a pointer to the same object. */
+async function sameAsIndex(gitml: Gitml, files: readonly { path: string; oid: string; size: number }[]): Promise<{ path: string; oid: string; size: number }[]> {
+  if (files.length === 0) return [];
+  const wanted = new Map(files.map((f) => [f.path, f]));
+  const blobs = new Map<string, string>();
+  for (const entry of await gitZ(gitml.repo.git, ['ls-files', '-s', '-z'])) {
+    const tab = entry.indexOf('\t');
+    const p = entry.slice(tab + 1);
+    const [, blob, stage] = entry.slice(0, tab).split(' ');
+    if (stage === '0' && blob && wanted.has(p)) blobs.set(p, blob);
+  }
+  if (blobs.size === 0) return [];
+  const batch = new CatFileBatch(gitml.repo.git);
+  try {
+    const out: { path: string; oid: string; size: number }[] = [];
+    for (const [p, blob] of blobs) {
+      const content = await batch.get(blob);
+      const pointer = content && content.size < 1024 ? parsePointer(content.content) : null;
+      const f = wanted.get(p)!;
+      if (pointer && pointer.oid === f.oid && pointer.size === f.size) out.push(f);
+    }
+    return out;
+  } finally {
+    batch.close();
   }
 }

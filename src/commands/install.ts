@@ -1,4 +1,4 @@
-import { GitmlError } from '../errors';
+import { GitmlError, isGitmlError } from '../errors';
 import { openRepo } from '../git/repo';
 import { installFilters, installHooks, type Scope } from '../install';
 import { err, json, out, withJson, type Command } from './io';
@@ -20,21 +20,28 @@ export const scopeOptions = {
 
 export const installCommand: Command = (io) => ({
   command: 'install',
-  describe: 'configure git to use gitml (filter and merge driver; --hooks adds a pre-push hook)',
+  describe: 'configure git to use gitml (filter, merge driver, gitml:: transport); inside a repository also its hooks (pre-push for plain remotes, pre-commit for registered assets)',
   builder: (y) =>
     withJson(y)
       .options(scopeOptions)
-      .option('hooks', { type: 'boolean', default: false, describe: 'also install pre-push (for remotes not written gitml::) and pre-commit (protects registered assets) hooks in this repository' })
+      .option('hooks', { type: 'boolean', default: true, describe: 'install the hooks when run inside a repository (--no-hooks: leave them)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace different existing values' }),
   handler: async (argv) => {
     const scope = scopeFrom(argv as { local?: boolean; system?: boolean; file?: string });
-    const needsRepo = scope.kind === 'local' || argv.hooks;
-    const ctx = needsRepo ? (await openRepo(io.cwd, io.env)).git : { cwd: io.cwd, env: io.env };
+    // A repository is needed for --local; for the hooks, one is used when we are in one.
+    const repo = await openRepo(io.cwd, io.env).catch((e) => {
+      if (scope.kind === 'local' || !isGitmlError(e, 'E_NOT_A_REPO')) throw e;
+      return null;
+    });
+    const ctx = repo ? repo.git : { cwd: io.cwd, env: io.env };
     const result = await installFilters(ctx, scope, argv.force);
-    const hooks = argv.hooks ? await installHooks(ctx) : [];
+    const hooks = argv.hooks && repo?.workTree ? await installHooks(repo.git) : [];
     if (argv.json) return json(io, { scope: scope.kind, ...result, hooks });
-    out(io, `gitml: git config (${scope.kind}) ${result.set.length ? 'updated' : 'already up to date'}: filter.gitml.* and merge.gitml.*`);
-    for (const h of hooks) out(io, `gitml: hook ${h.status}: ${h.path}`);
-    if (scope.kind === 'global' && !argv.hooks) err(io, 'Next: `gitml track "*.pt"` in a repository, and name a store: `git config -f .gitmlconfig gitml.store <url>`.');
+    out(io, `gitml: git config (${scope.kind}) ${result.set.length ? 'updated' : 'already up to date'}: filter.gitml.*, merge.gitml.*, protocol.gitml.allow`);
+    for (const h of hooks) {
+      if (h.status === 'skipped') err(io, `gitml: hook not installed: ${h.note}`);
+      else out(io, `gitml: hook ${h.status === 'chained' ? 'installed (the existing hook runs after it)' : h.status}: ${h.path}`);
+    }
+    if (!repo) err(io, 'Next: `gitml track "*.pt"` in a repository, and name a store: `git config -f .gitmlconfig gitml.store <url>`.');
   },
 });

@@ -4,7 +4,8 @@ import { addPatterns, encodePattern, listTracked, removePatterns, TRACK_ATTRIBUT
 import { controlFilesMatched } from '../git/check-attr';
 import { errnoCode, GitmlError } from '../errors';
 import { openRepo, requireWorkTree } from '../git/repo';
-import { json, out, withJson, type CliIO, type Command } from './io';
+import { err, json, out, withJson, type CliIO, type Command } from './io';
+import { installHooks } from '../install';
 
 async function attributesFile(io: CliIO): Promise<{ file: string; text: string }> {
   const repo = await openRepo(io.cwd, io.env);
@@ -38,10 +39,13 @@ export const trackCommand: Command = (io) => ({
       }
     }
     if (result.added.length > 0) await fsp.writeFile(file, result.text);
-    if (argv.json) return json(io, { file, added: result.added, already: result.already });
+    // Like git-lfs: tracking is when a plain `git push` starts to need the pre-push hook.
+    const hooks = (await installHooks((await openRepo(io.cwd, io.env)).git)).filter((h) => h.status !== 'unchanged');
+    if (argv.json) return json(io, { file, added: result.added, already: result.already, hooks });
     for (const p of result.added) out(io, `Tracking "${p}"`);
     for (const p of result.already) out(io, `"${p}" is already tracked`);
     if (result.added.length > 0) out(io, 'Stage the change: git add .gitattributes');
+    for (const h of hooks) if (h.status === 'skipped') err(io, `gitml: hook not installed: ${h.note}`);
   },
 });
 

@@ -11,6 +11,7 @@ import { worktreePath } from '../worktree';
 import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
 import { Cleaner } from './clean';
 import { enforceCacheLimit } from '../cache-limit';
+import { hooksPresent, installHooks } from '../install';
 import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
@@ -73,6 +74,9 @@ export class FilterServer {
 
   async run(): Promise<void> {
     await this.handshake();
+    // Like git-lfs: the first time gitml's filter runs in a clone, the clone gets its hooks, so a plain
+    // `git push` (a remote not written gitml::) uploads the bytes before the refs move.
+    const hooks = this.ensureHooks();
     for (;;) {
       const headers = await this.reader.readTextList();
       if (headers === null) break;
@@ -95,6 +99,17 @@ export class FilterServer {
     // git closed the pipe: its checkout is written. Now the large files' bytes (git waits for this).
     await materializeDeferred(this.deferred, this.options.report);
     if (this.grew) await this.keepCacheUnderLimit();
+    await hooks;
+  }
+
+  private async ensureHooks(): Promise<void> {
+    const gitml = this.options.gitml;
+    if (!gitml.repo.workTree) return;
+    try {
+      if (!(await hooksPresent(gitml.repo.git))) await installHooks(gitml.repo.git);
+    } catch (e) {
+      gitml.log.debug({ err: String(e) }, 'could not install hooks');
+    }
   }
 
   /** gitml.cache.maxsize, after a command that added to the cache. A failure is only a warning. */
@@ -213,7 +228,7 @@ export class FilterServer {
       if (earlier && spool.size === 0) {
         // git asks again for a file it was told was delayed, with empty content.
         this.delayed.delete(request.pathname);
-        if (earlier.error) return await this.smudgeFailed(request, earlier.pointer, earlier.gitml, earlier.error);
+        if (earlier.error) return await this.writer.texts(['status=error']); // reported when it failed
         if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml);
         return await this.sendObject(request, earlier.pointer, earlier.gitml);
       }
@@ -258,6 +273,10 @@ export class FilterServer {
         if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.downloaded(pointer.oid);
       } catch (e) {
         item.error = e;
+        // Said now, for every file that fails: git stops at the first failure it asks for, and
+        // would never tell the person about the others.
+        const storeUrl = await gitml.store().then((s) => s.url, () => null);
+        this.options.report(smudgeFailure(pathname, pointer, storeUrl, e));
       } finally {
         item.settled = true;
       }
@@ -265,12 +284,25 @@ export class FilterServer {
     this.delayed.set(pathname, item);
   }
 
+  /**
+   * Files whose download finished. Successes first, failures only once nothing else is left: git
+   * gives up the rest of a checkout at the first file that fails, so every good file is written
+   * before a damaged or missing one stops it (as when their bytes were already cached).
+   */
   private async listAvailable(): Promise<void> {
-    const waiting = [...this.delayed.values()].filter((d) => !d.settled);
-    if (waiting.length > 0 && waiting.length === this.delayed.size) await Promise.race(waiting.map((d) => d.promise));
-    const ready = [...this.delayed.entries()].filter(([, d]) => d.settled).map(([p]) => `pathname=${p}`);
-    await this.writer.texts(ready);
-    await this.writer.texts(['status=success']);
+    for (;;) {
+      const entries = [...this.delayed.entries()];
+      const ok = entries.filter(([, d]) => d.settled && !d.error);
+      const pending = entries.filter(([, d]) => !d.settled);
+      if (ok.length === 0 && pending.length > 0) {
+        await Promise.race(pending.map(([, d]) => d.promise));
+        continue;
+      }
+      const ready = ok.length > 0 ? ok : entries;
+      await this.writer.texts(ready.map(([p]) => `pathname=${p}`));
+      await this.writer.texts(['status=success']);
+      return;
+    }
   }
 
   private async sendObject(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {

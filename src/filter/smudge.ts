@@ -1,16 +1,12 @@
 import { createHash } from 'node:crypto';
 import { SMALL_OBJECT } from '../cache';
 import type { Gitml } from '../context';
+import { skipSmudge } from '../config';
 import { describeError, GitmlError } from '../errors';
 import { parsePointer, shortOid, type Pointer } from '../pointer';
 import { formatBytes } from '../progress';
 
 
-/** GITML_SKIP_SMUDGE=1 checks out pointers as they are, for a later `gitml pull`. */
-export function skipSmudge(env: NodeJS.ProcessEnv): boolean {
-  const v = (env.GITML_SKIP_SMUDGE ?? '').toLowerCase();
-  return v !== '' && v !== '0' && v !== 'false';
-}
 
 /** What smudge does with content git hands it. Pure. */
 export function classifySmudgeInput(content: Buffer, env: NodeJS.ProcessEnv): { kind: 'pointer'; pointer: Pointer } | { kind: 'passthrough' } {

@@ -1,7 +1,7 @@
 import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { fetchModeOf } from '../config';
+import { fetchModeOf, skipSmudge } from '../config';
 import { openGitml, type Gitml } from '../context';
 import { describeError, GitmlError } from '../errors';
 import { runGit } from '../git/exec';
@@ -27,6 +27,9 @@ export interface RemoteHelperOptions {
   stderr: ProgressSink;
 }
 
+/** The name the real fetch gives the underlying remote (never written to the repository's config). */
+const UNDERLYING = 'gitml-underlying';
+
 interface RemoteRef {
   sha: string;
   name: string;
@@ -40,6 +43,10 @@ export class RemoteHelper {
   private cloning = false;
   private depth: string | null = null;
   private readonly pushOptions: string[] = [];
+  /** `--force-with-lease` expectations, `<ref>:<expected sha>`, passed on to the real push. */
+  private readonly leases: string[] = [];
+  /** A partial clone's filter (`--filter=blob:none`), passed on to the real fetch. */
+  private filter: string | null = null;
   private remoteRefs: RemoteRef[] | null = null;
   private headTarget: string | null = null;
   private gitmlPromise: Promise<Gitml> | null = null;
@@ -109,7 +116,16 @@ export class RemoteHelper {
         this.depth = value;
         return 'ok';
       case 'push-option':
-        this.pushOptions.push(value);
+        this.pushOptions.push(unquote(value));
+        return 'ok';
+      case 'cas':
+        this.leases.push(unquote(value));
+        return 'ok';
+      case 'filter':
+        if (!/^[a-z0-9:=+_.,-]+$/i.test(value)) return 'unsupported';
+        this.filter = value;
+        return 'ok';
+      case 'from-promisor':
         return 'ok';
       case 'followtags':
       case 'check-connectivity':
@@ -153,20 +169,38 @@ export class RemoteHelper {
     const args = ['fetch', '--no-write-fetch-head', '--no-tags', this.progress ? '--progress' : '--no-progress'];
     if (this.verbosity === 0) args.push('--quiet');
     if (this.depth) args.push(`--depth=${this.depth}`);
-    args.push(this.options.url, ...new Set(wanted.map((w) => w.name)));
-    await runGit(this.gitCtx(), args, { inheritStderr: true });
-
-    // Bytes for what the checkout is about to need. A clone checks out HEAD's branch.
-    const gitml = await this.gitml();
-    let commits = wanted.filter((w) => w.name.startsWith('refs/heads/') || w.name.startsWith('refs/tags/') || w.name === 'HEAD');
-    if (this.cloning && this.headTarget) {
-      const head = wanted.filter((w) => w.name === this.headTarget);
-      if (head.length > 0) commits = head;
+    // A partial clone stays partial: the real fetch gets the same filter (git then lazily fetches
+    // missing objects through this helper, by their ids).
+    // The real fetch goes to a remote named for the occasion: a partial clone's pack must come from
+    // a promisor remote (git marks it so), and a URL cannot be one.
+    const config: string[] = [];
+    if (this.filter) {
+      args.push(`--filter=${this.filter}`);
+      config.push('-c', `remote.${UNDERLYING}.url=${this.options.url}`, '-c', `remote.${UNDERLYING}.promisor=true`, '-c', `remote.${UNDERLYING}.partialclonefilter=${this.filter}`);
     }
+    args.push(this.filter ? UNDERLYING : this.options.url, ...new Set(wanted.map((w) => w.name)));
+    await runGit(this.gitCtx(), [...config, ...args], { inheritStderr: true });
+
+    // Large files' bytes ahead of what git does next (gitml.fetch, docs/config.md).
+    if (skipSmudge(this.options.env)) return;
+    const gitml = await this.gitml();
+    const mode = fetchModeOf(gitml.settings);
+    let commits: string[];
+    if (mode === 'none') return;
+    if (mode === 'checkout') {
+      // A clone's checkout downloads exactly what it writes (the branch it checks out, the sparse
+      // cone; nothing for --no-checkout or --mirror), in parallel: nothing to do ahead of it. A fetch
+      // brings the upstream of the current branch, which a pull merges next.
+      if (this.cloning || !gitml.repo.workTree) return;
+      const upstream = await this.upstreamOfCurrentBranch();
+      commits = wanted.filter((w) => w.name === upstream).map((w) => w.sha);
+    } else {
+      commits = wanted.filter((w) => w.name.startsWith('refs/heads/') || w.name.startsWith('refs/tags/') || w.name === 'HEAD').map((w) => w.sha);
+    }
+    if (commits.length === 0) return;
     try {
-      const mode = fetchModeOf(gitml.settings);
-      const result = await fetchObjectsForCommits(gitml, commits.map((c) => c.sha), {
-        mode,
+      const result = await fetchObjectsForCommits(gitml, commits, {
+        mode: mode === 'all' ? 'all' : 'tips',
         progress: { sink: this.options.stderr, enabled: this.progress },
       });
       for (const f of result.report?.failed ?? []) this.say(`gitml: warning: ${f.error.message}`);
@@ -174,6 +208,17 @@ export class RemoteHelper {
       // The git objects are in; checkout will name each file it cannot get. Say why here once.
       this.say(`gitml: warning: could not prefetch large files: ${describeError(e)}`);
     }
+  }
+
+  /** `refs/heads/<b>` on this remote that the current branch tracks, or null. */
+  private async upstreamOfCurrentBranch(): Promise<string | null> {
+    const head = await runGit(this.gitCtx(), ['symbolic-ref', '-q', '--short', 'HEAD'], { okCodes: [1, 128] });
+    const branch = head.stdout.toString('utf8').trim();
+    if (head.code !== 0 || !branch) return null;
+    const remote = await runGit(this.gitCtx(), ['config', '--get', `branch.${branch}.remote`], { okCodes: [1] });
+    if (remote.stdout.toString('utf8').trim() !== this.options.remoteName) return null;
+    const merge = await runGit(this.gitCtx(), ['config', '--get', `branch.${branch}.merge`], { okCodes: [1] });
+    return merge.stdout.toString('utf8').trim() || null;
   }
 
   private async push(batch: string[]): Promise<string> {
@@ -233,6 +278,7 @@ export class RemoteHelper {
     if (this.dryRun) args.push('--dry-run');
     if (this.atomic) args.push('--atomic');
     for (const o of this.pushOptions) args.push(`--push-option=${o}`);
+    for (const lease of this.leases) args.push(`--force-with-lease=${lease}`);
     args.push(this.options.url, ...specs.map((s) => s.raw));
     const r = await runGit(this.gitCtx(), args, { okCodes: [1, 128] });
     const stderr = r.stderr.trim();
@@ -281,4 +327,10 @@ function oneLine(text: string): string {
 function lastLine(text: string): string {
   const lines = text.split('\n').filter((l) => l.trim());
   return lines[lines.length - 1] ?? '';
+}
+
+/** Option values may come C-quoted ("a\"b"). Pure. */
+export function unquote(value: string): string {
+  if (!value.startsWith('"') || !value.endsWith('"') || value.length < 2) return value;
+  return value.slice(1, -1).replace(/\\(["\\])/g, '$1').replace(/\\n/g, '\n').replace(/\\t/g, '\t');
 }

@@ -105,16 +105,16 @@ describe('CLI commands', () => {
     }
   });
 
-  test('install --hooks never replaces a foreign hook; a plain remote pushes bytes through the pre-push hook', async () => {
+  test('install keeps a foreign hook and runs it after gitml\'s; a plain remote pushes bytes through the pre-push hook', async () => {
     const repo = await makeRepo(box, 'hooked');
     const hook = path.join(repo, '.git/hooks/pre-push');
-    await fsp.writeFile(hook, '#!/bin/sh\necho mine\n', { mode: 0o755 });
-    const refused = await box.gitml(repo, ['install', '--hooks']);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('gitml pre-push "$@"');
-    expect(await fsp.readFile(hook, 'utf8')).toBe('#!/bin/sh\necho mine\n');
-    await fsp.rm(hook);
-    expect((await box.gitml(repo, ['install', '--hooks'])).code).toBe(0);
+    await fsp.rm(hook, { force: true });
+    await fsp.writeFile(hook, '#!/bin/sh\ncat > /dev/null\necho mine >&2\n', { mode: 0o755 });
+    const installed = await box.gitml(repo, ['install']);
+    expect(installed.code).toBe(0);
+    expect(installed.stdout).toContain('the existing hook runs after it');
+    expect(await fsp.readFile(`${hook}.gitml-chained`, 'utf8')).toBe('#!/bin/sh\ncat > /dev/null\necho mine >&2\n');
+    expect(await fsp.readFile(hook, 'utf8')).toContain('gitml pre-push');
 
     const remote = box.path('plain.git');
     await box.git(box.root, ['init', '-q', '--bare', remote]);
@@ -125,8 +125,12 @@ describe('CLI commands', () => {
     await box.git(repo, ['commit', '-q', '-m', 'w']);
     const storeFile = path.join(box.path('store'), 'objects', sha256(data).slice(0, 2), sha256(data).slice(2, 4), sha256(data));
     expect(fs.existsSync(storeFile)).toBe(false);
-    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const pushed = await box.git(repo, ['push', '-q', 'origin', 'main']);
     expect(fs.existsSync(storeFile)).toBe(true);
+    expect(pushed.stderr).toContain('mine'); // the user's own hook ran too
+    // Uninstalling puts the user's hook back as it was.
+    await box.ok(repo, 'gitml', ['uninstall', '--local', '--hooks']);
+    expect(await fsp.readFile(hook, 'utf8')).toBe('#!/bin/sh\ncat > /dev/null\necho mine >&2\n');
     // A clone through the plain URL still smudges (the store is in .gitmlconfig).
     const clone = box.path('hooked-clone');
     await box.git(box.root, ['clone', '-q', remote, clone]);

@@ -20,6 +20,8 @@ export interface RunResult {
  */
 export class Sandbox {
   readonly env: NodeJS.ProcessEnv;
+  /** Process groups still running: cleanup() kills them, so a timed-out test leaves nothing behind. */
+  private readonly running = new Set<number>();
 
   private constructor(readonly root: string) {
     const home = path.join(root, 'home');
@@ -63,7 +65,10 @@ export class Sandbox {
 
   run(cwd: string, command: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(command, args, { cwd, env: { ...this.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      // Its own process group: git, the helper, the filter and their children are killed together.
+      const child = spawn(command, args, { cwd, env: { ...this.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      if (child.pid) this.running.add(child.pid);
+      child.on('exit', () => child.pid && this.running.delete(child.pid));
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -90,7 +95,20 @@ export class Sandbox {
     return this.run(cwd, 'gitml', args, options);
   }
 
+  /** Kills whatever this sandbox started that is still running (a test that timed out). */
+  killAll(): void {
+    for (const pid of this.running) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    this.running.clear();
+  }
+
   async cleanup(): Promise<void> {
+    this.killAll();
     await fsp.rm(this.root, { recursive: true, force: true });
   }
 }

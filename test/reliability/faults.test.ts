@@ -104,5 +104,5 @@ describe('reliability: a store that throttles, fails, resets, truncates and stal
     expect(check.dangling).toEqual([]);
     expect(check.objects).toBeGreaterThan(0);
     expect(injected).toBeGreaterThan(10);
-  }, 60_000 + rounds * 60_000);
+  }, 120_000 + rounds * 180_000);
 });

@@ -59,5 +59,5 @@ describe('reliability: interrupted clone', () => {
     } finally {
       await box.cleanup();
     }
-  }, 60_000 + iterations * 15_000);
+  }, 120_000 + iterations * 45_000);
 });
