@@ -191,7 +191,7 @@ export class RemoteHelper {
       // A clone's checkout downloads exactly what it writes (the branch it checks out, the sparse
       // cone; nothing for --no-checkout or --mirror), in parallel: nothing to do ahead of it. A fetch
       // brings the upstream of the current branch, which a pull merges next.
-      if (this.cloning || !gitml.repo.workTree) return;
+      if (this.cloning || (await this.isBare())) return;
       const upstream = await this.upstreamOfCurrentBranch();
       commits = wanted.filter((w) => w.name === upstream).map((w) => w.sha);
     } else {
@@ -208,6 +208,11 @@ export class RemoteHelper {
       // The git objects are in; checkout will name each file it cannot get. Say why here once.
       this.say(`gitml: warning: could not prefetch large files: ${describeError(e)}`);
     }
+  }
+
+  private async isBare(): Promise<boolean> {
+    const r = await runGit(this.gitCtx(), ['rev-parse', '--is-bare-repository'], { okCodes: [128] });
+    return r.stdout.toString('utf8').trim() !== 'false';
   }
 
   /** `refs/heads/<b>` on this remote that the current branch tracks, or null. */

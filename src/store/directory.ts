@@ -240,7 +240,7 @@ export class DirectoryStore implements Store {
       if (errnoCode(e) !== 'ENOENT') throw fileStoreError(this.url, this.root, 'cannot open the store directory', e);
     }
     throw new GitmlError('E_STORE_IO', `store directory ${this.root} does not exist (or is not a directory)`, {
-      hint: `Create it (mkdir -p ${JSON.stringify(this.root)}), mount it, or fix gitml.store (see \`gitml env\`).`,
+      hint: `If it is a network share, it is not mounted on this machine: mount it. If gitml.store names a path of another machine, point this clone at the store it can reach: git config gitml.store <url> (\`gitml env\` shows where the setting comes from). Create the directory only to start a new, empty store.`,
     });
   }
 }

@@ -32,8 +32,10 @@ const CREDENTIALS = /^(CredentialsProviderError|InvalidAccessKeyId|SignatureDoes
 const MISSING_CONTAINER = /^(NoSuchBucket|ContainerNotFound)$/;
 const THROTTLED = /^(SlowDown|Throttling|ThrottlingException|ServerBusy|RequestLimitExceeded|TooManyRequests|OperationTimedOut|InternalError|ServiceUnavailable)$/;
 
-/** A retryable error may carry how long the service asked us to wait. */
-export type StoreFailure = GitmlError & { retryAfterMs?: number };
+/** A retryable error may carry how long the service asked us to wait, and how often to try. */
+export type StoreFailure = GitmlError & { retryAfterMs?: number; retryLimit?: number };
+
+const CANNOT_CONNECT = /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|getaddrinfo/i;
 
 export function storeError(url: string, what: string, facts: FailureFacts, hints: BackendHints, cause?: unknown): StoreFailure {
   const { status, code = 'Error' } = facts;
@@ -53,11 +55,16 @@ export function storeError(url: string, what: string, facts: FailureFacts, hints
   } else if (status === 429 || status === 408 || (status !== undefined && status >= 500) || THROTTLED.test(code)) {
     retryable = true;
     hint = 'The service is busy or failing; gitml retried with backoff. Try again later, or lower gitml.concurrency.';
+  } else if (status === undefined && CANNOT_CONNECT.test(`${code} ${facts.message}`)) {
+    // Nothing listens there, or the name does not resolve: two quick tries, then say so.
+    retryable = true;
+    hint = `gitml cannot connect to the store: nothing answers at the address it uses, or the host name is unknown. Check the network (VPN?) and ${hints.reach} (\`gitml env\` shows where it comes from).`;
   } else if (status === undefined && NETWORK.test(`${code} ${facts.message}`)) {
     retryable = true;
     hint = `The connection to the store failed or timed out; gitml retried with backoff. Check the network and ${hints.reach}.`;
   }
   const err: StoreFailure = new GitmlError(errorCode, `${what} in ${url}: ${reason}`, { hint, cause, retryable });
+  if (retryable && status === undefined && CANNOT_CONNECT.test(`${code} ${facts.message}`)) err.retryLimit = 2;
   if (retryable && facts.retryAfterSeconds !== undefined && Number.isFinite(facts.retryAfterSeconds) && facts.retryAfterSeconds > 0) {
     err.retryAfterMs = facts.retryAfterSeconds * 1000;
   }

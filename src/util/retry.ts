@@ -37,7 +37,9 @@ export async function withRetry<T>(
     try {
       return await fn(attempt);
     } catch (e) {
-      if (attempt >= policy.retries || !isRetryable(e)) throw e;
+      // An error may cap its own retries: a host nobody answers at is not worth eight tries.
+      const limit = Math.min(policy.retries, (e as { retryLimit?: number }).retryLimit ?? Number.POSITIVE_INFINITY);
+      if (attempt >= limit || !isRetryable(e)) throw e;
       const retryAfter = (e as { retryAfterMs?: number }).retryAfterMs;
       const delay = typeof retryAfter === 'number' && retryAfter > 0 ? Math.min(retryAfter, 60_000) : backoffDelay(policy, attempt + 1);
       onRetry?.(e, attempt + 1, delay);
