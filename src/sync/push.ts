@@ -77,7 +77,7 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
 
   const problems = new Map<string, string>();
   for (const m of report.missing) problems.set(m.oid, `'${m.path}' (sha256:${shortOid(m.oid)}) is in neither the local cache nor the store`);
-  for (const f of report.failed) problems.set(f.ref.oid, f.error.message);
+  for (const f of report.failed) problems.set(f.ref.oid, f.error.hint ? `${f.error.message} (hint: ${f.error.hint})` : f.error.message);
   for (const [dst, pointers] of perRef) {
     const reasons = [...new Set(pointers.filter((p) => problems.has(p.pointer.oid)).map((p) => problems.get(p.pointer.oid)!))];
     if (reasons.length === 0) continue;
