@@ -92,12 +92,28 @@ export function ensureLines(text: string, wanted: readonly string[]): { text: st
   return { text: all.length ? all.join(eol) + eol : '', added };
 }
 
-/** What asset folders need: their files through gitml, their metadata as plain text. */
+/**
+ * What asset folders need: their files through gitml, their metadata as plain text that diffs and
+ * merges as text (`!diff !merge` take back what the folder rule set: reviewers read asset.yaml in
+ * `git show` and pull requests, not "Binary files differ").
+ */
 export function assetFolderRules(folder: string): string[] {
-  return [
-    `${encodePattern(folder)}/** ${TRACK_ATTRIBUTES}`,
-    `${encodePattern(folder)}/**/asset.yaml -filter -diff -merge text`,
-    `${encodePattern(folder)}/**/run.yaml -filter -diff -merge text`,
-    `${encodePattern(folder)}/**/.gitignore -filter -diff -merge text`,
-  ];
+  const f = encodePattern(folder);
+  return [`${f}/** ${TRACK_ATTRIBUTES}`, `${f}/**/asset.yaml -filter !diff !merge text`, `${f}/**/run.yaml -filter !diff !merge text`, `${f}/**/.gitignore -filter !diff !merge text`];
+}
+
+/** Rules earlier versions of gitml wrote, replaced by assetFolderRules (they made metadata binary). */
+export function outdatedAssetRules(folder: string): string[] {
+  const f = encodePattern(folder);
+  return [`${f}/**/asset.yaml -filter -diff -merge text`, `${f}/**/run.yaml -filter -diff -merge text`, `${f}/**/.gitignore -filter -diff -merge text`];
+}
+
+/** The asset rules in place: outdated lines dropped, missing ones appended; foreign lines untouched. Pure. */
+export function withAssetRules(text: string, folder: string): { text: string; added: string[] } {
+  const outdated = new Set(outdatedAssetRules(folder));
+  const eol = lineEnding(text);
+  const kept = splitLines(text).filter((l) => !outdated.has(l.trim()));
+  const base = kept.length ? kept.join(eol) + eol : '';
+  const r = ensureLines(base, assetFolderRules(folder));
+  return { text: r.text, added: r.text === text ? [] : r.added.length ? r.added : ['(outdated rules replaced)'] };
 }

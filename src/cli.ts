@@ -10,13 +10,15 @@ import { err, type CliIO, type Command } from './commands/io';
 import { lsFilesCommand } from './commands/ls-files';
 import { mergeDriverCommand, preCommitCommand, prePushCommand, versionCommand } from './commands/plumbing';
 import { registerCommand } from './commands/register';
-import { assetsCommand } from './commands/assets';
+import { assetsCommand, diffCommand } from './commands/assets';
 import { lineageCommand } from './commands/lineage';
 import { getCommand } from './commands/get';
 import { promoteCommand } from './commands/promote';
 import { runCommand, runsCommand } from './commands/run';
 import { pruneCommand } from './commands/prune';
 import { gcCommand } from './commands/gc';
+import { verifyCommand } from './commands/verify';
+import { deprecateCommand } from './commands/deprecate';
 import { pullCommand } from './commands/pull';
 import { pushCommand } from './commands/push';
 import { statusCommand } from './commands/status';
@@ -41,8 +43,11 @@ const COMMANDS: Command[] = [
   gcCommand,
   registerCommand,
   assetsCommand,
+  diffCommand,
   getCommand,
   promoteCommand,
+  deprecateCommand,
+  verifyCommand,
   lineageCommand,
   runCommand,
   runsCommand,
@@ -157,22 +162,32 @@ export function explainUsage(message: string, knownOptions: readonly string[], a
   if (/^Missing required arguments?: /.test(message)) {
     return message.replace(/^Missing required arguments?: (.*)$/, (_w, names: string) => `missing required option${names.includes(',') ? 's' : ''} ${names.split(', ').map((n) => `--${n}`).join(', ')}${usage ? `: usage: gitml ${usage} ...` : ''}`);
   }
+  const suggestion = /^Did you mean (.+)\?$/.exec(message);
+  if (suggestion) {
+    const typed = args.find((a) => !a.startsWith('-') && a !== suggestion[1] && nearest(a, [suggestion[1]!]) !== null);
+    return `unknown command ${typed ? JSON.stringify(typed) : ''} (did you mean ${suggestion[1]}?)`.replace('  ', ' ');
+  }
   const m = /^Unknown arguments?: (.*)$/.exec(message);
   if (!m) return message;
   const isLong = (name: string) => args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `--no-${name}`);
   const isShort = (name: string) => name.length === 1 && args.some((a) => /^-[^-]/.test(a) && a.includes(name));
   const options: string[] = [];
   const extra: string[] = [];
+  let unexplained = false;
   for (const name of m[1]!.split(', ')) {
     if (isLong(name)) {
       const negated = !args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
       const close = nearest(name, knownOptions.filter((k) => k.length > 1));
       options.push(`--${negated ? 'no-' : ''}${name}${close ? ` (did you mean --${negated ? 'no-' : ''}${close}?)` : ''}`);
-    } else if (isShort(name)) options.push(`-${name}`);
+      unexplained ||= !close;
+    } else if (isShort(name)) {
+      options.push(`-${name}`);
+      unexplained = true;
+    }
     else extra.push(JSON.stringify(name));
   }
   const parts: string[] = [];
-  if (options.length) parts.push(`unknown option${options.length > 1 ? 's' : ''} ${options.join(', ')}`);
+  if (options.length) parts.push(`unknown option${options.length > 1 ? 's' : ''} ${options.join(', ')}${unexplained ? ' (a value that starts with "-" is read as an option: write -- before it)' : ''}`);
   if (extra.length) parts.push(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(', ')}`);
   return parts.join('; ');
 }

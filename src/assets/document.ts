@@ -14,6 +14,33 @@ export function digestValue(files: readonly DigestEntry[]): string {
   return createHash('sha256').update(lines).digest('hex');
 }
 
+/** What a version's digest covers of data by reference: each object as recorded (sha256 when hashed, else its ETag or version). */
+export interface SourceDigestEntry {
+  key: string;
+  size: number;
+  sha256?: string;
+  etag?: string;
+  version?: string;
+}
+
+/**
+ * A version's digest: its files in git and, for data by reference, every object of the source as
+ * recorded. Two by-reference datasets of different data never share a digest, and a run that
+ * recorded one as its input recorded which data it read. Pure.
+ */
+export function assetDigest(files: readonly DigestEntry[], source?: { uri: string; objects: readonly SourceDigestEntry[] } | null): string {
+  if (!source) return digestValue(files);
+  const lines = [...files]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((f) => `${f.sha256} ${f.size} ${f.path}\n`);
+  lines.push(`source ${source.uri}\n`);
+  for (const o of [...source.objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    const identity = o.sha256 ? `sha256:${o.sha256}` : o.version ? `version:${o.version}` : `etag:${o.etag ?? ''}`;
+    lines.push(`${identity} ${o.size} source:${o.key}\n`);
+  }
+  return createHash('sha256').update(lines.join('')).digest('hex');
+}
+
 export function sortedFiles(files: readonly DigestEntry[]): DigestEntry[] {
   return [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

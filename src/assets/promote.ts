@@ -5,7 +5,7 @@ import { GitmlError } from '../errors';
 import { gitText, runGit } from '../git/exec';
 import { stripHelperPrefix } from '../git/remote';
 import { formatRef, parseRef } from './names';
-import { stageFile } from './registry';
+import { authorOf, stageFile } from './registry';
 import { locate, stageBranchOf } from './resolve';
 import { findOnPath } from '../which';
 import { makeDirs } from '../safe-path';
@@ -40,7 +40,7 @@ export interface PromotePlan {
  * `merge`: fast-forward the stage branch itself instead (teams without review).
  * The work tree and the current branch are never touched: the commit is built with a temp index.
  */
-export async function promote(gitml: Gitml, req: PromoteRequest, runGh: (args: string[]) => Promise<{ code: number; stdout: string }>): Promise<PromotePlan> {
+export async function promote(gitml: Gitml, req: PromoteRequest, runGh: (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>): Promise<PromotePlan> {
   const ref = parseRef(req.ref);
   if (ref.repo) throw new GitmlError('E_USAGE', 'promote assets from this repository (not a <url>#ref)', { hint: 'Run gitml promote in the repository that holds the asset.' });
   const { asset } = await locate(gitml, ref);
@@ -49,7 +49,12 @@ export async function promote(gitml: Gitml, req: PromoteRequest, runGh: (args: s
   const inHead = await runGit(git, ['cat-file', '-e', `HEAD:${asset.dir}/asset.yaml`], { okCodes: [1, 128] });
   if (inHead.code !== 0) throw new GitmlError('E_USAGE', `${assetRef} is not committed`, { hint: 'Commit it first (gitml register ... --commit, or git commit).' });
   const stageBranch = stageBranchOf(gitml, req.stage);
-  const branch = `promote/${asset.dir}`;
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(req.stage) || /^[0-9]+$/.test(req.stage) || req.stage === 'latest') {
+    throw new GitmlError('E_USAGE', `invalid stage or alias ${JSON.stringify(req.stage)}`, { hint: 'Stages and aliases are names like staging, production or champion (lower case; not a number, not "latest").' });
+  }
+  // The stage is in the branch name: each promotion (dev → staging → production) gets its own
+  // branch, and a branch a hosting service kept after merging never stands in the next one's way.
+  const branch = `promote/${req.stage}/${asset.dir}`;
 
   // The remote's stage branch, if it has one; else the stage starts from this commit.
   const fetched = await runGit(git, ['fetch', '-q', req.remote, `+refs/heads/${stageBranch}:refs/remotes/${req.remote}/${stageBranch}`], { okCodes: [1, 128] });
@@ -69,7 +74,7 @@ export async function promote(gitml: Gitml, req: PromoteRequest, runGh: (args: s
   try {
     await runGit(withIndex, ['read-tree', base]);
     const entries = await gitText(git, ['ls-tree', '-r', 'HEAD', '--', `${asset.dir}/`]);
-    const record = `version: "${asset.version}"\nref: ${assetRef}\ndigest: ${asset.doc.digest.value}\nfrom: ${head}\npromoted: ${new Date().toISOString()}\n`;
+    const record = `stage: ${req.stage}\nversion: "${asset.version}"\nref: ${assetRef}\ndigest: ${asset.doc.digest.value}\nfrom: ${head}\npromoted: ${new Date().toISOString()}\nby: ${JSON.stringify(await authorOf(git))}\n`;
     const blob = await gitText(git, ['hash-object', '-w', '--stdin'], { input: record });
     const info = [entries, `100644 blob ${blob}\t${stageFile(asset.type, asset.name)}`].filter(Boolean).join('\n') + '\n';
     await runGit(withIndex, ['update-index', '--index-info'], { input: info });
@@ -105,19 +110,25 @@ export async function promote(gitml: Gitml, req: PromoteRequest, runGh: (args: s
     return plan;
   }
   await runGit(git, ['update-ref', `refs/heads/${branch}`, commit]);
-  await runGit(git, ['push', '-q', req.remote, `refs/heads/${branch}:refs/heads/${branch}`], { inheritStderr: true });
+  // gitml's own branch: a newer promotion of the same version to the same stage replaces it (the
+  // open pull request then shows the new commit).
+  await runGit(git, ['push', '-q', '--force', req.remote, `refs/heads/${branch}:refs/heads/${branch}`], { inheritStderr: true });
   plan.pushed = true;
 
   const title = `Promote ${assetRef} to ${req.stage}`;
-  const command = ['pr', 'create', '--base', stageBranch, '--head', branch, '--title', title, '--body', message];
-  const url = await gitText(git, ['remote', 'get-url', req.remote]).catch(() => '');
-  plan.pullRequest = { created: false, command, compareUrl: compareUrl(stripHelperPrefix(url), stageBranch, branch) };
+  const url = stripHelperPrefix(await gitText(git, ['remote', 'get-url', req.remote]).catch(() => ''));
+  // gh reads the repository from the remote URL; a gitml:: URL it cannot parse, so it is told.
+  const repo = githubRepoOf(url);
+  const command = ['pr', 'create', ...(repo ? ['--repo', repo] : []), '--base', stageBranch, '--head', branch, '--title', title, '--body', message];
+  plan.pullRequest = { created: false, command, compareUrl: compareUrl(url, stageBranch, branch) };
   if (findOnPath(gitml.env, 'gh')) {
-    const auth = await runGh(['auth', 'status']);
-    if (auth.code === 0) {
-      const created = await runGh(command);
-      if (created.code === 0) plan.pullRequest = { ...plan.pullRequest, created: true, url: created.stdout.trim().split('\n').pop() };
+    const created = await runGh(command);
+    if (created.code !== 0) {
+      throw new GitmlError('E_GIT', `gh pr create failed (exit ${created.code}): ${created.stderr.trim() || created.stdout.trim() || 'no message'}`, {
+        hint: `The branch ${branch} is pushed. Fix what gh says (gh auth login?) and run: gh ${command.map(shellWord).join(' ')}${plan.pullRequest.compareUrl ? ` — or open ${plan.pullRequest.compareUrl}` : ''}`,
+      });
     }
+    plan.pullRequest = { ...plan.pullRequest, created: true, url: created.stdout.trim().split('\n').pop() };
   }
   return plan;
 }
@@ -137,6 +148,16 @@ async function startStage(gitml: Gitml, stage: string, stageBranch: string): Pro
   } finally {
     await fsp.rm(index, { force: true });
   }
+}
+
+/** owner/name of a GitHub remote URL (https or ssh), for gh --repo. Pure. */
+export function githubRepoOf(remoteUrl: string): string | null {
+  const m = /github\.com[:/]([^/]+)\/([^/]+?)(\.git)?\/?$/.exec(remoteUrl);
+  return m ? `${m[1]}/${m[2]}` : null;
+}
+
+function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The web page that proposes a pull request, for GitHub remotes. Pure. */

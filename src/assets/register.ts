@@ -2,11 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { assetFolderRules, ensureLines } from '../attributes';
+import { withAssetRules } from '../attributes';
 import { errnoCode, GitmlError } from '../errors';
 import { runGit } from '../git/exec';
 import type { Repo } from '../git/repo';
-import { ASSET_FILE, digestValue, formatAssetYaml, sortedFiles, validateAsset } from './document';
+import { ASSET_FILE, assetDigest, formatAssetYaml, sortedFiles, validateAsset, type SourceDigestEntry } from './document';
 import { folderOf, formatRef, nextVersion, validateName, validateVersion, type AssetType } from './names';
 import { headCommit, authorOf, listVersions, versionDir } from './registry';
 import { sha256Of, writeHashing } from '../hash';
@@ -35,6 +35,8 @@ export interface RegisterRequest {
   copy: boolean;
   source: SourceSettings;
   commit: boolean;
+  /** Nothing to copy or list: the spec itself points at the data (an azureml:// path). */
+  referenceOnly?: boolean;
 }
 
 export interface Registered {
@@ -55,7 +57,7 @@ export async function registerAsset(req: RegisterRequest): Promise<Registered> {
   if (!root) throw new GitmlError('E_USAGE', 'registering needs a work tree', { hint: 'Run it in a clone with a work tree.' });
   validateName(req.name);
   if (req.uri && req.paths.length > 0) throw new GitmlError('E_USAGE', 'give either paths or --uri, not both', { hint: '--uri registers data that stays where it is.' });
-  if (!req.uri && req.paths.length === 0) throw new GitmlError('E_USAGE', 'nothing to register: give paths, or --uri for data by reference', { hint: 'For example: gitml register model mnist model.pt' });
+  if (!req.uri && req.paths.length === 0 && !req.referenceOnly) throw new GitmlError('E_USAGE', 'nothing to register: give paths, or --uri for data by reference', { hint: 'For example: gitml register model mnist model.pt' });
 
   const existing = new Set<string>();
   for (const v of await listVersions({ kind: 'worktree', root, git: req.repo.git }, req.type)) if (v.name === req.name) existing.add(v.version);
@@ -86,13 +88,24 @@ export async function registerAsset(req: RegisterRequest): Promise<Registered> {
   await fsp.mkdir(tmp);
   try {
     const files: DigestEntry[] = [];
-    for (const s of sources) files.push(...(await copyInto(s.abs, tmp, s.name)));
+    // One folder: its contents are the version (models/m/2/ holds what ./out held, whatever that
+    // folder was called, so two versions from differently named folders diff file by file).
+    const flatten = sources.length === 1 && sources[0]!.isDir;
+    if (flatten) {
+      for (const entry of (await fsp.readdir(sources[0]!.abs)).sort()) {
+        if (entry === ASSET_FILE) throw new GitmlError('E_USAGE', `${sources[0]!.abs} holds a file named ${ASSET_FILE}, which gitml writes itself`, { hint: 'Rename that file, or register the folder\'s files one by one.' });
+        files.push(...(await copyInto(path.join(sources[0]!.abs, entry), tmp, entry)));
+      }
+    } else {
+      for (const s of sources) files.push(...(await copyInto(s.abs, tmp, s.name)));
+    }
     const spec: Record<string, unknown> = { ...req.spec };
     if (req.uri) Object.assign(spec, await registerByReference(req, tmp, files));
-    if (req.type === 'model' && spec.path === undefined && sources.length === 1) spec.path = sources[0]!.name;
-    if (req.type === 'dataset' && spec.path === undefined && sources.length === 1) {
-      spec.path = sources[0]!.name;
-      spec.type ??= sources[0]!.isDir ? 'uri_folder' : 'uri_file';
+    const defaultPath = flatten ? '.' : sources.length === 1 ? sources[0]!.name : '.';
+    if (req.type === 'model' && spec.path === undefined && sources.length > 0) spec.path = defaultPath;
+    if (req.type === 'dataset' && spec.path === undefined && sources.length > 0) {
+      spec.path = defaultPath;
+      spec.type ??= sources.length === 1 && !sources[0]!.isDir ? 'uri_file' : 'uri_folder';
     }
     const doc = validateAsset(
       {
@@ -103,7 +116,7 @@ export async function registerAsset(req: RegisterRequest): Promise<Registered> {
         tags: req.tags,
         created: { time: new Date().toISOString(), author: await authorOf(req.repo.git) },
         spec,
-        digest: { algorithm: 'sha256', value: digestValue(files), files: sortedFiles(files) },
+        digest: { algorithm: 'sha256', value: assetDigest(files, (spec.source as { uri: string; objects: SourceDigestEntry[] } | undefined) ?? null), files: sortedFiles(files) },
         lineage: { commit: await headCommit(req.repo.git), inputs: req.inputs, ...(req.run ? { run: req.run } : {}) },
       },
       `${dirRel}/${ASSET_FILE}`,
@@ -113,7 +126,7 @@ export async function registerAsset(req: RegisterRequest): Promise<Registered> {
 
     const attributes = path.join(root, '.gitattributes');
     const current = await fsp.readFile(attributes, 'utf8').catch((e) => (errnoCode(e) === 'ENOENT' ? '' : Promise.reject(e)));
-    const rules = ensureLines(current, assetFolderRules(folderOf(req.type)));
+    const rules = withAssetRules(current, folderOf(req.type));
     if (rules.added.length > 0) await fsp.writeFile(attributes, rules.text);
     await runGit(req.repo.git, ['add', '--', '.gitattributes', dirRel]);
     if (req.move) for (const s of sources) await fsp.rm(s.abs, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import YAML from 'yaml';
 import { errnoCode, GitmlError } from '../errors';
 import { gitText, runGit, type GitContext } from '../git/exec';
 import { ASSET_FILE, parseAssetYaml } from './document';
@@ -83,7 +84,9 @@ export async function resolveInRepo(source: AssetSource, ref: AssetRef, stageBra
   let version: string;
   let via = ref.selector;
   if (ref.selector === 'latest') {
-    const latest = latestVersion(all.map((v) => v.version));
+    // Retired versions are never "latest" (they stay reachable by their number).
+    const retired = await retiredVersions(source, ref.type, ref.name);
+    const latest = latestVersion(all.map((v) => v.version).filter((v) => !retired.has(v)));
     if (!latest) throw notFound(ref, `no version of ${folderOf(ref.type)}/${ref.name} is registered`);
     version = latest;
     via = `latest → ${latest}`;
@@ -119,6 +122,21 @@ export async function resolveInRepo(source: AssetSource, ref: AssetRef, stageBra
   const doc = await readDocument(source, { type: ref.type, name: ref.name, version });
   if (!doc) throw notFound(ref, `${versionDir(ref.type, ref.name, version)}/${ASSET_FILE} is missing`);
   return { type: ref.type, name: ref.name, version, dir: versionDir(ref.type, ref.name, version), doc, via };
+}
+
+/** Versions of an asset retired with `gitml deprecate` (its record in .gitml/deprecated/). */
+export async function retiredVersions(source: AssetSource, type: AssetType, name: string): Promise<Set<string>> {
+  const rel = `.gitml/deprecated/${folderOf(type)}/${name}.yaml`;
+  let text: string | null;
+  if (source.kind === 'tree') {
+    const r = await runGit(source.git, ['show', `${source.treeish}:${rel}`], { okCodes: [128] });
+    text = r.code === 0 ? r.stdout.toString('utf8') : null;
+  } else {
+    text = await fsp.readFile(path.join(source.root, rel), 'utf8').catch(() => null);
+  }
+  if (!text) return new Set();
+  const list = (YAML.parse(text) as { deprecated?: { version?: unknown }[] } | null)?.deprecated ?? [];
+  return new Set(list.map((d) => d?.version).filter((v): v is string => typeof v === 'string'));
 }
 
 export async function headCommit(git: GitContext): Promise<string | null> {

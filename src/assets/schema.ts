@@ -31,6 +31,8 @@ export const SPEC_SCHEMAS = {
     .passthrough(),
   model: z
     .object({
+      // Azure ML's three model types. onnx_model and pytorch_model were accepted by earlier versions:
+      // they still read (and export as custom_model); new registrations use the three.
       type: z.enum(['custom_model', 'mlflow_model', 'triton_model', 'onnx_model', 'pytorch_model']).default('custom_model'),
       path: z.string().default('.'),
       flavors: z.record(z.string(), z.unknown()).optional(),
@@ -41,7 +43,9 @@ export const SPEC_SCHEMAS = {
     .object({
       image: z.string().optional(),
       conda_file: z.string().optional(),
-      build: z.object({ path: z.string() }).optional(),
+      build: z.object({ path: z.string(), dockerfile_path: z.string().optional() }).passthrough().optional(),
+      os_type: z.enum(['linux', 'windows']).optional(),
+      inference_config: z.record(z.string(), z.unknown()).optional(),
     })
     .passthrough(),
   component: z
@@ -53,10 +57,31 @@ export const SPEC_SCHEMAS = {
       code: z.string().optional(),
     })
     .passthrough(),
+  // An endpoint with its deployment (Azure ML keeps them as two documents: export writes both).
   endpoint: z
     .object({
+      kind: z.enum(['online', 'batch']).default('online'),
       model: z.string().optional(),
-      settings: z.record(z.string(), z.unknown()).optional(),
+      environment: z.string().optional(),
+      auth_mode: z.enum(['key', 'aml_token', 'aad_token']).optional(),
+      deployment: z.string().regex(/^[a-z][a-z0-9-]{2,31}$/i).optional(),
+      code_configuration: z.object({ code: z.string(), scoring_script: z.string() }).strict().optional(),
+      instance_type: z.string().optional(),
+      instance_count: z.number().int().positive().optional(),
+      compute: z.string().optional(),
+      settings: z
+        .object({
+          instance_count: z.number().int().positive().optional(),
+          max_concurrency_per_instance: z.number().int().positive().optional(),
+          mini_batch_size: z.number().int().positive().optional(),
+          output_action: z.enum(['append_row', 'summary_only']).optional(),
+          output_file_name: z.string().optional(),
+          retry_settings: z.object({ max_retries: z.number().int().nonnegative().optional(), timeout: z.number().int().positive().optional() }).strict().optional(),
+          error_threshold: z.number().int().optional(),
+          logging_level: z.enum(['debug', 'info', 'warning', 'error', 'critical']).optional(),
+        })
+        .passthrough()
+        .optional(),
     })
     .passthrough(),
   experiment: z

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { checkRegistered } from '../assets/verify';
+import { checkAgainstFirstCommit, worktreeEdits } from '../assets/immutability';
 import { GitmlError } from '../errors';
 import { localRefs } from '../git/remote';
 import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
@@ -54,7 +54,7 @@ export const fsckCommand: Command = (io) => ({
         storeChecked = unique.length;
         staleUploads = await objects.staleTemp(STALE_TEMP_MS, true);
       }
-      const assets = await checkRegistered(gitml.repo.git, 'head', gitml.repo.workTree);
+      const assets = [...(await checkAgainstFirstCommit(gitml.repo.git)), ...(gitml.repo.workTree ? await worktreeEdits(gitml.repo.git) : [])];
       if (argv.json) {
         json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, assets, staleUploads, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
       } else {

@@ -1,5 +1,6 @@
 import { buildLineage, renderLineage } from '../assets/lineage';
-import { openHere, out, type Command } from './io';
+import { parseRef } from '../assets/names';
+import { openHereOrHost, out, type Command } from './io';
 
 export const lineageCommand: Command = (io) => ({
   command: 'lineage <ref>',
@@ -7,7 +8,9 @@ export const lineageCommand: Command = (io) => ({
   builder: (y) =>
     y.positional('ref', { type: 'string' }).option('format', { choices: ['text', 'json', 'dot', 'mermaid'] as const, default: 'text' as const, describe: 'output format' }),
   handler: async (argv) => {
-    const gitml = await openHere(io);
+    // A <url>#ref needs no repository here (like gitml get).
+    parseRef(argv.ref as string);
+    const gitml = await openHereOrHost(io);
     const graph = await buildLineage(gitml, argv.ref as string);
     out(io, renderLineage(graph, argv.format as 'text' | 'json' | 'dot' | 'mermaid'));
   },

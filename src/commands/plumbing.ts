@@ -3,7 +3,7 @@ import readline from 'node:readline';
 import { GitmlError } from '../errors';
 import { remoteUrl, stripHelperPrefix, HELPER_PREFIX } from '../git/remote';
 import { runGit } from '../git/exec';
-import { checkRegistered } from '../assets/verify';
+import { checkChange, headTree, indexTree } from '../assets/immutability';
 import { mergePointers } from '../merge';
 import { pushObjectsForRefs, summarizeUpload, type RefUpdate } from '../sync/push';
 import { VERSION } from '../version';
@@ -59,14 +59,13 @@ export const preCommitCommand: Command = (io) => ({
   describe: false as unknown as string,
   handler: async () => {
     const gitml = await openHere(io);
-    const staged = await checkRegistered(gitml.repo.git, 'index', null);
-    const committed = new Set((await checkRegistered(gitml.repo.git, 'head', null)).map((p) => p.dir));
-    // Versions that already differ in HEAD were reported before; only new damage stops this commit.
-    const fresh = staged.filter((p) => !committed.has(p.dir));
-    if (fresh.length > 0) {
-      for (const p of fresh) err(io, `gitml: ${p.dir} is a registered version and must not change: ${p.problem}`);
-      throw new GitmlError('E_USAGE', 'commit refused: it modifies registered asset versions', {
-        hint: 'Unstage the change (git restore --staged <dir>) and register it as a new version (gitml register ... --version auto).',
+    // HEAD against what this commit would record: cost follows the versions the commit touches.
+    const git = gitml.repo.git;
+    const problems = await checkChange(git, await headTree(git), await indexTree(git));
+    if (problems.length > 0) {
+      for (const p of problems) err(io, `gitml: ${p.dir} is a registered version and must not change: ${p.problem}`);
+      throw new GitmlError('E_USAGE', 'commit refused: it modifies or drops registered asset versions', {
+        hint: 'Unstage the change (git restore --staged <dir>) and register it as a new version (gitml register ... --version auto); to retire a version: gitml deprecate <ref> --reason "..." [--remove].',
       });
     }
   },

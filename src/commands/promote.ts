@@ -4,12 +4,14 @@ import { err, json, openHere, out, withJson, type CliIO, type Command } from './
 
 function runGh(io: CliIO) {
   return (args: string[]) =>
-    new Promise<{ code: number; stdout: string }>((resolve) => {
-      const child = spawn('gh', args, { cwd: io.cwd, env: io.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('gh', args, { cwd: io.cwd, env: io.env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
+      let stderr = '';
       child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      child.on('error', () => resolve({ code: 127, stdout }));
-      child.on('close', (code) => resolve({ code: code ?? 1, stdout }));
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.on('error', (e) => resolve({ code: 127, stdout, stderr: e.message }));
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     });
 }
 
@@ -42,7 +44,7 @@ export const promoteCommand: Command = (io) => ({
       const pr = plan.pullRequest!;
       if (pr.created) out(io, `Pull request: ${pr.url}`);
       else {
-        err(io, 'gitml: gh is not installed or not logged in; open the pull request with:');
+        err(io, 'gitml: gh (GitHub CLI) is not installed; open the pull request with:');
         out(io, `  gh ${pr.command.map(quote).join(' ')}`);
         if (pr.compareUrl) out(io, `  or in a browser: ${pr.compareUrl}`);
       }

@@ -4,6 +4,8 @@ import { z } from 'zod';
 export const RunRecord = z.object({
   id: z.string(),
   experiment: z.string(),
+  /** The registered experiment version the run executed, when it was one. */
+  experimentRef: z.string().optional(),
   status: z.enum(['completed', 'failed']),
   repo: z.string(),
   commit: z.string(),

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import YAML from 'yaml';
-import { assetFolderRules, ensureLines } from '../attributes';
+import { withAssetRules } from '../attributes';
 import { materializeSource, sourceOf } from '../assets/materialize';
 import { parseAssetType, parseRef } from '../assets/names';
 import { registerAsset } from '../assets/register';
@@ -65,7 +65,13 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
   if (req.gitConfig) {
     const dir = req.workspaceDir ? path.resolve(req.cwd, req.workspaceDir) : await fsp.mkdtemp(path.join(os.tmpdir(), `gitml-run-${id}-`));
     if (fs.existsSync(dir) && (await fsp.readdir(dir)).length > 0) throw new GitmlError('E_USAGE', `workspace ${dir} is not empty`, { hint: 'Give an empty or new --workspace directory.' });
-    ws = await cloneWorkspace(req.gitConfig, dir, req.env);
+    try {
+      ws = await cloneWorkspace(req.gitConfig, dir, req.env);
+    } catch (e) {
+      // Nothing of a run that never started stays behind.
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
   } else {
     if (!req.gitml) throw new GitmlError('E_NOT_A_REPO', 'not in a git repository', { hint: 'Run gitml run inside a clone, or pass --git-config gitconfig.json.' });
     ws = await currentWorkspace(req.gitml.repo, req.allowDirty);
@@ -80,132 +86,147 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
     ? await readExperiment(path.resolve(sourceDir, req.experimentFile))
     : { name: path.basename(sourceDir === ws.root ? ws.root : sourceDir).toLowerCase().replace(/[^a-z0-9._-]/g, '-') || 'run', inputs: {}, outputs: {}, params: {} };
   const params = mergeParams(exp.params, req.params);
+  // A run of a registered experiment version names it (experiments/<name>@<version>).
+  const experimentRef = req.experimentFile ? await registeredExperiment(ws.root, path.resolve(sourceDir, req.experimentFile)) : null;
   const runRel = `experiments/${exp.name}/runs/${id}`;
   const runDir = path.join(ws.root, ...runRel.split('/'));
   await makeDirs(runDir);
+  try {
+    return await runInDir();
+  } catch (e) {
+    // A run that failed before its command ran (an input, the environment) leaves no folder behind.
+    if (!fs.existsSync(path.join(runDir, 'run.yaml'))) await fsp.rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
 
-  // Inputs, before anything runs: only what is declared, each verified.
-  const inputs: RunRecordType['inputs'] = [];
-  const inputPaths: Record<string, string> = {};
-  const lineage: LineageEntry[] = [];
-  for (const [name, spec] of Object.entries(exp.inputs)) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
-      const dest = path.join(runDir, 'inputs', name);
-      const digest = await downloadUri(spec, dest, gitml);
-      inputs.push({ name, uri: spec, digest, path: path.relative(ws.root, dest) });
-      inputPaths[name] = dest;
-      continue;
+  async function runInDir(): Promise<RunResult> {
+
+    // Inputs, before anything runs: only what is declared, each verified.
+    const inputs: RunRecordType['inputs'] = [];
+    const inputPaths: Record<string, string> = {};
+    const lineage: LineageEntry[] = [];
+    for (const [name, spec] of Object.entries(exp.inputs)) {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+        const dest = path.join(runDir, 'inputs', name);
+        const digest = await downloadUri(spec, dest, gitml);
+        inputs.push({ name, uri: spec, digest, path: path.relative(ws.root, dest) });
+        inputPaths[name] = dest;
+        continue;
+      }
+      const { asset } = await locate(gitml, spec);
+      const dir = path.join(ws.root, ...asset.dir.split('/'));
+      if (sourceOf(asset.doc)) {
+        await materializeSource(asset.doc, ws.root, `${asset.dir}/data`, { settings: gitml.settings, env: req.env });
+      } else {
+        const report = await checkoutPointers(gitml, [`:(glob)${asset.dir}/**`]);
+        if (report.failed.length > 0) throw new GitmlError('E_STORE_IO', `cannot get input ${name} (${spec}): ${report.failed[0]!.error}`, { hint: 'Check the store (`gitml env`).' });
+      }
+      const target = typeof asset.doc.spec.path === 'string' && asset.doc.spec.path !== '.' ? path.join(dir, ...String(asset.doc.spec.path).split('/')) : dir;
+      inputPaths[name] = target;
+      inputs.push({ name, ref: spec, version: asset.version, digest: asset.doc.digest.value, path: path.relative(ws.root, target) });
+      lineage.push(await lineageInput(gitml, `${asset.type}s/${asset.name}@${asset.version}`));
     }
-    const { asset } = await locate(gitml, spec);
-    const dir = path.join(ws.root, ...asset.dir.split('/'));
-    if (sourceOf(asset.doc)) {
-      await materializeSource(asset.doc, ws.root, `${asset.dir}/data`, { settings: gitml.settings, env: req.env });
-    } else {
-      const report = await checkoutPointers(gitml, [`:(glob)${asset.dir}/**`]);
-      if (report.failed.length > 0) throw new GitmlError('E_STORE_IO', `cannot get input ${name} (${spec}): ${report.failed[0]!.error}`, { hint: 'Check the store (`gitml env`).' });
-    }
-    const target = typeof asset.doc.spec.path === 'string' && asset.doc.spec.path !== '.' ? path.join(dir, ...String(asset.doc.spec.path).split('/')) : dir;
-    inputPaths[name] = target;
-    inputs.push({ name, ref: spec, version: asset.version, digest: asset.doc.digest.value, path: path.relative(ws.root, target) });
-    lineage.push(await lineageInput(gitml, `${asset.type}s/${asset.name}@${asset.version}`));
-  }
 
-  let environment: RunRecordType['environment'];
-  if (exp.environment) {
-    const { asset } = await locate(gitml, exp.environment).catch((e: unknown) => {
-      throw new GitmlError('E_USAGE', `the experiment's environment ${exp.environment} is not registered in ${ws.repo}: ${(e as Error).message}`, { hint: 'Register it (gitml register environment ...) or fix the reference.' });
-    });
-    environment = { ref: exp.environment, version: asset.version, digest: asset.doc.digest.value };
-    lineage.push(await lineageInput(gitml, `${asset.type}s/${asset.name}@${asset.version}`));
-  }
-
-  const outputs = outputsOf(exp);
-  const outputPaths: Record<string, string> = {};
-  const sourceRel = path.relative(ws.root, sourceDir).split(path.sep).join('/');
-  for (const o of outputs) {
-    // Output paths come from the experiment file: confined to the repository, no "..", no links.
-    const rel = sourceRel ? `${sourceRel}/${o.path}` : o.path;
-    outputPaths[o.name] = await confinedPath(ws.root, rel, { what: `output path of ${o.name}`, source: req.experimentFile ?? 'the experiment' }, { mkdir: true });
-    await makeDirs(outputPaths[o.name]!);
-  }
-  const values = { inputs: mapValues(inputPaths, shellQuote), params: mapValues(params, shellQuote), outputs: mapValues(outputPaths, shellQuote) };
-  const command = req.command.length > 0 ? req.command.map((a) => shellQuote(substitute(a, { inputs: inputPaths, params, outputs: outputPaths }))).join(' ') : exp.command ? substitute(exp.command, values) : null;
-  if (!command) throw new GitmlError('E_USAGE', 'nothing to run: the experiment has no command and none was given after --', { hint: 'Add command: to the experiment file, or run gitml run ... -- python train.py' });
-
-  const start = new Date();
-  const logFile = path.join(runDir, 'log.txt');
-  const childEnv: NodeJS.ProcessEnv = { ...req.env, GITML_RUN_ID: id, GITML_RUN_DIR: runDir };
-  for (const k of ['GITML_GIT_TOKEN', 'GITML_RUN_TOKEN']) delete childEnv[k];
-  for (const [k, v] of Object.entries(inputPaths)) childEnv[`GITML_INPUT_${k.toUpperCase()}`] = v;
-  for (const [k, v] of Object.entries(outputPaths)) childEnv[`GITML_OUTPUT_${k.toUpperCase()}`] = v;
-  for (const [k, v] of Object.entries(params)) childEnv[`GITML_PARAM_${k.toUpperCase()}`] = v;
-  const exitCode = await execute(command, sourceDir, childEnv, logFile, req.stdout, req.stderr);
-  const end = new Date();
-
-  const outputRecords: RunRecordType['outputs'] = [];
-  for (const o of outputs) outputRecords.push({ name: o.name, path: path.relative(ws.root, outputPaths[o.name]!), files: await hashTree(outputPaths[o.name]!) });
-  const metrics = await readMetrics([...Object.values(outputPaths), path.join(sourceDir, 'outputs')]);
-  const record: RunRecordType = RunRecord.parse({
-    id,
-    experiment: exp.name,
-    status: exitCode === 0 ? 'completed' : 'failed',
-    repo: ws.repo,
-    commit: ws.commit,
-    ...(ws.branch ? { branch: ws.branch } : {}),
-    ...(ws.tag ? { tag: ws.tag } : {}),
-    dirty: ws.dirty,
-    sourceDirectory: path.relative(ws.root, sourceDir) || '.',
-    command,
-    params,
-    inputs,
-    outputs: outputRecords,
-    ...(environment ? { environment } : {}),
-    start: start.toISOString(),
-    end: end.toISOString(),
-    durationSeconds: Math.round((end.getTime() - start.getTime()) / 10) / 100,
-    exitCode,
-    host: os.hostname(),
-    ...(metrics ? { metrics } : {}),
-    log: path.relative(ws.root, logFile),
-  });
-
-  // Outputs become assets whose lineage points at this run, its inputs and its commit.
-  const registered: string[] = [];
-  if (req.registerOutputs && exitCode === 0) {
-    for (const o of outputs) {
-      if (!o.register) continue;
-      const target = parseRef(o.register.includes('@') ? o.register : `${o.register}@latest`);
-      const entries = await fsp.readdir(outputPaths[o.name]!);
-      if (entries.length === 0) throw new GitmlError('E_USAGE', `output ${o.name} is empty: nothing to register as ${o.register}`, { hint: 'Check that the command wrote its output there.' });
-      const r = await registerAsset({
-        repo: gitml.repo,
-        cwd: ws.root,
-        type: parseAssetType(target.type),
-        name: target.name,
-        version: 'auto',
-        paths: entries.map((e) => path.join(outputPaths[o.name]!, e)),
-        move: false,
-        description: `output ${o.name} of run ${id}`,
-        tags: { run: id },
-        spec: {},
-        inputs: lineage,
-        run: { id, experiment: exp.name, commit: ws.commit },
-        hash: false,
-        copy: false,
-        source: { settings: gitml.settings, env: req.env },
-        commit: false,
+    let environment: RunRecordType['environment'];
+    if (exp.environment) {
+      const { asset } = await locate(gitml, exp.environment).catch((e: unknown) => {
+        throw new GitmlError('E_USAGE', `the experiment's environment ${exp.environment} is not registered in ${ws.repo}: ${(e as Error).message}`, { hint: 'Register it (gitml register environment ...) or fix the reference.' });
       });
-      registered.push(r.ref);
-      const rec = record.outputs.find((x) => x.name === o.name);
-      if (rec) rec.registered = r.ref;
+      environment = { ref: exp.environment, version: asset.version, digest: asset.doc.digest.value };
+      lineage.push(await lineageInput(gitml, `${asset.type}s/${asset.name}@${asset.version}`));
     }
-  }
-  const recordPath = path.join(runDir, 'run.yaml');
-  await fsp.writeFile(recordPath, `# gitml run record (docs/runs.md)\n${YAML.stringify(record, { lineWidth: 0 })}`);
 
-  let pushedBranch: string | null = null;
-  if (req.push) pushedBranch = await commitAndPush(gitml, ws, exp.name, id, record, registered, outputPaths);
-  return { record, recordPath, workspace: ws.root, registered, pushedBranch };
+    const outputs = outputsOf(exp);
+    const outputPaths: Record<string, string> = {};
+    const sourceRel = path.relative(ws.root, sourceDir).split(path.sep).join('/');
+    for (const o of outputs) {
+      // Output paths come from the experiment file: confined to the repository, no "..", no links.
+      const rel = sourceRel ? `${sourceRel}/${o.path}` : o.path;
+      outputPaths[o.name] = await confinedPath(ws.root, rel, { what: `output path of ${o.name}`, source: req.experimentFile ?? 'the experiment' }, { mkdir: true });
+      await makeDirs(outputPaths[o.name]!);
+    }
+    const values = { inputs: mapValues(inputPaths, shellQuote), params: mapValues(params, shellQuote), outputs: mapValues(outputPaths, shellQuote) };
+    const command = req.command.length > 0 ? req.command.map((a) => shellQuote(substitute(a, { inputs: inputPaths, params, outputs: outputPaths }))).join(' ') : exp.command ? substitute(exp.command, values) : null;
+    if (!command) throw new GitmlError('E_USAGE', 'nothing to run: the experiment has no command and none was given after --', { hint: 'Add command: to the experiment file, or run gitml run ... -- python train.py' });
+
+    const start = new Date();
+    const logFile = path.join(runDir, 'log.txt');
+    const childEnv: NodeJS.ProcessEnv = { ...req.env, GITML_RUN_ID: id, GITML_RUN_DIR: runDir };
+    for (const k of ['GITML_GIT_TOKEN', 'GITML_RUN_TOKEN']) delete childEnv[k];
+    for (const [k, v] of Object.entries(inputPaths)) childEnv[`GITML_INPUT_${k.toUpperCase()}`] = v;
+    for (const [k, v] of Object.entries(outputPaths)) childEnv[`GITML_OUTPUT_${k.toUpperCase()}`] = v;
+    for (const [k, v] of Object.entries(params)) childEnv[`GITML_PARAM_${k.toUpperCase()}`] = v;
+    const exitCode = await execute(command, sourceDir, childEnv, logFile, req.stdout, req.stderr);
+    const end = new Date();
+
+    const outputRecords: RunRecordType['outputs'] = [];
+    for (const o of outputs) outputRecords.push({ name: o.name, path: path.relative(ws.root, outputPaths[o.name]!), files: await hashTree(outputPaths[o.name]!) });
+    const metrics = await readMetrics([...Object.values(outputPaths), path.join(sourceDir, 'outputs')]);
+    const record: RunRecordType = RunRecord.parse({
+      id,
+      experiment: exp.name,
+      ...(experimentRef ? { experimentRef } : {}),
+      status: exitCode === 0 ? 'completed' : 'failed',
+      repo: ws.repo,
+      commit: ws.commit,
+      ...(ws.branch ? { branch: ws.branch } : {}),
+      ...(ws.tag ? { tag: ws.tag } : {}),
+      dirty: ws.dirty,
+      sourceDirectory: path.relative(ws.root, sourceDir) || '.',
+      command,
+      params,
+      inputs,
+      outputs: outputRecords,
+      ...(environment ? { environment } : {}),
+      start: start.toISOString(),
+      end: end.toISOString(),
+      durationSeconds: Math.round((end.getTime() - start.getTime()) / 10) / 100,
+      exitCode,
+      host: os.hostname(),
+      ...(metrics ? { metrics } : {}),
+      log: path.relative(ws.root, logFile),
+    });
+
+    // Outputs become assets whose lineage points at this run, its inputs and its commit.
+    const registered: string[] = [];
+    if (req.registerOutputs && exitCode === 0) {
+      for (const o of outputs) {
+        if (!o.register) continue;
+        const target = parseRef(o.register.includes('@') ? o.register : `${o.register}@latest`);
+        const entries = await fsp.readdir(outputPaths[o.name]!);
+        if (entries.length === 0) throw new GitmlError('E_USAGE', `output ${o.name} is empty: nothing to register as ${o.register}`, { hint: 'Check that the command wrote its output there.' });
+        const r = await registerAsset({
+          repo: gitml.repo,
+          cwd: ws.root,
+          type: parseAssetType(target.type),
+          name: target.name,
+          version: 'auto',
+          // One file: the version holds that file (spec.path names it); else the folder's contents.
+          paths: entries.length === 1 && fs.statSync(path.join(outputPaths[o.name]!, entries[0]!)).isFile() ? [path.join(outputPaths[o.name]!, entries[0]!)] : [outputPaths[o.name]!],
+          move: false,
+          description: `output ${o.name} of run ${id}`,
+          tags: { run: id },
+          // The model says what it runs in (the environment version the run used), like a registered one.
+          spec: environment && (target.type === 'model' || target.type === 'component') ? { environment: `${environment.ref.replace(/@.*$/, '')}@${environment.version}` } : {},
+          inputs: lineage,
+          run: { id, experiment: experimentRef ?? exp.name, commit: ws.commit },
+          hash: false,
+          copy: false,
+          source: { settings: gitml.settings, env: req.env },
+          commit: false,
+        });
+        registered.push(r.ref);
+        const rec = record.outputs.find((x) => x.name === o.name);
+        if (rec) rec.registered = r.ref;
+      }
+    }
+    const recordPath = path.join(runDir, 'run.yaml');
+    await fsp.writeFile(recordPath, `# gitml run record (docs/runs.md)\n${YAML.stringify(record, { lineWidth: 0 })}`);
+
+    let pushedBranch: string | null = null;
+    if (req.push) pushedBranch = await commitAndPush(gitml, ws, exp.name, id, record, registered, outputPaths);
+    return { record, recordPath, workspace: ws.root, registered, pushedBranch };
+  }
 }
 
 function mapValues(o: Record<string, string>, f: (v: string) => string): Record<string, string> {
@@ -289,7 +310,7 @@ async function commitAndPush(gitml: Gitml, ws: Workspace, experiment: string, id
   }
   const attributes = path.join(ws.root, '.gitattributes');
   const current = await fsp.readFile(attributes, 'utf8').catch(() => '');
-  const rules = ensureLines(current, assetFolderRules('experiments'));
+  const rules = withAssetRules(current, 'experiments');
   if (rules.added.length > 0) await fsp.writeFile(attributes, rules.text);
   const branch = `runs/${id}`;
   await runGit(ws.git, ['checkout', '-q', '-b', branch]);
@@ -311,4 +332,12 @@ async function commitAndPush(gitml: Gitml, ws: Workspace, experiment: string, id
     await objects.release();
   }
   return branch;
+}
+
+/** `experiments/<name>@<version>` when the experiment file lies in a registered experiment version. */
+async function registeredExperiment(root: string, file: string): Promise<string | null> {
+  const rel = path.relative(root, file).split(path.sep);
+  if (rel.length < 4 || rel[0] !== 'experiments') return null;
+  const [, name, version] = rel;
+  return fs.existsSync(path.join(root, 'experiments', name!, version!, 'asset.yaml')) ? `experiments/${name}@${version}` : null;
 }

@@ -85,6 +85,22 @@ export async function cloneWorkspace(config: RunGitConfig, dir: string, env: Nod
   if (config.commitSha && !commit.startsWith(config.commitSha)) {
     throw new GitmlError('E_USAGE', `commitSha ${config.commitSha} resolved to ${commit}`, { hint: 'Give the full commit id.' });
   }
+  // The record must not say more than is true: a tag names exactly one commit, a branch holds it.
+  if (config.commitSha && config.tag) {
+    const tagged = await runGit(git, ['rev-parse', '--verify', '--quiet', `refs/tags/${config.tag}^{commit}`], { okCodes: [1, 128] });
+    const at = tagged.stdout.toString('utf8').trim();
+    if (tagged.code !== 0 || at !== commit) {
+      throw new GitmlError('E_USAGE', `gitconfig.json names commit ${commit.slice(0, 12)} and tag ${config.tag}, but ${tagged.code !== 0 ? `there is no tag ${config.tag}` : `the tag is commit ${at.slice(0, 12)}`}`, {
+        hint: 'Give the commit or the tag (or both when they agree): a run record must say exactly what ran.',
+      });
+    }
+  }
+  if (config.commitSha && config.branch) {
+    const on = await runGit(git, ['merge-base', '--is-ancestor', commit, `refs/remotes/origin/${config.branch}`], { okCodes: [1, 128] });
+    if (on.code !== 0) {
+      throw new GitmlError('E_USAGE', `commit ${commit.slice(0, 12)} is not on branch ${config.branch}`, { hint: 'Give a commit of that branch, or leave the branch out.' });
+    }
+  }
   // Pointers only: inputs are pulled one by one, the rest of the repository's large files never are.
   await runGit({ ...git, env: { ...git.env, GITML_SKIP_SMUDGE: '1' } }, ['checkout', '-q', '--detach', commit]);
   const head = await gitText(git, ['rev-parse', 'HEAD']);

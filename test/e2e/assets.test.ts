@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
+import { githubRepoOf } from '../../src/assets/promote';
 import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { createBucket, s3Client, s3Endpoint, s3Env, uniqueName } from '../helpers/stores';
 
@@ -44,8 +45,9 @@ describe('ML assets', () => {
   test('register, list, show; versions are immutable and numbered automatically', async () => {
     const d = JSON.parse((await gitml(['register', 'dataset', 'digits', path.join(inputs, 'images'), '--description', 'handwritten digits', '--tag', 'source=mnist', '--commit', '--json'])).stdout);
     expect(d.ref).toBe('datasets/digits@1');
-    expect(d.asset.digest.files.map((f: { path: string }) => f.path)).toEqual(['images/a.png', 'images/b.png']);
-    expect(d.asset.spec).toMatchObject({ type: 'uri_folder', path: 'images' });
+    // One folder registered: its contents are the version (datasets/digits/1/a.png), as Azure ML stores it.
+    expect(d.asset.digest.files.map((f: { path: string }) => f.path)).toEqual(['a.png', 'b.png']);
+    expect(d.asset.spec).toMatchObject({ type: 'uri_folder', path: '.' });
     await gitml(['register', 'environment', 'torch', path.join(inputs, 'conda.yaml'), '--spec', 'conda_file=conda.yaml', '--spec', 'image=pytorch/pytorch:2.3', '--commit']);
     const m = JSON.parse(
       (await gitml(['register', 'model', 'mnist', path.join(inputs, 'model.pt'), '--input', 'datasets/digits@latest', '--input', 'environments/torch@1', '--spec', 'environment=environments/torch@1', '--spec', 'flavors.pytorch=2.3', '--commit', '--json'])).stdout,
@@ -84,7 +86,7 @@ describe('ML assets', () => {
     const r = await box.gitml(repo, ['register', 'model', name, path.join(inputs, 'model.pt')]);
     expect(r.code).toBe(1);
     // A name that looks like an option is read as one: then no name is given at all.
-    expect(r.stderr).toMatch(name.startsWith('-') ? /register needs <type> <name>.*write -- before it/ : /invalid asset name/);
+    expect(r.stderr).toMatch(name.startsWith('-') ? /unknown option -x.*write -- before it/ : /invalid asset name/);
     expect((await box.git(repo, ['status', '--porcelain'])).stdout).toBe(before);
   });
 
@@ -96,11 +98,11 @@ describe('ML assets', () => {
 
   test('editing a registered version: fsck reports it and the pre-commit hook refuses it', async () => {
     expect((await gitml(['install', '--hooks'])).code).toBe(0);
-    await fsp.writeFile(path.join(repo, 'datasets/digits/1/images/a.png'), 'tampered');
+    await fsp.writeFile(path.join(repo, 'datasets/digits/1/a.png'), 'tampered');
     const fsck = await box.gitml(repo, ['fsck', '--json']);
     expect(fsck.code).toBe(2);
     expect(JSON.parse(fsck.stdout).assets).toEqual([expect.objectContaining({ dir: 'datasets/digits/1' })]);
-    await box.git(repo, ['add', 'datasets/digits/1/images/a.png']);
+    await box.git(repo, ['add', 'datasets/digits/1/a.png']);
     const commit = await box.run(repo, 'git', ['commit', '-m', 'sneaky edit']);
     expect(commit.code).not.toBe(0);
     expect(commit.stderr).toContain('datasets/digits/1 is a registered version and must not change');
@@ -122,46 +124,77 @@ describe('ML assets', () => {
     expect(dot).toContain('"datasets/digits@1" -> "models/mnist@1" [label="input"]');
   });
 
-  test('promote without gh prints the command; with gh calls it as a person would; --merge makes @production resolve', async () => {
+  test('promote dev → staging → production by pull requests, merged branches kept; history; aliases', async () => {
     await box.git(repo, ['push', '-q', 'origin', 'main']);
     const dry = await gitml(['promote', 'models/mnist@1', '--to', 'production', '--dry-run']);
     expect(dry.stdout).toContain('Would promote models/mnist@1 to production');
-    expect((await box.run(remote, 'git', ['rev-parse', '--verify', 'refs/heads/promote/models/mnist/1'])).code).not.toBe(0);
+    expect((await box.run(remote, 'git', ['rev-parse', '--verify', 'refs/heads/promote/production/models/mnist/1'])).code).not.toBe(0);
 
+    // Without gh: the branch is pushed and the exact command printed.
     const noGh = await gitml(['promote', 'models/mnist@1', '--to', 'staging']);
-    expect(noGh.stdout).toContain("gh pr create --base staging --head promote/models/mnist/1 --title 'Promote models/mnist@1 to staging'");
-    expect((await box.git(remote, ['rev-parse', 'refs/heads/promote/models/mnist/1'])).code).toBe(0);
+    expect(noGh.stdout).toContain("gh pr create --base staging --head promote/staging/models/mnist/1 --title 'Promote models/mnist@1 to staging'");
     // The stage record and the version folder are on the promotion branch, and nothing else of main.
-    const files = (await box.git(remote, ['ls-tree', '-r', '--name-only', 'refs/heads/promote/models/mnist/1'])).stdout.split('\n').filter(Boolean);
+    const files = (await box.git(remote, ['ls-tree', '-r', '--name-only', 'refs/heads/promote/staging/models/mnist/1'])).stdout.split('\n').filter(Boolean);
     expect(files).toEqual(expect.arrayContaining(['.gitml/stages/models/mnist.yaml', 'models/mnist/1/model.pt', 'models/mnist/1/asset.yaml', '.gitattributes', '.gitmlconfig']));
     expect(files.some((f) => f.startsWith('datasets/'))).toBe(false);
+    // The reviewer merges it; the hosting service keeps the merged branch, as GitHub does.
+    await box.git(remote, ['update-ref', 'refs/heads/staging', 'refs/heads/promote/staging/models/mnist/1']);
 
-    // A fake gh that records its arguments and is logged in.
+    // The next stage is a branch of its own: the kept staging branch is not in its way.
+    const toProd = await gitml(['promote', 'models/mnist@1', '--to', 'production']);
+    expect(toProd.stdout).toContain('--head promote/production/models/mnist/1');
+    await box.git(remote, ['update-ref', 'refs/heads/production', 'refs/heads/promote/production/models/mnist/1']);
+    expect((await box.git(remote, ['rev-parse', '--verify', 'refs/heads/promote/staging/models/mnist/1'])).code).toBe(0);
+    await box.git(repo, ['fetch', '-q', 'origin']);
+    const inProd = JSON.parse((await gitml(['assets', 'show', 'models/mnist@production', '--json'])).stdout);
+    expect(inProd.ref).toBe('models/mnist@1');
+    expect(inProd.resolved).toMatch(/^production .* → 1$/);
+
+    // A fake gh that records its arguments: pr create with --repo when the remote is on GitHub.
     const log = box.path('gh-calls.log');
     const fake = box.path('fakebin');
     await fsp.mkdir(fake, { recursive: true });
     await fsp.writeFile(
       path.join(fake, 'gh'),
-      `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >> ${JSON.stringify(log)}\necho ---- >> ${JSON.stringify(log)}\n[ "$1" = pr ] && echo https://github.com/acme/models/pull/7\nexit 0\n`,
+      `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >> ${JSON.stringify(log)}\necho ---- >> ${JSON.stringify(log)}\nif [ -n "$GH_FAIL" ]; then echo 'HTTP 401: Bad credentials (https://api.github.com/graphql)' >&2; exit 1; fi\necho https://github.com/acme/models/pull/7\n`,
       { mode: 0o755 },
     );
     const withGh = await gitml(['promote', 'models/mnist@2', '--to', 'staging', '--json'], { PATH: `${fake}:${box.env.PATH}` });
     const plan = JSON.parse(withGh.stdout);
     expect(plan.pullRequest).toMatchObject({ created: true, url: 'https://github.com/acme/models/pull/7' });
-    const calls = (await fsp.readFile(log, 'utf8')).split('----\n').filter(Boolean).map((c) => c.trim().split('\n'));
-    expect(calls[0]).toEqual(['auth', 'status']);
-    expect(calls[1]!.slice(0, 8)).toEqual(['pr', 'create', '--base', 'staging', '--head', 'promote/models/mnist/2', '--title', 'Promote models/mnist@2 to staging']);
-    expect(calls[1]![8]).toBe('--body');
-    expect(calls[1]!.slice(9).join('\n')).toContain('Digest: sha256:');
+    const calls = () => fs.readFileSync(log, 'utf8').split('----\n').filter(Boolean).map((c) => c.trim().split('\n'));
+    expect(calls()).toHaveLength(1);
+    expect(calls()[0]!.slice(0, 8)).toEqual(['pr', 'create', '--base', 'staging', '--head', 'promote/staging/models/mnist/2', '--title', 'Promote models/mnist@2 to staging']);
+    expect(calls()[0]![8]).toBe('--body');
+    expect(calls()[0]!.slice(9).join('\n')).toContain('Digest: sha256:');
 
-    await gitml(['promote', 'models/mnist@1', '--to', 'production', '--merge']);
-    const show = JSON.parse((await gitml(['assets', 'show', 'models/mnist@production', '--json'])).stdout);
-    expect(show.ref).toBe('models/mnist@1');
-    expect(show.resolved).toMatch(/^production .* → 1$/);
+    // gh fails: its own message, a non-zero exit, and how to finish by hand.
+    const failed = await box.gitml(repo, ['promote', 'models/mnist@2', '--to', 'production'], { env: { PATH: `${fake}:${box.env.PATH}`, GH_FAIL: '1' } });
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain('gh pr create failed');
+    expect(failed.stderr).toContain('Bad credentials');
+    expect(failed.stderr).toContain('promote/production/models/mnist/2 is pushed');
+
+    // An alias is a stage without review: champion.
+    await gitml(['promote', 'models/mnist@2', '--to', 'champion', '--merge']);
+    expect(JSON.parse((await gitml(['assets', 'show', 'models/mnist@champion', '--json'])).stdout).ref).toBe('models/mnist@2');
+
+    // Who held which stage, and since when.
+    const history = JSON.parse((await gitml(['assets', 'history', 'models/mnist', '--json'])).stdout);
+    const held = history.events.map((e: { stage: string; version: string; current: boolean }) => `${e.stage}:${e.version}:${e.current}`).sort();
+    expect(held).toEqual(['champion:2:true', 'production:1:true', 'staging:1:true']);
+    expect(history.events[0]).toMatchObject({ by: expect.stringContaining('@') });
+
     // A fresh clone of the production branch has the model, checked out through gitml.
     const prod = box.path('prod');
     await box.git(box.root, ['clone', '-q', '-b', 'production', `gitml::${remote}`, prod]);
     expect(sha256(await fsp.readFile(path.join(prod, 'models/mnist/1/model.pt')))).toBe(sha256(model));
+  });
+
+  test('gh is told the repository: --repo owner/name from a gitml:: GitHub URL', () => {
+    expect(githubRepoOf('https://github.com/acme/models.git')).toBe('acme/models');
+    expect(githubRepoOf('git@github.com:acme/models.git')).toBe('acme/models');
+    expect(githubRepoOf('/srv/git/models.git')).toBeNull();
   });
 
   test('gitml get from another repository: exactly that asset and its environment, atomically, verified', async () => {
