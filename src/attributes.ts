@@ -102,18 +102,20 @@ export function assetFolderRules(folder: string): string[] {
   return [`${f}/** ${TRACK_ATTRIBUTES}`, `${f}/**/asset.yaml -filter !diff !merge text`, `${f}/**/run.yaml -filter !diff !merge text`, `${f}/**/.gitignore -filter !diff !merge text`];
 }
 
-/** Rules earlier versions of gitml wrote, replaced by assetFolderRules (they made metadata binary). */
-export function outdatedAssetRules(folder: string): string[] {
-  const f = encodePattern(folder);
-  return [`${f}/**/asset.yaml -filter -diff -merge text`, `${f}/**/run.yaml -filter -diff -merge text`, `${f}/**/.gitignore -filter -diff -merge text`];
-}
+/** A metadata rule earlier versions of gitml wrote ("-diff -merge" made asset.yaml binary in diffs). */
+const OUTDATED_METADATA_RULE = /^(\S+\/\*\*\/(?:asset\.yaml|run\.yaml|\.gitignore)) -filter -diff -merge text$/;
 
-/** The asset rules in place: outdated lines dropped, missing ones appended; foreign lines untouched. Pure. */
+/**
+ * The asset rules in place: every outdated metadata rule (of any asset folder) rewritten where it
+ * stands, missing rules for `folder` appended; foreign lines untouched. Pure.
+ */
 export function withAssetRules(text: string, folder: string): { text: string; added: string[] } {
-  const outdated = new Set(outdatedAssetRules(folder));
   const eol = lineEnding(text);
-  const kept = splitLines(text).filter((l) => !outdated.has(l.trim()));
-  const base = kept.length ? kept.join(eol) + eol : '';
+  const lines = splitLines(text).map((l) => {
+    const m = OUTDATED_METADATA_RULE.exec(l.trim());
+    return m ? `${m[1]} -filter !diff !merge text` : l;
+  });
+  const base = lines.length ? lines.join(eol) + eol : '';
   const r = ensureLines(base, assetFolderRules(folder));
   return { text: r.text, added: r.text === text ? [] : r.added.length ? r.added : ['(outdated rules replaced)'] };
 }

@@ -7,11 +7,11 @@ export const ASSET_FILE = 'asset.yaml';
 
 /** sha256 over the sorted "sha256 size path" lines: any change to a registered version changes it. Pure. */
 export function digestValue(files: readonly DigestEntry[]): string {
-  const lines = [...files]
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-    .map((f) => `${f.sha256} ${f.size} ${f.path}\n`)
-    .join('');
-  return createHash('sha256').update(lines).digest('hex');
+  return createHash('sha256').update(fileLines(files).join('')).digest('hex');
+}
+
+function fileLines(files: readonly DigestEntry[]): string[] {
+  return sortedFiles(files).map((f) => `${f.sha256} ${f.size} ${f.path}\n`);
 }
 
 /** What a version's digest covers of data by reference: each object as recorded (sha256 when hashed, else its ETag or version). */
@@ -30,9 +30,7 @@ export interface SourceDigestEntry {
  */
 export function assetDigest(files: readonly DigestEntry[], source?: { uri: string; objects: readonly SourceDigestEntry[] } | null): string {
   if (!source) return digestValue(files);
-  const lines = [...files]
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-    .map((f) => `${f.sha256} ${f.size} ${f.path}\n`);
+  const lines = fileLines(files);
   lines.push(`source ${source.uri}\n`);
   for (const o of [...source.objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     const identity = o.sha256 ? `sha256:${o.sha256}` : o.version ? `version:${o.version}` : `etag:${o.etag ?? ''}`;

@@ -36,11 +36,6 @@ export interface Violation {
   problem: string;
 }
 
-/** Where the record of retired versions of one asset lives. */
-export function deprecationFile(type: AssetType, name: string): string {
-  return `.gitml/deprecated/${folderOf(type)}/${name}.yaml`;
-}
-
 const VERSION_DIR = /^([a-z]+)s\/([^/]+)\/([^/]+)$/;
 
 /** Every registered version in a tree (a commit, or a tree written from the index), with its tree id. */
@@ -65,43 +60,75 @@ export async function versionsIn(git: GitContext, treeish: string): Promise<Map<
   return out;
 }
 
-/** The retirement records in a tree, by version folder. */
-export async function deprecationsIn(git: GitContext, treeish: string): Promise<Map<string, Deprecation>> {
-  const out = new Map<string, Deprecation>();
+/** The retirement record files in a tree (.gitml/deprecated/<type>s/<name>.yaml), by path, with their blob ids. */
+async function recordFilesIn(git: GitContext, treeish: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
   if (treeish === EMPTY_TREE) return out;
-  const files = await gitZ(git, ['ls-tree', '-r', '-z', '--name-only', treeish, '--', '.gitml/deprecated']);
-  for (const f of files) {
-    const m = /^\.gitml\/deprecated\/([a-z]+s)\/([^/]+)\.yaml$/.exec(f);
-    if (!m) continue;
-    const r = await runGit(git, ['show', `${treeish}:${f}`], { okCodes: [128] });
-    const list = (YAML.parse(r.stdout.toString('utf8')) as { deprecated?: Deprecation[] } | null)?.deprecated ?? [];
-    for (const d of list) if (d && typeof d.version === 'string') out.set(`${m[1]}/${m[2]}/${d.version}`, d);
+  for (const l of await gitZ(git, ['ls-tree', '-r', '-z', treeish, '--', '.gitml/deprecated'])) {
+    const tab = l.indexOf('\t');
+    if (/^\.gitml\/deprecated\/[a-z]+s\/[^/]+\.yaml$/.test(l.slice(tab + 1))) out.set(l.slice(tab + 1), l.slice(0, tab).split(' ')[2]!);
   }
   return out;
 }
 
+/** One record's entries, by version folder. */
+async function readRecord(git: GitContext, blob: string | undefined, file: string): Promise<Map<string, Deprecation>> {
+  const out = new Map<string, Deprecation>();
+  if (!blob) return out;
+  const m = /^\.gitml\/deprecated\/([a-z]+s)\/([^/]+)\.yaml$/.exec(file)!;
+  const r = await runGit(git, ['cat-file', 'blob', blob]);
+  const list = (YAML.parse(r.stdout.toString('utf8')) as { deprecated?: Deprecation[] } | null)?.deprecated ?? [];
+  for (const d of list) if (d && typeof d.version === 'string') out.set(`${m[1]}/${m[2]}/${d.version}`, d);
+  return out;
+}
+
+/** The retirement records in a tree, by version folder (every record: for fsck). */
+export async function deprecationsIn(git: GitContext, treeish: string): Promise<Map<string, Deprecation>> {
+  const out = new Map<string, Deprecation>();
+  for (const [file, blob] of await recordFilesIn(git, treeish)) for (const [dir, d] of await readRecord(git, blob, file)) out.set(dir, d);
+  return out;
+}
+
+const recordFileOf = (dir: string) => `.gitml/deprecated/${dir.split('/').slice(0, 2).join('/')}.yaml`;
+
 /**
  * What a change from `base` to `target` does to registered versions: a version of `base` that is
  * different or gone in `target` (unless retired with removal in `target`'s record), a retirement
- * record that lost an entry, and a new version whose files do not match its asset.yaml.
+ * record that lost an entry, and a new version whose files do not match its asset.yaml (or reuses a
+ * retired number). Everything a change leaves alone is compared by id and never read.
  */
 export async function checkChange(git: GitContext, base: string, target: string): Promise<Violation[]> {
-  const [before, after, retiredBefore, retiredAfter] = await Promise.all([versionsIn(git, base), versionsIn(git, target), deprecationsIn(git, base), deprecationsIn(git, target)]);
+  const [before, after, recordsBefore, recordsAfter] = await Promise.all([versionsIn(git, base), versionsIn(git, target), recordFilesIn(git, base), recordFilesIn(git, target)]);
+  const records = new Map<string, Map<string, Deprecation>>();
+  const retiredAfter = async (dir: string) => {
+    const file = recordFileOf(dir);
+    if (!records.has(file)) records.set(file, await readRecord(git, recordsAfter.get(file), file));
+    return records.get(file)!.get(dir);
+  };
   const out: Violation[] = [];
   for (const [dir, v] of before) {
     const now = after.get(dir);
     if (!now) {
-      if (!retiredAfter.get(dir)?.removed) out.push({ dir, problem: 'it was removed without being retired (gitml deprecate --remove records why)' });
+      if (!(await retiredAfter(dir))?.removed) out.push({ dir, problem: 'it was removed without being retired (gitml deprecate --remove records why)' });
       continue;
     }
     if (now.tree !== v.tree) out.push({ dir, problem: `it changed: ${await describeTreeChange(git, base, target, dir)}` });
   }
-  for (const [dir, d] of retiredBefore) {
-    const now = retiredAfter.get(dir);
-    if (!now || now.reason !== d.reason || (d.removed && !now.removed)) out.push({ dir, problem: 'its retirement record was changed or dropped' });
+  for (const [file, blob] of recordsBefore) {
+    if (recordsAfter.get(file) === blob) continue;
+    const then = await readRecord(git, blob, file);
+    const now = await readRecord(git, recordsAfter.get(file), file);
+    for (const [dir, d] of then) {
+      const n = now.get(dir);
+      if (!n || n.reason !== d.reason || (d.removed && !n.removed)) out.push({ dir, problem: 'its retirement record was changed or dropped' });
+    }
   }
   for (const [dir, v] of after) {
     if (before.has(dir)) continue;
+    if (await retiredAfter(dir)) {
+      out.push({ dir, problem: 'this version number was retired; a retired version is never registered again (register the next version)' });
+      continue;
+    }
     const problem = await newVersionProblem(git, target, v);
     if (problem) out.push({ dir, problem });
   }
@@ -168,6 +195,26 @@ export async function checkAgainstFirstCommit(git: GitContext): Promise<Violatio
     }
   }
   return out;
+}
+
+/**
+ * Versions that HEAD's history once held and HEAD lacks, without a retirement that removed them
+ * (one `git log` over the asset folders, for fsck).
+ */
+export async function removedWithoutRetirement(git: GitContext): Promise<Violation[]> {
+  const head = await headTree(git);
+  if (head === EMPTY_TREE) return [];
+  const [present, retired] = await Promise.all([versionsIn(git, head), deprecationsIn(git, head)]);
+  const deleted = await gitZ(git, ['log', '--diff-filter=D', '--name-only', '--format=', '-z', 'HEAD', '--', ...ASSET_TYPES.map(folderOf)]);
+  const out = new Map<string, Violation>();
+  for (const p of deleted) {
+    const file = p.replace(/^\n+/, '');
+    if (!file.endsWith('/asset.yaml')) continue;
+    const dir = file.slice(0, -'/asset.yaml'.length);
+    if (!VERSION_DIR.test(dir) || present.has(dir) || retired.get(dir)?.removed || out.has(dir)) continue;
+    out.set(dir, { dir, problem: 'it was removed without being retired (gitml deprecate --remove records why; git checkout <commit> -- <dir> restores it)' });
+  }
+  return [...out.values()];
 }
 
 /** Registered versions with edits in the work tree that are not staged (one `git status` call). */

@@ -8,7 +8,7 @@ import { runGit } from '../git/exec';
 import type { Repo } from '../git/repo';
 import { ASSET_FILE, assetDigest, formatAssetYaml, sortedFiles, validateAsset, type SourceDigestEntry } from './document';
 import { folderOf, formatRef, nextVersion, validateName, validateVersion, type AssetType } from './names';
-import { headCommit, authorOf, listVersions, versionDir } from './registry';
+import { headCommit, authorOf, listVersions, retiredVersions, versionDir } from './registry';
 import { sha256Of, writeHashing } from '../hash';
 import { openSource, type SourceSettings } from './remote-data';
 import { checkRelativePath, confinedPath, makeDirs } from '../safe-path';
@@ -64,6 +64,8 @@ export async function registerAsset(req: RegisterRequest): Promise<Registered> {
   if (await headCommit(req.repo.git)) {
     for (const v of await listVersions({ kind: 'tree', treeish: 'HEAD', git: req.repo.git }, req.type)) if (v.name === req.name) existing.add(v.version);
   }
+  // A retired version's number stays taken, even when its folder was removed.
+  for (const v of await retiredVersions({ kind: 'worktree', root, git: req.repo.git }, req.type, req.name)) existing.add(v);
   const version = req.version === 'auto' ? nextVersion([...existing]) : validateVersion(req.version);
   const dirRel = versionDir(req.type, req.name, version);
   const ref = formatRef({ type: req.type, name: req.name, selector: version });

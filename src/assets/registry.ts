@@ -74,6 +74,11 @@ export function stageFile(type: AssetType, name: string): string {
   return `.gitml/stages/${folderOf(type)}/${name}.yaml`;
 }
 
+/** The record of an asset's retired versions (gitml deprecate): append-only. */
+export function deprecationFile(type: AssetType, name: string): string {
+  return `.gitml/deprecated/${folderOf(type)}/${name}.yaml`;
+}
+
 /**
  * Resolves a reference in one repository. A version must exist; `latest` is the highest; any other
  * selector is a stage, read from the stage's branch (`<remote>/<branch>` when fetched, else the local
@@ -92,6 +97,9 @@ export async function resolveInRepo(source: AssetSource, ref: AssetRef, stageBra
     via = `latest → ${latest}`;
   } else if (all.some((v) => v.version === ref.selector)) {
     version = ref.selector;
+  } else if (/^[0-9]+$/.test(ref.selector)) {
+    const have = all.map((v) => v.version).sort((a, b) => Number(a) - Number(b));
+    throw notFound(ref, `${folderOf(ref.type)}/${ref.name} has no version ${ref.selector}${have.length ? ` (registered: ${have.join(', ')})` : ' (none is registered here)'}`);
   } else {
     const branch = stageBranch(ref.selector);
     const candidates = [`refs/remotes/${remote}/${branch}`, `refs/heads/${branch}`];
@@ -126,7 +134,7 @@ export async function resolveInRepo(source: AssetSource, ref: AssetRef, stageBra
 
 /** Versions of an asset retired with `gitml deprecate` (its record in .gitml/deprecated/). */
 export async function retiredVersions(source: AssetSource, type: AssetType, name: string): Promise<Set<string>> {
-  const rel = `.gitml/deprecated/${folderOf(type)}/${name}.yaml`;
+  const rel = deprecationFile(type, name);
   let text: string | null;
   if (source.kind === 'tree') {
     const r = await runGit(source.git, ['show', `${source.treeish}:${rel}`], { okCodes: [128] });

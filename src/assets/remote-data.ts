@@ -40,10 +40,22 @@ export function changedObjects(recorded: readonly SourceObjectEntry[], now: read
     const c = current.get(r.key);
     if (!c) changed.push(`${r.key} (gone)`);
     else if (c.size !== r.size) changed.push(`${r.key} (size ${r.size} → ${c.size})`);
+    // With a recorded sha256 the download itself decides: a copied share or a re-uploaded
+    // object with a new ETag but the same bytes is still the registered data.
+    else if (r.sha256) continue;
     else if (r.etag && c.etag && r.etag !== c.etag) changed.push(`${r.key} (ETag ${r.etag} → ${c.etag})`);
     else if (r.version && c.version && r.version !== c.version) changed.push(`${r.key} (version ${r.version} → ${c.version})`);
   }
   return changed;
+}
+
+/**
+ * A file's stand-in for an ETag: mtime and inode, and the ctime as its "version": a writer can set
+ * the mtime back (touch -m, cp -p, rsync -t) but not the ctime, so an in-place rewrite with the old
+ * size and mtime is still seen. Not a content guarantee: --hash is (docs/assets.md).
+ */
+function fileEntry(key: string, st: fs.Stats): SourceObjectEntry {
+  return { key, size: st.size, etag: `${st.mtimeMs}-${st.ino}`, version: `ctime-${st.ctimeMs}` };
 }
 
 function directorySource(uri: string, root: string): DataSource {
@@ -52,13 +64,13 @@ function directorySource(uri: string, root: string): DataSource {
     async list() {
       const st = await fsp.stat(root).catch(() => null);
       if (!st) throw new GitmlError('E_STORE_IO', `${uri} does not exist`, { hint: 'Check the path (and that the share is mounted).' });
-      if (st.isFile()) return [{ key: path.basename(root), size: st.size, etag: `${st.mtimeMs}-${st.ino}` }];
+      if (st.isFile()) return [fileEntry(path.basename(root), st)];
       const out: SourceObjectEntry[] = [];
       for (const e of await fsp.readdir(root, { withFileTypes: true, recursive: true })) {
         if (!e.isFile()) continue;
         const full = path.join(e.parentPath, e.name);
         const s = await fsp.stat(full);
-        out.push({ key: path.relative(root, full).split(path.sep).join('/'), size: s.size, etag: `${s.mtimeMs}-${s.ino}` });
+        out.push(fileEntry(path.relative(root, full).split(path.sep).join('/'), s));
       }
       return out.sort((a, b) => a.key.localeCompare(b.key));
     },

@@ -2,7 +2,7 @@ import { GitmlError } from '../errors';
 import YAML from 'yaml';
 import type { Argv } from 'yargs';
 import { stageHistory } from '../assets/history';
-import { parseAssetType, parseRef } from '../assets/names';
+import { formatRef, parseAssetType, parseRef } from '../assets/names';
 import { listVersions, readDocument, retiredVersions } from '../assets/registry';
 import { locate, localSource } from '../assets/resolve';
 import { describeDifference } from '../assets/verify';
@@ -12,9 +12,7 @@ import { json, openHere, openHereOrHost, out, withJson, type CliIO, type Command
 
 /** `gitml assets diff` and `gitml diff`: what changed between two versions. */
 async function diffAssets(io: CliIO, a: string, b: string, asJson: boolean): Promise<void> {
-  parseRef(a);
-  parseRef(b);
-  const gitml = await openHereOrHost(io);
+  const gitml = await openHereOrHost(io, [a, b]);
   const [x, y] = await Promise.all([locate(gitml, a), locate(gitml, b)]);
   const diff = describeDifference(x.asset.doc.digest.files, y.asset.doc.digest.files);
   const same = x.asset.doc.digest.value === y.asset.doc.digest.value;
@@ -65,11 +63,12 @@ export const assetsCommand: Command = (io) => ({
         describe: 'one version\'s asset.yaml, and how the reference resolved',
         builder: withRef,
         handler: async (argv) => {
-          parseRef(argv.ref as string);
-          const gitml = await openHereOrHost(io);
+          const parsed = parseRef(argv.ref as string);
+          const gitml = await openHereOrHost(io, [argv.ref as string]);
           const { asset } = await locate(gitml, argv.ref as string);
-          if (argv.json) return json(io, { ref: `${asset.type}s/${asset.name}@${asset.version}`, resolved: asset.via, dir: asset.dir, asset: asset.doc });
-          out(io, `# ${asset.type}s/${asset.name}@${asset.version} (${asset.via})`);
+          const ref = formatRef({ repo: parsed.repo, type: asset.type, name: asset.name, selector: asset.version });
+          if (argv.json) return json(io, { ref, resolved: asset.via, dir: asset.dir, asset: asset.doc });
+          out(io, `# ${ref} (${asset.via})`);
           out(io, YAML.stringify(asset.doc, { lineWidth: 0 }).trimEnd());
         },
       })
@@ -85,7 +84,7 @@ export const assetsCommand: Command = (io) => ({
         builder: withRef,
         handler: async (argv) => {
           const ref = parseRef(argv.ref as string);
-          const gitml = await openHereOrHost(io);
+          const gitml = await openHereOrHost(io, [argv.ref as string]);
           const events = await stageHistory(gitml, ref);
           if (argv.json) return json(io, { asset: `${ref.type}s/${ref.name}`, events });
           if (events.length === 0) return out(io, `No stage or alias of ${ref.type}s/${ref.name} is recorded (gitml promote sets them).`);
@@ -101,7 +100,7 @@ export const assetsCommand: Command = (io) => ({
             .option('out', { type: 'string', describe: 'directory to write the YAML (and the asset\'s files) into; default: YAML on stdout' }),
         handler: async (argv) => {
           parseRef(argv.ref as string);
-          const gitml = await openHereOrHost(io);
+          const gitml = await openHereOrHost(io, [argv.ref as string]);
           try {
             const r = await exportAzureMl(gitml, argv.ref as string, argv.out as string | undefined);
             if (argv.json) return json(io, r);
@@ -111,8 +110,7 @@ export const assetsCommand: Command = (io) => ({
             await gitml.close();
           }
         },
-      })
-      .positional('action', { type: 'string', describe: 'list, show, diff, history or export' }),
+      }),
   // Reached only when no action matched (yargs runs the action's own handler otherwise).
   handler: (argv) => {
     throw new GitmlError('E_USAGE', `unknown action ${JSON.stringify(argv.action)} for gitml assets`, { hint: 'Actions: list, show, diff, history, export (gitml assets <action> --help).' });

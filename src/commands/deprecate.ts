@@ -1,9 +1,9 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { deprecationFile, type Deprecation } from '../assets/immutability';
+import { type Deprecation } from '../assets/immutability';
 import { parseRef } from '../assets/names';
-import { authorOf, headCommit } from '../assets/registry';
+import { authorOf, deprecationFile, headCommit } from '../assets/registry';
 import { locate } from '../assets/resolve';
 import { errnoCode, GitmlError } from '../errors';
 import { runGit } from '../git/exec';

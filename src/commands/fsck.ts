@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { checkAgainstFirstCommit, worktreeEdits } from '../assets/immutability';
+import { checkAgainstFirstCommit, removedWithoutRetirement, worktreeEdits } from '../assets/immutability';
 import { GitmlError } from '../errors';
 import { localRefs } from '../git/remote';
 import { scanRangeForPointers, scanTreeForPointers, type PointerBlob } from '../git/scan';
@@ -54,17 +54,17 @@ export const fsckCommand: Command = (io) => ({
         storeChecked = unique.length;
         staleUploads = await objects.staleTemp(STALE_TEMP_MS, true);
       }
-      const assets = [...(await checkAgainstFirstCommit(gitml.repo.git)), ...(gitml.repo.workTree ? await worktreeEdits(gitml.repo.git) : [])];
+      const assets = [...(await checkAgainstFirstCommit(gitml.repo.git)), ...(await removedWithoutRetirement(gitml.repo.git)), ...(gitml.repo.workTree ? await worktreeEdits(gitml.repo.git) : [])];
       if (argv.json) {
         json(io, { cacheChecked: cached.length, storeChecked, store: storeUrl, problems, assets, staleUploads, fixed: argv.fix ? problems.filter((p) => p.where === 'cache').length : 0 });
       } else {
         out(io, `gitml: checked ${cached.length} cached object(s)${argv.store ? ` and ${storeChecked} object(s) in ${storeUrl}` : ''}`);
         for (const p of problems) err(io, `${p.where}: ${p.problem} sha256:${p.oid}${p.path ? ` ('${p.path}')` : ''}: ${p.detail}`);
-        for (const a of assets) err(io, `asset: registered version ${a.dir} was modified: ${a.problem}`);
+        for (const a of assets) err(io, `asset: registered version ${a.dir}: ${a.problem}`);
         if (staleUploads.files > 0) err(io, `store: ${staleUploads.files} temp file(s) (${staleUploads.bytes} bytes) left by interrupted uploads more than a day ago; the next push removes them`);
       }
       if (assets.length > 0 && problems.length === 0) {
-        throw new GitmlError('E_OBJECT_CORRUPT', `${assets.length} registered asset version(s) were modified`, {
+        throw new GitmlError('E_OBJECT_CORRUPT', `${assets.length} registered asset version(s) were modified or removed`, {
           hint: 'Registered versions are immutable: restore them (git checkout HEAD~ -- <dir>, or git restore) and register the change as a new version.',
         });
       }

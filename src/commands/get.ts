@@ -14,7 +14,7 @@ export const getCommand: Command = (io) => ({
   handler: async (argv) => {
     // A malformed reference is a usage error before anything is created (the host repository below).
     parseRef(argv.ref as string);
-    const gitml = await openHereOrHost(io);
+    const gitml = await openHereOrHost(io, [argv.ref as string]);
     try {
       const r = await getBundle(gitml, argv.ref as string, argv.to as string, argv.force as boolean);
       if (argv.json) return json(io, r);

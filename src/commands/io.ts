@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openGitml, type Gitml } from '../context';
-import { describeError, isGitmlError } from '../errors';
+import { describeError, GitmlError, isGitmlError } from '../errors';
+import { formatRef, parseRef } from '../assets/names';
 import { enforceCacheLimit } from '../cache-limit';
 import { runGit } from '../git/exec';
 import { makeDirs } from '../safe-path';
@@ -44,11 +45,19 @@ export function openHere(io: CliIO, options: { treeish?: string } = {}): Promise
  * The repository here, or, outside any repository, a private bare one in the user's cache directory
  * (for commands that only read other repositories, like `gitml get <url>#<ref>`).
  */
-export async function openHereOrHost(io: CliIO): Promise<Gitml> {
+export async function openHereOrHost(io: CliIO, refs: readonly string[]): Promise<Gitml> {
+  // Malformed references are usage errors before anything is opened or created.
+  const parsed = refs.map((r) => parseRef(r));
   try {
     return await openHere(io);
   } catch (e) {
     if (!isGitmlError(e, 'E_NOT_A_REPO')) throw e;
+    const local = parsed.find((r) => !r.repo);
+    if (local) {
+      throw new GitmlError('E_NOT_A_REPO', `${formatRef(local)} names an asset of this repository, and ${io.cwd} is not in a git repository`, {
+        hint: `Run it in the repository that holds the asset, or name the repository: <repo-url>#${formatRef(local)}`,
+      });
+    }
   }
   const cache = io.env.XDG_CACHE_HOME ?? path.join(io.env.HOME ?? os.tmpdir(), '.cache');
   const host = path.join(cache, 'gitml', 'host.git');

@@ -10,7 +10,7 @@ export const lineageCommand: Command = (io) => ({
   handler: async (argv) => {
     // A <url>#ref needs no repository here (like gitml get).
     parseRef(argv.ref as string);
-    const gitml = await openHereOrHost(io);
+    const gitml = await openHereOrHost(io, [argv.ref as string]);
     const graph = await buildLineage(gitml, argv.ref as string);
     out(io, renderLineage(graph, argv.format as 'text' | 'json' | 'dot' | 'mermaid'));
   },

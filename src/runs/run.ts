@@ -90,12 +90,15 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
   const experimentRef = req.experimentFile ? await registeredExperiment(ws.root, path.resolve(sourceDir, req.experimentFile)) : null;
   const runRel = `experiments/${exp.name}/runs/${id}`;
   const runDir = path.join(ws.root, ...runRel.split('/'));
+  // The outermost folder this run creates (experiments/<name>/ for a first run): removed again when
+  // the run fails before its command ran (an input, the environment), so nothing empty is left.
+  let created = runDir;
+  while (path.dirname(created) !== ws.root && !fs.existsSync(path.dirname(created))) created = path.dirname(created);
   await makeDirs(runDir);
   try {
     return await runInDir();
   } catch (e) {
-    // A run that failed before its command ran (an input, the environment) leaves no folder behind.
-    if (!fs.existsSync(path.join(runDir, 'run.yaml'))) await fsp.rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+    if (!fs.existsSync(path.join(runDir, 'run.yaml'))) await fsp.rm(created, { recursive: true, force: true }).catch(() => undefined);
     throw e;
   }
 

@@ -136,6 +136,27 @@ describe('gitml run', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('has no commit deadbeefdeadbeef');
     expect(r.stderr).toContain('hint:');
+    // The half-made workspace is gone.
+    expect(fs.existsSync(box.path('ws-wrong'))).toBe(false);
+  });
+
+  test.each([
+    ['a tag on another commit', () => ({ commitSha: second, tag: 'v1' }), /names commit .* and tag v1, but the tag is commit/],
+    ['a tag that does not exist', () => ({ commitSha: second, tag: 'v9' }), /there is no tag v9|has no tag v9/],
+    ['a branch that does not hold the commit', () => ({ commitSha: second, branch: 'nosuch' }), /branch nosuch/],
+  ])('commitSha with %s is refused, not recorded untruthfully', async (name, fields, message) => {
+    const ws = box.path(`ws-contra-${name.split(' ').join('-')}`);
+    const r = await run(['--git-config', await gitconfig(`contra-${name.split(' ').length}`, { ...fields(), token: TOKEN }), '--workspace', ws]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(fs.existsSync(ws)).toBe(false);
+  });
+
+  test('commitSha and the tag that names it: both recorded', async () => {
+    const ws = box.path('ws-agree');
+    const r = await run(['--git-config', await gitconfig('agree', { commitSha: first, tag: 'v1', token: TOKEN }), '--workspace', ws, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n'))).record).toMatchObject({ commit: first, tag: 'v1' });
   });
 
   test('without the token the private repository is refused with a clear error', async () => {
@@ -194,6 +215,40 @@ describe('gitml run', () => {
     const ids = lineage.nodes.map((n: { id: string }) => n.id);
     expect(ids).toEqual(expect.arrayContaining([`run:${record.id}`, `commit:${second}`, 'datasets/digits@1', 'environments/py@1']));
     expect(lineage.edges).toEqual(expect.arrayContaining([{ from: `run:${record.id}`, to: 'models/digits-cnn@1', label: 'produced' }, { from: 'datasets/digits@1', to: `run:${record.id}`, label: 'input' }]));
+    // The model knows the environment it was trained in (gitml get bundles it), and its run.
+    const model = YAML.parse(await fsp.readFile(path.join(ws, 'models/digits-cnn/1/asset.yaml'), 'utf8'));
+    expect(model.spec).toMatchObject({ environment: 'environments/py@1', path: '.' });
+    expect(model.lineage.run).toEqual({ id: record.id, experiment: 'digits-cnn', commit: second });
+  });
+
+  test('a run of a registered experiment names its version; a single-file output keeps its file name; a failed input leaves no run folder', async () => {
+    const exp = YAML.stringify({
+      name: 'tiny',
+      command: 'mkdir -p ${{outputs.model}} && echo weights > ${{outputs.model}}/w.bin',
+      environment: 'environments/py@1',
+      outputs: { model: { path: 'out', register: 'models/tiny' } },
+    });
+    await fsp.writeFile(box.path('tiny.yml'), exp);
+    const reg = await box.gitml(repo, ['register', 'experiment', 'tiny', box.path('tiny.yml'), '--commit', '--json']);
+    expect(reg.code).toBe(0);
+    const r = await box.gitml(repo, ['run', '--source-directory', 'experiments/tiny/1', '--experiment', 'tiny.yml', '--register-outputs', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const { record } = JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n')));
+    expect(record.experimentRef).toBe('experiments/tiny@1');
+    const model = YAML.parse(await fsp.readFile(path.join(repo, 'models/tiny/1/asset.yaml'), 'utf8'));
+    expect(model.spec).toMatchObject({ path: 'w.bin', environment: 'environments/py@1' });
+    expect(model.lineage.run.experiment).toBe('experiments/tiny@1');
+    await box.git(repo, ['reset', '-q', '--hard']);
+    await box.git(repo, ['clean', '-q', '-fdx']);
+
+    await fsp.writeFile(path.join(repo, 'train', 'broken.yml'), YAML.stringify({ name: 'broken', command: 'true', inputs: { data: 'datasets/nosuch@1' } }));
+    await box.git(repo, ['add', 'train/broken.yml']);
+    await box.git(repo, ['commit', '-q', '-m', 'broken experiment']);
+    const failed = await box.gitml(repo, ['run', '--source-directory', 'train', '--experiment', 'broken.yml']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('datasets/nosuch@1');
+    expect(fs.existsSync(path.join(repo, 'experiments', 'broken'))).toBe(false);
   });
 
   test('a failing command still writes its record, and gitml exits non-zero', async () => {
