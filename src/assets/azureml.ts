@@ -53,6 +53,8 @@ export function azureRef(ref: string, expected: AssetType): string {
 export function azurePathOf(doc: AssetDocument, localBase: string): string {
   const source = sourceOf(doc);
   if (!source) {
+    // Recorded as a URI (an azureml:// datastore path): Azure ML resolves it.
+    if (typeof doc.spec.path === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(doc.spec.path)) return doc.spec.path;
     const p = typeof doc.spec.path === 'string' && doc.spec.path !== '.' ? doc.spec.path : '';
     return p ? `${localBase}/${p}` : localBase;
   }
@@ -92,6 +94,40 @@ function ioOf(values: unknown, direction: 'inputs' | 'outputs'): Record<string, 
   return out;
 }
 
+/** Azure ML fields gitml does not model, kept on import (spec.azureml) and written back on export. */
+function extrasOf(spec: Record<string, unknown>, part?: 'endpoint' | 'deployment'): Record<string, unknown> {
+  const all = spec.azureml;
+  if (!all || typeof all !== 'object' || Array.isArray(all)) return {};
+  const chosen = part ? (all as Record<string, unknown>)[part] : all;
+  return chosen && typeof chosen === 'object' && !Array.isArray(chosen) ? (chosen as Record<string, unknown>) : {};
+}
+
+/** `raw` split into the fields gitml models and the rest. Pure. */
+function split(raw: Record<string, unknown>, known: readonly string[]): [Record<string, unknown>, Record<string, unknown>] {
+  const mine: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) (known.includes(k) ? mine : rest)[k] = v;
+  return [mine, rest];
+}
+
+/** A gitml asset reference as an Azure ML one: `datasets/digits@latest` → `azureml:digits@latest`. Pure. */
+function azureInputPath(ref: string): { type: string; path: string } | null {
+  const m = /^(datasets|models)\/([a-z0-9][a-z0-9._-]*)@([a-z0-9._-]+)$/.exec(ref);
+  if (!m) return null;
+  return { type: m[1] === 'models' ? 'custom_model' : 'uri_folder', path: m[3] === 'latest' ? `azureml:${m[2]}@latest` : `azureml:${m[2]}:${m[3]}` };
+}
+
+/** An Azure ML job input path as a gitml reference (`azureml:digits:1` → `datasets/digits@1`). Pure. */
+function gitmlInputRef(input: { type?: unknown; path?: unknown }): string | null {
+  if (typeof input.path !== 'string') return null;
+  const m = /^azureml:([A-Za-z0-9][A-Za-z0-9._-]*)(?::([A-Za-z0-9._-]+)|@(latest))$/.exec(input.path);
+  if (!m) return input.path; // a URI: gitml runs read store URIs as inputs too
+  const folder = MODEL_TYPES.includes(String(input.type)) ? 'models' : 'datasets';
+  return `${folder}/${m[1]!.toLowerCase().replace(/_/g, '-')}@${m[2] ?? m[3]}`;
+}
+
+const LITERAL_TYPES = ['number', 'integer', 'boolean', 'string'];
+
 function strip<T extends Record<string, unknown>>(o: T): T {
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return o;
@@ -112,10 +148,13 @@ export function toAzureMl(asset: AssetDocument, base: string): AzureDocument[] {
   const s = asset.spec as Record<string, unknown>;
   switch (asset.type) {
     case 'dataset':
-      return [doc('data', 'data.yml', { ...common, type: s.type ?? 'uri_folder', path: azurePathOf(asset, base) })];
+      return [doc('data', 'data.yml', { ...extrasOf(s), ...common, type: s.type ?? 'uri_folder', path: azurePathOf(asset, base) })];
     case 'model': {
       const type = MODEL_TYPES.includes(String(s.type)) ? s.type : 'custom_model';
-      return [doc('model', 'model.yml', { ...common, type, path: azurePathOf(asset, base) })];
+      // Flavors describe MLflow models; on a custom model gitml keeps them as tags.
+      const flavors = type === 'mlflow_model' ? s.flavors : undefined;
+      const flavorTags = type !== 'mlflow_model' && s.flavors && typeof s.flavors === 'object' ? Object.fromEntries(Object.entries(s.flavors).map(([k, v]) => [`flavors.${k}`, String(v)])) : {};
+      return [doc('model', 'model.yml', { ...extrasOf(s), ...common, tags: { ...flavorTags, ...common.tags }, type, path: azurePathOf(asset, base), flavors })];
     }
     case 'environment': {
       if (s.conda_file && !s.image) {
@@ -126,6 +165,7 @@ export function toAzureMl(asset: AssetDocument, base: string): AzureDocument[] {
       const build = s.build as { path?: string; dockerfile_path?: string } | undefined;
       return [
         doc('environment', 'environment.yml', {
+          ...extrasOf(s),
           ...common,
           image: s.image,
           conda_file: s.conda_file ? `${base}/${s.conda_file}` : undefined,
@@ -138,9 +178,10 @@ export function toAzureMl(asset: AssetDocument, base: string): AzureDocument[] {
     case 'component':
       return [
         doc('commandComponent', 'component.yml', {
+          ...extrasOf(s),
           type: 'command',
           name: azureComponentName(asset.name),
-          display_name: asset.name,
+          display_name: s.display_name ?? asset.name,
           version: asset.version,
           description: asset.description || undefined,
           tags: tagsOf(asset, ref),
@@ -153,22 +194,35 @@ export function toAzureMl(asset: AssetDocument, base: string): AzureDocument[] {
           resources: s.resources,
         }),
       ];
-    case 'experiment':
+    case 'experiment': {
+      // gitml's params are Azure ML literal inputs; its asset references, azureml: paths.
+      const inputs: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries((s.inputs ?? {}) as Record<string, unknown>)) inputs[k] = typeof v === 'string' ? (azureInputPath(v) ?? { type: 'uri_folder', path: v }) : v;
+      for (const [k, v] of Object.entries((s.params ?? {}) as Record<string, unknown>)) inputs[k] = v;
+      const outputs: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries((s.outputs ?? {}) as Record<string, unknown>)) {
+        const register = v && typeof v === 'object' ? (v as { register?: unknown }).register : undefined;
+        const m = typeof register === 'string' ? /^(models|datasets)\/([a-z0-9][a-z0-9._-]*)$/.exec(register) : null;
+        outputs[k] = m ? { type: m[1] === 'models' ? 'custom_model' : 'uri_folder', name: m[2] } : { type: 'uri_folder' };
+      }
+      const command = typeof s.command === 'string' ? s.command.replace(/\$\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, '${{inputs.$1}}') : undefined;
       return [
         doc('commandJob', 'job.yml', {
+          ...extrasOf(s),
           type: 'command',
           experiment_name: azureComponentName(asset.name),
-          display_name: `${asset.name} ${asset.version}`,
+          display_name: s.display_name ?? `${asset.name} ${asset.version}`,
           description: asset.description || undefined,
           tags: tagsOf(asset, ref),
           code: s.code ? `${base}/${s.code}` : base,
-          command: s.command,
+          command,
           environment: typeof s.environment === 'string' ? azureRef(s.environment, 'environment') : undefined,
           compute: s.compute,
-          inputs: s.inputs,
-          outputs: s.outputs,
+          inputs: Object.keys(inputs).length ? inputs : undefined,
+          outputs: Object.keys(outputs).length ? outputs : undefined,
         }),
       ];
+    }
     case 'endpoint': {
       const name = azureEndpointName(asset.name);
       const settings = (s.settings ?? {}) as Record<string, unknown>;
@@ -181,8 +235,9 @@ export function toAzureMl(asset: AssetDocument, base: string): AzureDocument[] {
       if (s.kind === 'batch') {
         const batchSettings = strip({ ...settings, instance_count: undefined });
         return [
-          doc('batchEndpoint', 'endpoint.yml', { name, description: asset.description || undefined, tags: tagsOf(asset, ref) }),
+          doc('batchEndpoint', 'endpoint.yml', { ...extrasOf(s, 'endpoint'), name, description: asset.description || undefined, tags: tagsOf(asset, ref) }),
           doc('batchDeployment', 'deployment.yml', {
+            ...extrasOf(s, 'deployment'),
             name: deployment,
             endpoint_name: name,
             type: 'model',
@@ -196,8 +251,9 @@ export function toAzureMl(asset: AssetDocument, base: string): AzureDocument[] {
         ];
       }
       return [
-        doc('managedOnlineEndpoint', 'endpoint.yml', { name, auth_mode: s.auth_mode ?? 'key', description: asset.description || undefined, tags: tagsOf(asset, ref) }),
+        doc('managedOnlineEndpoint', 'endpoint.yml', { ...extrasOf(s, 'endpoint'), name, auth_mode: s.auth_mode ?? 'key', description: asset.description || undefined, tags: tagsOf(asset, ref) }),
         doc('managedOnlineDeployment', 'deployment.yml', {
+          ...extrasOf(s, 'deployment'),
           name: deployment,
           endpoint_name: name,
           model,
@@ -298,73 +354,114 @@ export async function readAzureMl(files: readonly string[]): Promise<AzureImport
     tags: Object.fromEntries(Object.entries((tags ?? {}) as Record<string, unknown>).filter(([k]) => !k.startsWith('gitml.')).map(([k, v]) => [k, String(v)])),
   };
   if (!base.name) throw new GitmlError('E_USAGE', `${main.file} has no name`, { hint: 'Azure ML documents name their asset.' });
+  const withExtras = (spec: Record<string, unknown>, extras: Record<string, unknown>) => (Object.keys(extras).length ? { ...spec, azureml: extras } : spec);
   switch (main.kind) {
     case 'data': {
-      const local = localPath(rest.path, dir, main.file);
-      if (local) return { ...base, type: 'dataset', spec: { ...rest, path: undefined }, paths: [local] };
-      const uri = gitmlUriOf(String(rest.path));
-      if (/^azureml:\/\//.test(uri)) return { ...base, type: 'dataset', spec: { ...rest }, paths: [] };
-      return { ...base, type: 'dataset', spec: { ...rest, path: undefined }, paths: [], uri };
+      const [mine, extras] = split(rest, ['type', 'path']);
+      const local = localPath(mine.path, dir, main.file);
+      const spec = withExtras({ type: mine.type ?? 'uri_folder' }, extras);
+      if (local) return { ...base, type: 'dataset', spec, paths: [local] };
+      if (typeof mine.path !== 'string') throw new GitmlError('E_USAGE', `${main.file} has no path`, { hint: 'Azure ML data documents give the data\'s path.' });
+      const uri = gitmlUriOf(mine.path);
+      // An azureml:// datastore path only Azure ML can resolve: recorded as written.
+      if (/^azureml:\/\//.test(uri)) return { ...base, type: 'dataset', spec: { ...spec, path: uri }, paths: [] };
+      return { ...base, type: 'dataset', spec, paths: [], uri };
     }
     case 'model': {
-      const local = localPath(rest.path, dir, main.file);
-      if (!local) return { ...base, type: 'model', spec: { ...rest }, paths: [] };
-      return { ...base, type: 'model', spec: { ...rest, path: undefined }, paths: [local] };
+      const [mine, extras] = split(rest, ['type', 'path', 'flavors']);
+      const local = localPath(mine.path, dir, main.file);
+      const spec = withExtras(strip({ type: mine.type ?? 'custom_model', flavors: mine.flavors }), extras);
+      if (!local) return { ...base, type: 'model', spec: { ...spec, path: mine.path }, paths: [] };
+      return { ...base, type: 'model', spec, paths: [local] };
     }
     case 'environment': {
+      const [mine, extras] = split(rest, ['image', 'conda_file', 'build', 'os_type', 'inference_config']);
       const paths: string[] = [];
-      const spec: Record<string, unknown> = { ...rest };
-      const conda = localPath(rest.conda_file, dir, main.file);
+      const spec: Record<string, unknown> = strip({ image: mine.image, os_type: mine.os_type, inference_config: mine.inference_config });
+      const conda = localPath(mine.conda_file, dir, main.file);
       if (conda) {
         paths.push(conda);
         spec.conda_file = path.basename(conda);
-      }
-      const build = rest.build as { path?: string; dockerfile_path?: string } | undefined;
+      } else if (mine.conda_file !== undefined) spec.conda_file = mine.conda_file;
+      const build = mine.build as { path?: string; dockerfile_path?: string } | undefined;
       const buildDir = build ? localPath(build.path, dir, main.file) : null;
       if (build && buildDir) {
         paths.push(buildDir);
+        // One path: its contents are the version; with a conda file beside it, the folder keeps its name.
         spec.build = { ...build, path: paths.length > 1 ? path.basename(buildDir) : '.' };
-      }
-      return { ...base, type: 'environment', spec, paths };
+      } else if (build) spec.build = build;
+      return { ...base, type: 'environment', spec: withExtras(spec, extras), paths };
     }
-    case 'commandComponent':
+    case 'commandComponent': {
+      const [mine, extras] = split(rest, ['type', 'display_name', 'code', 'command', 'environment', 'inputs', 'outputs', 'distribution', 'resources']);
+      const code = localPath(mine.code ?? '.', dir, main.file);
+      const spec = strip({ display_name: mine.display_name, command: mine.command, environment: fromAzureRef(mine.environment, 'environment'), inputs: mine.inputs, outputs: mine.outputs, distribution: mine.distribution, resources: mine.resources });
+      return { ...base, type: 'component', spec: withExtras(spec, extras), paths: code ? [code] : [] };
+    }
     case 'commandJob': {
-      const code = localPath(rest.code ?? '.', dir, main.file);
-      const spec: Record<string, unknown> = { ...rest, code: undefined, environment: fromAzureRef(rest.environment, 'environment') };
-      if (main.kind === 'commandJob') delete spec.type;
-      if (main.kind === 'commandComponent') {
-        delete spec.type;
-        delete spec.display_name;
+      const [mine, extras] = split(rest, ['type', 'experiment_name', 'display_name', 'code', 'command', 'environment', 'compute', 'inputs', 'outputs']);
+      const code = localPath(mine.code ?? '.', dir, main.file);
+      // Literal inputs are gitml params; data and model inputs, asset references.
+      const inputs: Record<string, string> = {};
+      const params: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries((mine.inputs ?? {}) as Record<string, unknown>)) {
+        if (v === null || typeof v !== 'object') params[k] = v;
+        else if (LITERAL_TYPES.includes(String((v as { type?: unknown }).type))) params[k] = (v as { default?: unknown; value?: unknown }).value ?? (v as { default?: unknown }).default ?? '';
+        else {
+          const ref = gitmlInputRef(v as { type?: unknown; path?: unknown });
+          if (ref) inputs[k] = ref;
+        }
       }
-      return { ...base, name: main.kind === 'commandJob' ? String(rest.experiment_name ?? base.name).toLowerCase().replace(/_/g, '-') : base.name, type: main.kind === 'commandJob' ? 'experiment' : 'component', spec, paths: code ? [code] : [] };
+      const outputs: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries((mine.outputs ?? {}) as Record<string, unknown>)) {
+        const o = (v ?? {}) as { type?: unknown; name?: unknown };
+        const folder = MODEL_TYPES.includes(String(o.type)) ? 'models' : 'datasets';
+        outputs[k] = strip({ path: `outputs/${k}`, register: typeof o.name === 'string' ? `${folder}/${o.name.toLowerCase().replace(/_/g, '-')}` : undefined });
+      }
+      const command = typeof mine.command === 'string' ? mine.command.replace(/\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (whole, k: string) => (k in params ? `\${{params.${k}}}` : whole)) : undefined;
+      const spec = strip({
+        display_name: mine.display_name,
+        command,
+        environment: fromAzureRef(mine.environment, 'environment'),
+        compute: mine.compute,
+        inputs: Object.keys(inputs).length ? inputs : undefined,
+        outputs: Object.keys(outputs).length ? outputs : undefined,
+        params: Object.keys(params).length ? params : undefined,
+      });
+      const name = String(mine.experiment_name ?? base.name).toLowerCase().replace(/_/g, '-');
+      return { ...base, name, type: 'experiment', spec: withExtras(spec, extras), paths: code ? [code] : [] };
     }
     case 'managedOnlineEndpoint':
     case 'batchEndpoint':
     case 'managedOnlineDeployment':
     case 'batchDeployment': {
-      const d = deployment?.raw ?? {};
-      const { $schema: _s, name: depName, endpoint_name: _e, type: _t, model, environment, code_configuration, resources, ...depRest } = d;
+      const batch = main.kind === 'batchEndpoint' || deployment?.kind === 'batchDeployment';
+      const [endpointMine, endpointExtras] = split(rest, ['auth_mode']);
+      const { $schema: _s, ...d } = deployment?.raw ?? {};
+      const [dep, deploymentExtras] = split(d, ['name', 'endpoint_name', 'type', 'model', 'environment', 'code_configuration', 'resources', 'instance_type', 'instance_count', 'compute', 'settings']);
       const paths: string[] = [];
       let codeConfiguration: unknown = undefined;
-      const cc = code_configuration as { code?: string; scoring_script?: string } | undefined;
+      const cc = dep.code_configuration as { code?: string; scoring_script?: string } | undefined;
       const ccDir = cc ? localPath(cc.code, path.dirname(deployment!.file), deployment!.file) : null;
       if (cc && ccDir) {
         paths.push(ccDir);
         codeConfiguration = { code: '.', scoring_script: cc.scoring_script };
       }
-      const batch = main.kind === 'batchEndpoint' || deployment?.kind === 'batchDeployment';
+      const resources = (dep.resources ?? {}) as { instance_count?: number };
       const spec = strip({
-        ...rest,
         kind: batch ? 'batch' : 'online',
-        deployment: typeof depName === 'string' ? depName : undefined,
-        model: fromAzureRef(model, 'model'),
-        environment: fromAzureRef(environment, 'environment'),
+        auth_mode: batch ? undefined : endpointMine.auth_mode,
+        deployment: typeof dep.name === 'string' ? dep.name : undefined,
+        model: fromAzureRef(dep.model, 'model'),
+        environment: fromAzureRef(dep.environment, 'environment'),
         code_configuration: codeConfiguration,
-        instance_count: ((resources as { instance_count?: number } | undefined)?.instance_count ?? depRest.instance_count) as number | undefined,
-        ...depRest,
+        instance_type: batch ? undefined : dep.instance_type,
+        instance_count: (resources.instance_count ?? dep.instance_count) as number | undefined,
+        compute: dep.compute,
+        settings: dep.settings,
       } as Record<string, unknown>);
-      if (batch) delete spec.instance_type;
-      return { ...base, type: 'endpoint', spec, paths };
+      const extras = strip({ endpoint: Object.keys(endpointExtras).length ? endpointExtras : undefined, deployment: Object.keys(deploymentExtras).length ? deploymentExtras : undefined });
+      return { ...base, type: 'endpoint', spec: withExtras(spec, extras), paths };
     }
     default:
       throw new GitmlError('E_USAGE', `${main.file}: gitml does not register Azure ML ${main.kind} documents`, { hint: 'Give data, model, environment, command component, command job or endpoint YAML.' });

@@ -1,6 +1,8 @@
 import { registerAsset } from '../assets/register';
 import { lineageInput } from '../assets/resolve';
-import { parseAssetType } from '../assets/names';
+import { parseAssetType, type AssetType } from '../assets/names';
+import { readExperiment } from '../runs/experiment';
+import fs from 'node:fs';
 import { GitmlError } from '../errors';
 import { requireWorkTree } from '../git/repo';
 import path from 'node:path';
@@ -34,6 +36,21 @@ export function typedValue(text: string): unknown {
   if (text === 'true' || text === 'false') return text === 'true';
   const quoted = /^"(.*)"$/.exec(text);
   return quoted ? quoted[1] : text;
+}
+
+/**
+ * An experiment registered from its experiment file: the job (command, inputs, outputs, params,
+ * environment, compute) goes into asset.yaml too, so the version reads (and exports) without its files.
+ */
+async function experimentSpec(type: AssetType | null, paths: readonly string[], cwd: string): Promise<Record<string, unknown>> {
+  if (type !== 'experiment') return {};
+  const files = paths.map((p) => path.resolve(cwd, p)).filter((p) => /\.ya?ml$/i.test(p) && fs.statSync(p, { throwIfNoEntry: false })?.isFile());
+  if (files.length !== 1) return {};
+  // Another YAML file (a config the job reads) is just content.
+  const experiment = await readExperiment(files[0]!).catch(() => null);
+  if (!experiment) return {};
+  const { name: _name, description: _description, ...job } = experiment;
+  return Object.fromEntries(Object.entries(job).filter(([, v]) => v !== undefined && !(typeof v === 'object' && Object.keys(v).length === 0)));
 }
 
 export const registerCommand: Command = (io) => ({
@@ -74,7 +91,7 @@ export const registerCommand: Command = (io) => ({
       requireWorkTree(gitml.repo);
       const inputs = [];
       for (const r of argv.input as string[]) inputs.push(await lineageInput(gitml, r));
-      const spec = { ...(imported?.spec ?? {}), ...parsePairs(argv.spec as string[], '--spec', true) };
+      const spec = { ...(imported?.spec ?? (await experimentSpec(type, (argv.paths as string[] | undefined) ?? [], io.cwd))), ...parsePairs(argv.spec as string[], '--spec', true) };
       const assetType = imported?.type ?? type!;
       if (assetType === 'model' && spec.type !== undefined && !['custom_model', 'mlflow_model', 'triton_model'].includes(String(spec.type))) {
         throw new GitmlError('E_USAGE', `model type ${JSON.stringify(spec.type)} is not one Azure ML knows`, { hint: 'Use custom_model (with --spec flavors.<framework>=<version>), mlflow_model or triton_model.' });
