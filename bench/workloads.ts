@@ -45,6 +45,29 @@ export async function w2(dir: string, count: number, size: number): Promise<stri
   return names;
 }
 
+/** The size mix of W4: a dataset of images and shards, 4 KiB to 64 KiB (average 24.8 KiB). */
+export const W4_SIZES = [4, 8, 16, 32, 64].map((k) => k * 1024);
+
+/** W4: `count` small files in folders of 200, sizes cycling through W4_SIZES (incompressible). */
+export async function w4(dir: string, count: number): Promise<string[]> {
+  const next = keystream(4);
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const folder = `w4/class-${String(Math.floor(i / 200)).padStart(3, '0')}`;
+    if (i % 200 === 0) await fsp.mkdir(path.join(dir, folder), { recursive: true });
+    const name = `${folder}/img-${String(i).padStart(5, '0')}.pt`;
+    await fsp.writeFile(path.join(dir, name), next(W4_SIZES[i % W4_SIZES.length]!));
+    names.push(name);
+  }
+  return names;
+}
+
+/** W5: one very large file (linear scaling and flat memory). */
+export async function w5(dir: string, size: number): Promise<string[]> {
+  await writeRandomFile(path.join(dir, 'w5', 'model.pt'), size, 5);
+  return ['w5/model.pt'];
+}
+
 /**
  * W3: a checkpoint and three later versions:
  *   v2 ~3% of bytes changed in 30 scattered 256 KiB regions

@@ -1,4 +1,5 @@
 import type { Gitml } from './context';
+import { isStored } from './objects/object-store';
 import { cacheMaxSizeOf } from './config';
 
 export interface Eviction {
@@ -35,7 +36,7 @@ export async function enforceCacheLimit(gitml: Gitml, limit: number | null = cac
     for (const o of batch) {
       if (total - result.bytes <= limit) break;
       const p = presence.get(o.oid);
-      if (p !== 'whole' && p !== 'chunked') continue;
+      if (!isStored(p)) continue;
       await gitml.cache.remove(o.oid);
       result.evicted++;
       result.bytes += o.size;

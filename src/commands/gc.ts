@@ -32,7 +32,7 @@ export const gcCommand: Command = (io) => ({
       if (argv.json) return json(io, { store: (await gitml.objects()).url, repositories, ...report });
       const verb = report.dryRun ? 'would delete' : 'deleted';
       out(io, `gitml gc: ${(await gitml.objects()).url}: ${repositories.length} repositor${repositories.length === 1 ? 'y' : 'ies'}, ${report.live.objects} live object(s) (${formatBytes(report.live.bytes)})`);
-      out(io, `gitml gc: ${verb} ${report.deleted.objects} object(s), ${report.deleted.manifests} manifest(s), ${report.deleted.packs} pack(s): ${formatBytes(report.deleted.bytes)}`);
+      out(io, `gitml gc: ${verb} ${report.deleted.objects} whole object(s), ${report.deleted.manifests} manifest(s), ${report.deleted.packs} pack(s), ${report.deleted.chunks} packed object(s) and chunk(s): ${formatBytes(report.deleted.bytes)}`);
       if (report.repacked.packs > 0) out(io, `gitml gc: ${report.dryRun ? 'would repack' : 'repacked'} ${report.repacked.packs} pack(s), ${formatBytes(report.repacked.bytesBefore)} -> ${formatBytes(report.repacked.bytesAfter)}`);
       out(io, `gitml gc: the store ${report.dryRun ? 'would hold' : 'holds'} ${formatBytes(report.storeBytesAfter)} (was ${formatBytes(report.storeBytesBefore)}); ${report.keptYoung} young item(s) kept (--grace ${argv.grace})`);
       if (report.missingLive.length > 0) err(io, `gitml gc: ${report.missingLive.length} live object(s) are missing or damaged in the store; run \`gitml fsck --store --all\` and \`gitml push --repair\``);

@@ -3,6 +3,7 @@ import { gitText, runGit } from '../git/exec';
 import { scanIndexForPointers, scanTreeForPointers } from '../git/scan';
 import { formatBytes } from '../progress';
 import { enforceCacheLimit } from '../cache-limit';
+import { isStored } from '../objects/object-store';
 import { cacheMaxSizeOf, parseSize } from '../config';
 import { err, json, openHere, out, withJson, type Command } from './io';
 
@@ -34,7 +35,7 @@ export const pruneCommand: Command = (io) => ({
       if (argv['verify-remote'] && candidates.length > 0) {
         // Whole or chunked: the store's owner of the layout answers (src/objects/).
         const presence = await (await gitml.objects()).presence(candidates, Math.max(gitml.concurrency, 16));
-        const stored = (c: { oid: string }) => presence.get(c.oid) === 'whole' || presence.get(c.oid) === 'chunked';
+        const stored = (c: { oid: string }) => isStored(presence.get(c.oid));
         deletable = candidates.filter(stored);
         for (const c of candidates) if (!stored(c)) notInStore.push(c.oid);
       }

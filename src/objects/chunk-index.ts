@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, isGitmlError } from '../errors';
 import { makeDirs } from '../safe-path';
-import { decodePackIndex, maxIndexBytes, type PackIndex } from './format';
-import { packIndexKey, parseKey, PACKS_PREFIX } from './layout';
-import type { Requests } from '../store/requests';
+import { runAll } from '../util/pool';
+import { decodePackIndex, decodePackTrailer, encodePackIndex, maxIndexBytes, PACK_FOOTER_BYTES, trailerLength, type PackIndex } from './format';
+import { packIndexKey, packKey, parseKey, PACKS_PREFIX } from './layout';
+import { damagedData as damaged, type Requests } from '../store/requests';
 
 export interface ChunkLocation {
   pack: string;
@@ -27,10 +28,14 @@ export interface ChunkLocation {
 export class ChunkIndex {
   private readonly chunks = new Map<string, ChunkLocation>();
   private readonly packs = new Map<string, number>();
+  /** Entries each pack's index lists (gc reports what it drops). */
+  private readonly entries = new Map<string, number>();
   /** Every pack the listing showed, with its size (whether or not its index is usable). */
   readonly listed = new Map<string, number>();
   /** Indexes not used, with why (pack gone or short, index damaged). */
   readonly skipped: { pack: string; why: string }[] = [];
+  /** Packs whose .idx was damaged or missing and whose own index copy was used instead. */
+  readonly recovered: { pack: string; why: string }[] = [];
 
   get size(): number {
     return this.chunks.size;
@@ -45,8 +50,14 @@ export class ChunkIndex {
     return this.packs.get(pack);
   }
 
+  /** How many entries a known pack's index lists (0 when unknown). */
+  entriesIn(pack: string): number {
+    return this.entries.get(pack) ?? 0;
+  }
+
   add(idx: PackIndex, packSize: number): void {
     this.packs.set(idx.pack, packSize);
+    this.entries.set(idx.pack, idx.chunks.length);
     for (const [hash, offset, length] of idx.chunks) if (!this.chunks.has(hash)) this.chunks.set(hash, { pack: idx.pack, offset, length });
   }
 
@@ -65,44 +76,103 @@ export class ChunkIndex {
       else if (k.kind === 'index') indexes.push({ pack: k.pack, size: e.size });
     }
     let fetched = 0;
-    for (const { pack, size } of indexes) {
+    const usable = indexes.filter(({ pack, size }) => {
       const packSize = packSizes.get(pack);
-      if (packSize === undefined) {
-        index.skipped.push({ pack, why: 'its pack is not in the store' });
-        continue;
-      }
-      if (size > maxIndexBytes(packSize)) {
-        index.skipped.push({ pack, why: `its index (${size} bytes) is larger than a pack of ${packSize} bytes can need` });
-        continue;
-      }
+      if (packSize === undefined) index.skipped.push({ pack, why: 'its pack is not in the store' });
+      else if (size > maxIndexBytes(packSize)) index.skipped.push({ pack, why: `its index (${size} bytes) is larger than a pack of ${packSize} bytes can need` });
+      else return true;
+      return false;
+    });
+    // Indexes are read side by side (a clone of a store with hundreds of packs), added in listing order.
+    const loaded = new Map<string, PackIndex | null>();
+    const outcomes = await runAll(usable, 16, async ({ pack }) => {
+      const packSize = packSizes.get(pack)!;
       const local = path.join(localDir, `${pack}.idx`);
       try {
         let data: Buffer | null = await fsp.readFile(local).catch((e) => (errnoCode(e) === 'ENOENT' ? null : Promise.reject(e)));
         const fresh = data === null;
         data ??= await requests.readAll(packIndexKey(pack), maxIndexBytes(packSize), `pack index ${pack.slice(0, 12)}`);
-        if (data === null) continue; // deleted since the listing
+        if (data === null) return loaded.set(pack, null); // deleted since the listing
         const idx = decodePackIndex(data, pack, packSize, requests.url);
         if (fresh) {
-          const tmp = `${local}.${process.pid}.tmp`;
+          const tmp = `${local}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
           await fsp.writeFile(tmp, data);
           await fsp.rename(tmp, local);
           fetched++;
         }
-        index.add(idx, packSize);
+        loaded.set(pack, idx);
       } catch (e) {
         if (!isGitmlError(e, 'E_OBJECT_CORRUPT')) throw e;
         await fsp.rm(local, { force: true });
         index.skipped.push({ pack, why: e.message });
+        loaded.set(pack, null);
       }
+    });
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw failed.error;
+    for (const { pack } of usable) {
+      const idx = loaded.get(pack);
+      if (idx) index.add(idx, packSizes.get(pack)!);
+    }
+    // A pack whose .idx is damaged or gone keeps a copy of its index (format.ts): without it the
+    // packed objects in it could not be found at all. Recovered copies are kept locally like indexes.
+    const orphans = [...packSizes.keys()].filter((pack) => index.packSize(pack) === undefined);
+    const recovered = new Map<string, PackIndex>();
+    const recovery = await runAll(orphans, 16, async (pack) => {
+      const packSize = packSizes.get(pack)!;
+      const local = path.join(localDir, `${pack}.trailer.idx`);
+      const cached = await fsp.readFile(local).catch(() => null);
+      const idx = cached ? decodePackIndex(cached, pack, packSize, 'local copy') : await readTrailer(requests, pack, packSize).catch((e) => (isGitmlError(e, 'E_OBJECT_CORRUPT') ? null : Promise.reject(e)));
+      if (!idx) return;
+      if (!cached) await writeLocal(local, encodePackIndex(idx));
+      recovered.set(pack, idx);
+    });
+    const recoveryFailed = recovery.find((o) => !o.ok);
+    if (recoveryFailed && !recoveryFailed.ok) throw recoveryFailed.error;
+    for (const pack of orphans) {
+      const idx = recovered.get(pack);
+      if (!idx) continue;
+      const skipped = index.skipped.findIndex((x) => x.pack === pack);
+      index.recovered.push({ pack, why: skipped >= 0 ? index.skipped.splice(skipped, 1)[0]!.why : 'its index is not in the store' });
+      index.add(idx, packSizes.get(pack)!);
     }
     // Indexes of packs gc removed from the store are dropped here too.
     for (const name of await fsp.readdir(localDir).catch(() => [] as string[])) {
       const pack = name.endsWith('.idx') ? name.slice(0, -4) : null;
-      if (pack && !packSizes.has(pack)) await fsp.rm(path.join(localDir, name), { force: true });
+      if (pack && !packSizes.has(pack.replace(/\.trailer$/, ''))) await fsp.rm(path.join(localDir, name), { force: true });
     }
     requests.policy.log.debug({ packs: index.packs.size, chunks: index.size, fetched, skipped: index.skipped.length }, 'chunk index loaded');
     return index;
   }
+}
+
+/** A pack's own copy of its index, or null when it has none (packs written before the copy existed). */
+async function readTrailer(requests: Requests, pack: string, packSize: number): Promise<PackIndex | null> {
+  if (packSize <= PACK_FOOTER_BYTES) return null;
+  const footer = await readRange(requests, packKey(pack), packSize - PACK_FOOTER_BYTES, packSize);
+  const length = trailerLength(footer, packSize);
+  if (length === null) return null;
+  const start = packSize - PACK_FOOTER_BYTES - length;
+  return decodePackTrailer(await readRange(requests, packKey(pack), start, start + length), pack, start, requests.url);
+}
+
+async function readRange(requests: Requests, key: string, start: number, end: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let got = 0;
+  for await (const c of await requests.open(key, { start, end })) {
+    parts.push(c as Buffer);
+    got += (c as Buffer).length;
+    if (got > end - start) break;
+  }
+  const data = Buffer.concat(parts);
+  if (data.length !== end - start) throw damaged(`${key} in ${requests.url} is shorter than its listing says`);
+  return data;
+}
+
+async function writeLocal(local: string, data: Buffer): Promise<void> {
+  const tmp = `${local}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await fsp.writeFile(tmp, data);
+  await fsp.rename(tmp, local);
 }
 
 /** Local directory for one store's pack indexes, inside the cache. */

@@ -10,7 +10,7 @@ import { makeDirs } from '../safe-path';
 import type { BodySource } from '../store/store';
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from './cdc';
 import type { ChunkIndex } from './chunk-index';
-import { coalesce, encodeManifest, encodePackIndex, type Run } from './format';
+import { coalesce, encodeManifest, encodePackIndex, encodePackTrailer, PACK_MAX_ENTRIES, type Run } from './format';
 import { manifestKey, packIndexKey, packKey } from './layout';
 import type { Requests } from '../store/requests';
 
@@ -27,7 +27,7 @@ export interface ChunkedUploadOptions {
 }
 
 export interface ChunkedResult {
-  /** Objects whose manifests are now stored. */
+  /** Objects now stored: chunked ones (their manifests written) and packed ones. */
   oids: string[];
   /** Bytes of packs this upload actually added to the store (a pack already there costs nothing). */
   newBytes: number;
@@ -39,6 +39,9 @@ export class PackBuilder {
   size = 0;
   readonly chunks: [string, number, number][] = [];
   private readonly hash: Hash = createHash('sha256');
+  /** Small appends gathered into one write (thousands of packed objects, not thousands of writes). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private constructor(
     readonly file: string,
     private readonly handle: fsp.FileHandle,
@@ -57,31 +60,53 @@ export class PackBuilder {
 
   async append(chunkHash: string, data: Buffer): Promise<number> {
     const offset = this.size;
-    try {
-      for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
-    } catch (e) {
-      // Packs are built in the cache's temp folder: a full disk here is the cache's disk.
-      throw cacheIoError(`cannot build a pack in the cache at ${this.cacheRoot}`, e);
-    }
-    this.hash.update(data);
+    await this.write(data);
     this.chunks.push([chunkHash, offset, data.length]);
-    this.size += data.length;
     return offset;
   }
 
   /** Appends bytes copied from another pack as one piece, with the index entries they carry (gc). */
   async appendRaw(data: Buffer, entries: [string, number, number][]): Promise<void> {
+    await this.write(data);
+    this.chunks.push(...entries);
+  }
+
+  private async write(data: Buffer): Promise<void> {
+    this.hash.update(data);
+    this.size += data.length;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    // Chunks of large objects (64 KiB on average) go out as they come; small objects are gathered.
+    if (this.pendingBytes >= 1 << 20 || data.length >= 64 * 1024) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const parts = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     try {
+      // Packs are built in the cache's temp folder: a full disk here is the cache's disk.
       for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
     } catch (e) {
       throw cacheIoError(`cannot build a pack in the cache at ${this.cacheRoot}`, e);
     }
-    this.hash.update(data);
-    this.chunks.push(...entries);
-    this.size += data.length;
+  }
+
+  /** Whether the pack is full: by bytes, or by entries (an index must stay small). */
+  full(targetBytes: number): boolean {
+    return this.size >= targetBytes || this.chunks.length >= PACK_MAX_ENTRIES;
   }
 
   async seal(): Promise<string> {
+    // The pack's own copy of its index (format.ts): not an entry, so `chunks` is unchanged.
+    const trailer = encodePackTrailer(this.chunks);
+    this.hash.update(trailer);
+    this.size += trailer.length;
+    this.pending.push(trailer);
+    this.pendingBytes += trailer.length;
+    await this.flush();
     await this.handle.close();
     this.id = this.hash.digest('hex');
     return this.id;
@@ -111,6 +136,7 @@ export class ChunkedUploader {
   private readonly local = new Map<string, { pack: PackBuilder; offset: number; length: number }>();
   private readonly uploads: Promise<void>[] = [];
   private readonly objects: { oid: string; size: number; runs: PendingRun[]; replace: boolean }[] = [];
+  private readonly packed: string[] = [];
   private readonly packTarget: number;
   private readonly concurrency: number;
   private running = 0;
@@ -139,7 +165,7 @@ export class ChunkedUploader {
       const offset = await pack.append(hash, chunk);
       this.local.set(hash, { pack, offset, length: chunk.length });
       runs.push({ pack, offset, length: chunk.length });
-      if (pack.size >= this.packTarget) await this.sealCurrent();
+      if (pack.full(this.packTarget)) await this.sealCurrent();
     };
     for await (const block of this.options.cache.openRead(ref.oid, undefined, ref.size)) {
       const data = block as Buffer;
@@ -159,13 +185,35 @@ export class ChunkedUploader {
     this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
   }
 
+  /**
+   * A small object as one chunk named by its oid (layout.ts: packed): read from the cache, its sha256
+   * re-checked, and appended unless the store (or this upload) has it already. Stored when finish()
+   * has stored its pack and index.
+   */
+  async addPacked(ref: { oid: string; size: number; path?: string }): Promise<void> {
+    const data = this.options.cache.readSmall(ref.oid, ref.size);
+    if (data.length !== ref.size || createHash('sha256').update(data).digest('hex') !== ref.oid) {
+      await this.options.cache.remove(ref.oid);
+      throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${ref.path ? `'${ref.path}' ` : ''}(sha256:${shortOid(ref.oid)}) is damaged; it was removed from the cache and not published`, {
+        hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
+      });
+    }
+    this.options.onBytes?.(data.length);
+    this.packed.push(ref.oid);
+    if (this.options.index.get(ref.oid)?.length === ref.size || this.local.has(ref.oid)) return;
+    const pack = await this.packFor();
+    const offset = await pack.append(ref.oid, data);
+    this.local.set(ref.oid, { pack, offset, length: data.length });
+    if (pack.full(this.packTarget)) await this.sealCurrent();
+  }
+
   /** Uploads the last pack, waits for all packs, then writes the manifests. */
   async finish(): Promise<ChunkedResult> {
     await this.sealCurrent();
     const results = await Promise.allSettled(this.uploads);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const oids: string[] = [];
+    const oids: string[] = [...this.packed];
     for (const o of this.objects) {
       const runs: Run[] = coalesce(o.runs.map((r) => ({ pack: typeof r.pack === 'string' ? r.pack : r.pack.id!, offset: r.offset, length: r.length })));
       const body = bufferBody(encodeManifest({ oid: o.oid, size: o.size, runs }));

@@ -44,9 +44,15 @@ export function maxManifestBytes(size: number): number {
   return Math.min(64 * 1024 * 1024, 4096 + maxRuns(size) * 120);
 }
 
-/** Entries a pack of `packSize` bytes can index, at most (small objects are at least 512 bytes a piece on average). Pure. */
+/** Entries gitml puts in one pack at most (a pack of tiny packed objects is sealed at this count). */
+export const PACK_MAX_ENTRIES = 8192;
+
+/**
+ * Entries a pack of `packSize` bytes can index, at most: every entry holds a byte or more, and no
+ * writer puts more than PACK_MAX_ENTRIES in a pack (or, before packed objects, one per 512 bytes). Pure.
+ */
 export function maxIndexEntries(packSize: number): number {
-  return Math.ceil(packSize / 512) + 1024;
+  return Math.max(Math.min(packSize, PACK_MAX_ENTRIES), Math.ceil(packSize / 512) + 1024);
 }
 
 export function maxIndexBytes(packSize: number): number {
@@ -102,6 +108,38 @@ export function encodePackIndex(idx: PackIndex): Buffer {
 }
 
 /**
+ * A pack's own copy of its index, appended after its chunks: gzip JSON of the entries, then a
+ * 16-byte footer (PACK_TRAILER_MAGIC, and the copy's length as a big-endian 64-bit integer). The
+ * packs/<id>.idx file is what readers use; the copy lets a damaged or deleted .idx be recovered, which
+ * matters because a packed object has no other record of where it is.
+ */
+export const PACK_TRAILER_MAGIC = Buffer.from('GMLIDX01', 'latin1');
+export const PACK_FOOTER_BYTES = 16;
+
+export function encodePackTrailer(chunks: readonly [string, number, number][]): Buffer {
+  const body = gzipSync(JSON.stringify({ version: 1, chunks }));
+  const footer = Buffer.alloc(PACK_FOOTER_BYTES);
+  PACK_TRAILER_MAGIC.copy(footer, 0);
+  footer.writeBigUInt64BE(BigInt(body.length), 8);
+  return Buffer.concat([body, footer]);
+}
+
+/** The length of the index copy a pack's footer announces, or null when the pack has none. Pure. */
+export function trailerLength(footer: Buffer, packSize: number): number | null {
+  if (footer.length !== PACK_FOOTER_BYTES || !footer.subarray(0, 8).equals(PACK_TRAILER_MAGIC)) return null;
+  const length = Number(footer.readBigUInt64BE(8));
+  return Number.isSafeInteger(length) && length > 0 && length <= Math.min(maxIndexBytes(packSize), packSize - PACK_FOOTER_BYTES) ? length : null;
+}
+
+/** Decodes a pack's own index copy (the bytes trailerLength announced). Pure. */
+export function decodePackTrailer(data: Buffer, pack: string, packSize: number, where: string): PackIndex {
+  const name = `index copy in pack ${pack.slice(0, 12)} (${where})`;
+  const raw = inflate(data, maxIndexBytes(packSize), name) as { version?: unknown; chunks?: unknown };
+  if (!raw || typeof raw !== 'object' || raw.version !== 1 || !Array.isArray(raw.chunks)) throw damaged(`${name} has an unexpected shape`);
+  return { pack, chunks: checkedEntries(raw.chunks, packSize, name) };
+}
+
+/**
  * Decodes and checks the index of a pack of `packSize` bytes: entries in pack order, each inside the
  * pack, none overlapping the one before. Pure.
  */
@@ -109,7 +147,11 @@ export function decodePackIndex(data: Buffer, expectedPack: string, packSize: nu
   const name = `pack index ${expectedPack.slice(0, 12)} (${where})`;
   const raw = inflate(data, maxIndexBytes(packSize), name) as { version?: unknown; pack?: unknown; chunks?: unknown };
   if (!raw || typeof raw !== 'object' || raw.version !== 1 || raw.pack !== expectedPack || !Array.isArray(raw.chunks)) throw damaged(`${name} has an unexpected shape`);
-  const chunks = raw.chunks as unknown[];
+  return { pack: expectedPack, chunks: checkedEntries(raw.chunks, packSize, name) };
+}
+
+/** Index entries in pack order, each inside the pack, none overlapping the one before. Pure. */
+function checkedEntries(chunks: unknown[], packSize: number, name: string): [string, number, number][] {
   if (chunks.length > maxIndexEntries(packSize)) throw damaged(`${name} lists ${chunks.length} chunks, more than a pack of ${packSize} bytes can hold`);
   let end = 0;
   for (const c of chunks) {
@@ -120,7 +162,7 @@ export function decodePackIndex(data: Buffer, expectedPack: string, packSize: nu
     if (offset < end || length <= 0 || offset + length > packSize) throw damaged(`${name} has an entry outside the pack's ${packSize} bytes or overlapping another`);
     end = offset + length;
   }
-  return { pack: expectedPack, chunks: chunks as [string, number, number][] };
+  return chunks as [string, number, number][];
 }
 
 /** gunzip with a ceiling on the output (a small bomb cannot take the memory), then JSON. */

@@ -6,8 +6,8 @@ import type { StoreEntry } from '../store/store';
 import { runAll } from '../util/pool';
 import { withRetry } from '../util/retry';
 import { bufferBody, PackBuilder } from './chunked-upload';
-import { coalesce, decodePackIndex, encodeManifest, encodePackIndex, maxIndexBytes, type Manifest, type Run } from './format';
-import { manifestKey, objectKey, packIndexKey, packKey, type ParsedKey } from './layout';
+import { coalesce, decodePackIndex, encodeManifest, encodePackIndex, maxIndexBytes, PACK_MAX_ENTRIES, type Manifest, type Run } from './format';
+import { CHUNKED_MIN_SIZE, manifestKey, objectKey, packIndexKey, packKey, type ParsedKey } from './layout';
 import { acquireLock } from './locks';
 import type { ObjectRef, ObjectStore } from './object-store';
 import { fetchManifest, readRangeInto } from './read';
@@ -40,7 +40,11 @@ export interface GcReport {
   storeBytesBefore: number;
   storeBytesAfter: number;
   live: { objects: number; bytes: number };
-  deleted: { objects: number; manifests: number; packs: number; other: number; bytes: number };
+  /**
+   * objects: whole objects; chunks: pack entries no live object needs (packed small objects and
+   * chunks of large ones), dropped with their pack or left behind by a repack.
+   */
+  deleted: { objects: number; manifests: number; packs: number; chunks: number; other: number; bytes: number };
   /** Dead, but written within the grace period: kept. */
   keptYoung: number;
   repacked: { packs: number; bytesBefore: number; bytesAfter: number; newPacks: number };
@@ -83,7 +87,7 @@ export async function collectGarbage(objects: ObjectStore, live: readonly Object
       storeBytesBefore: listing.reduce((n, e) => n + e.size, 0),
       storeBytesAfter: 0,
       live: { objects: 0, bytes: 0 },
-      deleted: { objects: 0, manifests: 0, packs: 0, other: 0, bytes: 0 },
+      deleted: { objects: 0, manifests: 0, packs: 0, chunks: 0, other: 0, bytes: 0 },
       keptYoung: 0,
       repacked: { packs: 0, bytesBefore: 0, bytesAfter: 0, newPacks: 0 },
       missingLive: [],
@@ -110,13 +114,20 @@ export async function collectGarbage(objects: ObjectStore, live: readonly Object
     });
     for (const o of outcomes) if (!o.ok) throw o.error;
 
+    // Live bytes of each pack: the union of what kept manifests read from it, and live packed objects.
+    const reads = new Map<string, { start: number; end: number }[]>();
+    const index = await objects.chunkIndex();
     for (const ref of liveOids.values()) {
+      if (keptManifests.has(ref.oid)) continue;
+      const packed = ref.size < CHUNKED_MIN_SIZE ? index.get(ref.oid) : undefined;
+      if (packed && packed.length === ref.size) {
+        reads.set(packed.pack, [...(reads.get(packed.pack) ?? []), { start: packed.offset, end: packed.offset + packed.length }]);
+        continue;
+      }
       const whole = byKey.get(objectKey(ref.oid));
-      if (!keptManifests.has(ref.oid) && (!whole || whole.size !== ref.size)) report.missingLive.push(ref.oid);
+      if (!whole || whole.size !== ref.size) report.missingLive.push(ref.oid);
     }
 
-    // Live bytes of each pack: the union of what kept manifests read from it.
-    const reads = new Map<string, { start: number; end: number }[]>();
     for (const { manifest } of keptManifests.values()) {
       for (const r of manifest.runs) {
         const list = reads.get(r.pack) ?? [];
@@ -163,7 +174,7 @@ export async function collectGarbage(objects: ObjectStore, live: readonly Object
     });
     if (toRepack.length > 0) {
       say(`repacking ${toRepack.length} pack(s)`);
-      await repack(objects, toRepack, keptManifests, byKey, options, report);
+      report.deleted.chunks -= await repack(objects, toRepack, keptManifests, byKey, options, report);
       for (const [pack] of toRepack) {
         for (const key of [packKey(pack), packIndexKey(pack)]) {
           const e = byKey.get(key);
@@ -177,7 +188,10 @@ export async function collectGarbage(objects: ObjectStore, live: readonly Object
       const kind = e.parsed.kind;
       if (kind === 'object') report.deleted.objects++;
       else if (kind === 'manifest') report.deleted.manifests++;
-      else if (kind === 'pack') report.deleted.packs++;
+      else if (kind === 'pack') {
+        report.deleted.packs++;
+        report.deleted.chunks += index.entriesIn((e.parsed as { pack: string }).pack);
+      }
       else if (kind !== 'index') report.deleted.other++;
     }
     if (!options.dryRun && dead.length > 0) {
@@ -217,9 +231,10 @@ async function repack(
   byKey: Map<string, Listed>,
   options: GcOptions,
   report: GcReport,
-): Promise<void> {
+): Promise<number> {
   const requests = objects.requests;
   const TARGET = 64 * 1024 * 1024;
+  let keptEntries = 0;
   const built: { builder: PackBuilder; moved: Interval[] }[] = [];
   try {
     for (const [pack, intervals] of packs) {
@@ -227,23 +242,28 @@ async function repack(
       report.repacked.packs++;
       report.repacked.bytesBefore += packEntry.size;
       report.repacked.bytesAfter += intervals.reduce((n, i) => n + i.end - i.start, 0);
-      if (options.dryRun) continue;
       const oldChunks = await oldIndexChunks(objects, pack, packEntry.size, byKey);
+      if (options.dryRun) {
+        keptEntries += oldChunks.filter(([, off, len]) => intervals.some((iv) => off >= iv.start && off + len <= iv.end)).length;
+        continue;
+      }
       for (const iv of intervals) {
+        const inside = oldChunks.filter(([, off, len]) => off >= iv.start && off + len <= iv.end);
         let current = built[built.length - 1];
-        if (!current || current.builder.size + (iv.end - iv.start) > TARGET) {
+        if (!current || current.builder.size + (iv.end - iv.start) > TARGET || current.builder.chunks.length + inside.length > PACK_MAX_ENTRIES) {
           current = { builder: await PackBuilder.create(options.cache), moved: [] };
           built.push(current);
         }
         const offset = current.builder.size;
         const bytes = await readInterval(objects, pack, iv);
-        const kept = oldChunks.filter(([, off, len]) => off >= iv.start && off + len <= iv.end).map(([h, off, len]): [string, number, number] => [h, offset + off - iv.start, len]);
+        const kept = inside.map(([h, off, len]): [string, number, number] => [h, offset + off - iv.start, len]);
+        keptEntries += kept.length;
         await current.builder.appendRaw(bytes, kept);
         iv.to = { pack: '', offset };
         current.moved.push(iv);
       }
     }
-    if (options.dryRun) return;
+    if (options.dryRun) return keptEntries;
     for (const b of built) {
       const id = await b.builder.seal();
       for (const iv of b.moved) iv.to!.pack = id;
@@ -261,6 +281,7 @@ async function repack(
       });
       await requests.put(manifestKey(manifest.oid), bufferBody(encodeManifest({ oid: manifest.oid, size: manifest.size, runs: coalesce(runs) })), { overwrite: true });
     }
+    return keptEntries;
   } finally {
     for (const b of built) await b.builder.dispose();
   }

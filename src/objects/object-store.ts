@@ -12,7 +12,7 @@ import { ChunkIndex, indexDirFor } from './chunk-index';
 import { acquireLock, recordRepository, type HeldLock } from './locks';
 import { ChunkedUploader, type ChunkedResult } from './chunked-upload';
 import type { Manifest } from './format';
-import { CHUNKED_MIN_SIZE, manifestKey, objectKey, parseKey, type ParsedKey } from './layout';
+import { CHUNKED_MIN_SIZE, manifestKey, OBJECTS_PREFIX, objectKey, packKey, parseKey, representationFor, type ParsedKey } from './layout';
 import {
   assertRoomFor,
   checkPacks,
@@ -28,7 +28,7 @@ import {
   readWhole,
   type ObjectRef,
 } from './read';
-import { Requests } from '../store/requests';
+import { damagedData as damaged, Requests } from '../store/requests';
 
 export type { ObjectRef };
 
@@ -46,10 +46,21 @@ export interface ObjectStoreOptions {
 /**
  * - whole:   objects/<oid> with the pointer's size
  * - chunked: a manifest (its packs are checked when it is read)
+ * - packed:  an index entry named by the oid, of the pointer's size, in a pack that is there
  * - damaged: something under objects/<oid> of another size, and no manifest
  * - absent:  nothing at all
  */
-export type Presence = 'whole' | 'chunked' | 'damaged' | 'absent';
+export type Presence = 'whole' | 'chunked' | 'packed' | 'damaged' | 'absent';
+
+/** Whether the store has the object (a push need not upload it). Pure. */
+export function isStored(p: Presence | undefined): boolean {
+  return p === 'whole' || p === 'chunked' || p === 'packed';
+}
+
+/** Packed objects are read in ranges of at most this many bytes, each covering many objects. */
+const PACKED_RANGE = 4 * 1024 * 1024;
+/** Bytes of other objects a packed range may read through rather than start a new request. */
+const PACKED_GAP = 256 * 1024;
 
 /**
  * The one owner of "how is this object stored" (docs/architecture.md): key names, whole versus
@@ -60,6 +71,7 @@ export class ObjectStore {
   readonly url: string;
   readonly requests: Requests;
   private index: Promise<ChunkIndex> | null = null;
+  private wholeObjects: Promise<boolean> | null = null;
 
   constructor(
     readonly store: Store,
@@ -81,7 +93,21 @@ export class ObjectStore {
    */
   async presence(refs: readonly ObjectRef[], concurrency: number): Promise<Map<string, Presence>> {
     const out = new Map<string, Presence>();
-    const outcomes = await runAll(refs, concurrency, async (ref) => {
+    // Small objects: the pack indexes answer for packed ones without a request each; the rest are
+    // asked one by one only when the store keeps whole objects at all (one listing page says).
+    const small = refs.filter((r) => r.size < CHUNKED_MIN_SIZE);
+    const toAsk: ObjectRef[] = refs.filter((r) => r.size >= CHUNKED_MIN_SIZE);
+    if (small.length > 0) {
+      const index = await this.chunkIndex();
+      const misses: ObjectRef[] = [];
+      for (const r of small) {
+        if (index.get(r.oid)?.length === r.size) out.set(r.oid, 'packed');
+        else misses.push(r);
+      }
+      if (misses.length > 0 && (await this.keepsWholeObjects())) toAsk.push(...misses);
+      else for (const r of misses) out.set(r.oid, 'absent');
+    }
+    const outcomes = await runAll(toAsk, concurrency, async (ref) => {
       // Large objects are usually chunked: look for the manifest first, saving a request.
       if (ref.size >= CHUNKED_MIN_SIZE && (await this.requests.stat(manifestKey(ref.oid)))) return out.set(ref.oid, await this.chunkedState(ref));
       const whole = await this.requests.stat(objectKey(ref.oid));
@@ -90,6 +116,13 @@ export class ObjectStore {
     const failed = outcomes.find((o) => !o.ok);
     if (failed && !failed.ok) throw failed.error;
     return out;
+  }
+
+  /** Whether anything is stored whole (objects/): stores written with packing hold nothing there. */
+  private keepsWholeObjects(): Promise<boolean> {
+    this.wholeObjects ??= this.requests.any(OBJECTS_PREFIX);
+    this.wholeObjects.catch(() => (this.wholeObjects = null));
+    return this.wholeObjects;
   }
 
   /** 'chunked' when the manifest and its packs are whole, else 'damaged'. */
@@ -126,6 +159,12 @@ export class ObjectStore {
    */
   async download(ref: ObjectRef, cache: ObjectCache, onBytes: (n: number) => void = () => undefined): Promise<void> {
     try {
+      if (ref.size < CHUNKED_MIN_SIZE && (await this.chunkIndex()).get(ref.oid)?.length === ref.size) {
+        const [outcome] = await this.downloadPacked([ref], cache, onBytes, 1);
+        if (outcome!.ok) return;
+        // A damaged packed copy: a whole copy (a repair) may stand beside it.
+        if (!isGitmlError(outcome!.error, 'E_OBJECT_CORRUPT') || !(await this.requests.stat(objectKey(ref.oid)))) throw outcome!.error;
+      }
       // Large objects may be stored as chunks, whatever this clone's own chunking setting says. The
       // manifest and its packs are checked before anything is written (or any room asked for).
       const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
@@ -157,6 +196,74 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Packed objects into the cache, many per request: the objects of each pack are read in ranges of
+   * up to PACKED_RANGE bytes (reading through gaps of up to PACKED_GAP rather than starting another
+   * request), `concurrency` ranges at once; each object is cut out, checked against its oid and
+   * size, and stored. One outcome per ref, in order; refs the indexes do not place fail with
+   * E_OBJECT_MISSING (the caller tries them one by one).
+   */
+  async downloadPacked(refs: readonly ObjectRef[], cache: ObjectCache, onBytes: (n: number) => void, concurrency: number, onObject: (ref: ObjectRef) => void = () => undefined): Promise<({ ref: ObjectRef; ok: true } | { ref: ObjectRef; ok: false; error: unknown })[]> {
+    const index = await this.chunkIndex();
+    const results = new Map<string, unknown>();
+    const byPack = new Map<string, { ref: ObjectRef; offset: number }[]>();
+    for (const ref of refs) {
+      const loc = index.get(ref.oid);
+      if (!loc || loc.length !== ref.size || ref.size >= CHUNKED_MIN_SIZE) {
+        results.set(ref.oid, new GitmlError('E_OBJECT_MISSING', `${describe(ref)} is not in a pack of ${this.url}`));
+        continue;
+      }
+      const list = byPack.get(loc.pack) ?? [];
+      list.push({ ref, offset: loc.offset });
+      byPack.set(loc.pack, list);
+    }
+    const ranges = [...byPack].flatMap(([pack, items]) => packedRanges(pack, items));
+    await runAll(ranges, concurrency, async (range) => {
+      let data: Buffer;
+      try {
+        data = await this.readPackRange(range.pack, range.start, range.end);
+      } catch (e) {
+        for (const item of range.items) results.set(item.ref.oid, e);
+        return;
+      }
+      for (const { ref, offset } of range.items) {
+        const bytes = data.subarray(offset - range.start, offset - range.start + ref.size);
+        try {
+          const stored = cache.putSmall(bytes);
+          if (stored.oid !== ref.oid) {
+            await cache.remove(stored.oid).catch(() => undefined);
+            throw damaged(`${packKey(range.pack)} in ${this.url} holds other bytes than ${describe(ref)} where its index says (they hash to sha256:${shortOid(stored.oid)})`);
+          }
+          results.set(ref.oid, null);
+          onBytes(ref.size);
+          onObject(ref);
+        } catch (e) {
+          results.set(ref.oid, e);
+        }
+      }
+    });
+    return refs.map((ref) => {
+      const e = results.get(ref.oid);
+      return e === null ? { ref, ok: true as const } : { ref, ok: false as const, error: e === undefined ? new GitmlError('E_INTERNAL', `${describe(ref)} was not read`) : this.explainDownload(ref, e) };
+    });
+  }
+
+  /** `[start, end)` of a pack, read into memory with retries (a short pack is damage, not a retry). */
+  private async readPackRange(pack: string, start: number, end: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    await withRetry(
+      async () => {
+        parts.length = 0;
+        await readRangeInto(this.requests, packKey(pack), { start, end }, async (source) => {
+          for await (const c of source) parts.push(c);
+        }, () => undefined);
+      },
+      this.options.retry,
+      (err, attempt, delay) => this.log.warn({ pack, start, attempt, delay, err: String(err) }, 'pack read failed, retrying'),
+    );
+    return Buffer.concat(parts);
+  }
+
   private async downloadChunked(ref: ObjectRef, manifest: Manifest, cache: ObjectCache, onBytes: (n: number) => void): Promise<void> {
     const index = this.index ? await this.index.catch(() => null) : null;
     await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
@@ -166,6 +273,15 @@ export class ObjectStore {
 
   /** The stored bytes in order, whole or chunked (fsck, bundles). Not verified here: hash what you read. */
   async *read(ref: ObjectRef): AsyncIterable<Buffer> {
+    const loc = ref.size < CHUNKED_MIN_SIZE ? (await this.chunkIndex()).get(ref.oid) : undefined;
+    if (loc && loc.length === ref.size) {
+      const data = await this.readPackRange(loc.pack, loc.offset, loc.offset + loc.length);
+      // A repair stores a good whole copy beside a damaged packed one: readers take the good one.
+      if (createHash('sha256').update(data).digest('hex') === ref.oid || !(await this.requests.stat(objectKey(ref.oid)))) {
+        yield data;
+        return;
+      }
+    }
     const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
     if (manifest) {
       await checkPacks(this.requests, manifest);
@@ -266,9 +382,9 @@ export class ObjectUploader {
     private readonly onBytes: (n: number) => void,
   ) {}
 
-  /** Whether `add` defers this object's visibility to finish() (chunked) or stores it at once. */
+  /** Whether `add` defers this object's visibility to finish() (chunked, packed) or stores it at once. */
   deferred(ref: ObjectRef): boolean {
-    return this.objects.options.chunking && ref.size >= CHUNKED_MIN_SIZE;
+    return representationFor(ref.size, this.objects.options.chunking) !== 'whole';
   }
 
   /** Stores (or, for chunked objects, prepares) one object; `presence` is what the store has now. */
@@ -286,13 +402,16 @@ export class ObjectUploader {
       onBytes: this.onBytes,
     });
     // A damaged chunked copy gets a new manifest over the old one.
-    await this.chunked.add(ref, presence === 'damaged');
+    if (representationFor(ref.size, true) === 'packed') await this.chunked.addPacked(ref);
+    else await this.chunked.add(ref, presence === 'damaged');
     this.chunkedCount++;
   }
 
-  /** Damaged pack indexes the session did not deduplicate against (a warning for the person). */
-  async skippedIndexes(): Promise<{ pack: string; why: string }[]> {
-    return this.chunked ? (await this.objects.chunkIndex()).skipped : [];
+  /** Damaged pack indexes: not used (chunks stored again), or replaced by the pack's own copy. */
+  async indexProblems(): Promise<{ pack: string; why: string; recovered: boolean }[]> {
+    if (!this.chunked) return [];
+    const index = await this.objects.chunkIndex();
+    return [...index.skipped.map((s) => ({ ...s, recovered: false })), ...index.recovered.map((s) => ({ ...s, recovered: true }))];
   }
 
   async finish(): Promise<ChunkedResult | null> {
@@ -352,4 +471,22 @@ async function uploadWhole(objects: ObjectStore, ref: ObjectRef, cache: ObjectCa
       });
     }
   }
+}
+
+/**
+ * The reads that fetch `items` (objects at offsets of one pack): in offset order, a range grows while
+ * the next object starts within PACKED_GAP of its end and the range stays within PACKED_RANGE. Pure.
+ */
+export function packedRanges(pack: string, items: readonly { ref: ObjectRef; offset: number }[]): { pack: string; start: number; end: number; items: { ref: ObjectRef; offset: number }[] }[] {
+  const sorted = [...items].sort((a, b) => a.offset - b.offset);
+  const out: { pack: string; start: number; end: number; items: { ref: ObjectRef; offset: number }[] }[] = [];
+  for (const item of sorted) {
+    const end = item.offset + item.ref.size;
+    const last = out[out.length - 1];
+    if (last && item.offset - last.end <= PACKED_GAP && end - last.start <= PACKED_RANGE) {
+      last.end = Math.max(last.end, end);
+      last.items.push(item);
+    } else out.push({ pack, start: item.offset, end, items: [item] });
+  }
+  return out;
 }

@@ -84,6 +84,14 @@ export class Requests {
     }, this.policy.timeoutMs * 4);
   }
 
+  /** Whether anything is stored under `prefix` (one listing page at most). */
+  any(prefix: string): Promise<boolean> {
+    return this.call(`list ${prefix}`, async (signal) => {
+      for await (const _ of this.store.list(prefix, { signal })) return true;
+      return false;
+    });
+  }
+
   /**
    * A body (or a range) as a stream that fails when the store stops sending for `timeoutMs`. The
    * answer itself has the same deadline. One attempt: callers that read it decide about retries.

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
-import type { ObjectRef, ObjectStore, Presence } from '../objects/object-store';
+import { isStored, type ObjectRef, type ObjectStore, type Presence } from '../objects/object-store';
+import { CHUNKED_MIN_SIZE } from '../objects/layout';
 import { describe } from '../objects/read';
 import { Progress, type ProgressSink } from '../progress';
 import { largestFirst, runAll } from '../util/pool';
@@ -70,7 +71,7 @@ export async function planUpload(
   const todo: { ref: ObjectRef; presence: Presence }[] = [];
   for (const ref of objects) {
     const p = presence.get(ref.oid) ?? 'absent';
-    if (p === 'whole' || p === 'chunked') present.push(ref);
+    if (isStored(p)) present.push(ref);
     else todo.push({ ref, presence: p });
   }
   return { present, todo };
@@ -134,8 +135,12 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
     await session.abort();
     for (const ref of added) fail(ref, e);
   }
-  for (const s of await session.skippedIndexes().catch(() => [])) {
-    report.warnings.push(`pack index ${s.pack.slice(0, 12)} in ${options.objects.url} was not used (${s.why}); its chunks were stored again. Run \`gitml fsck --store\`.`);
+  for (const s of await session.indexProblems().catch(() => [])) {
+    report.warnings.push(
+      s.recovered
+        ? `pack index ${s.pack.slice(0, 12)} in ${options.objects.url} is damaged or gone (${s.why}); the copy inside its pack was used. Run \`gitml fsck --store\`.`
+        : `pack index ${s.pack.slice(0, 12)} in ${options.objects.url} was not used (${s.why}); its chunks were stored again. Run \`gitml fsck --store\`.`,
+    );
   }
   report.newBytes = session.newBytes;
   progress.finish();
@@ -158,7 +163,20 @@ export async function downloadObjects(objects: readonly ObjectRef[], options: Tr
   log.debug({ total: unique.length, cached: report.cached, todo: todo.length }, 'download plan');
   if (todo.length === 0) return report;
   const progress = progressOf('Downloading gitml objects', todo.length, options);
-  const outcomes = await runAll(largestFirst(todo), options.concurrency, async (ref) => {
+  // Small objects come many to a request from their packs; what that does not bring (whole objects
+  // of older stores, a failure) is fetched one by one below, which also says what went wrong.
+  const small = todo.filter((r) => r.size < CHUNKED_MIN_SIZE);
+  const oneByOne = todo.filter((r) => r.size >= CHUNKED_MIN_SIZE);
+  if (small.length > 0) {
+    const packed = await options.objects.downloadPacked(small, cache, (n) => progress.addBytes(n), options.concurrency, () => progress.itemDone());
+    for (const o of packed) {
+      if (o.ok) {
+        report.downloaded.push(o.ref);
+        report.bytes += o.ref.size;
+      } else oneByOne.push(o.ref);
+    }
+  }
+  const outcomes = await runAll(largestFirst(oneByOne), options.concurrency, async (ref) => {
     await options.objects.download(ref, cache, (n) => progress.addBytes(n));
     progress.itemDone();
   });

@@ -1,12 +1,10 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { flipStoredByte } from '../helpers/store-layout';
 import { formatPointer, parsePointer } from '../../src/pointer';
 import { makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
-function storePath(store: string, oid: string): string {
-  return path.join(store, 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
-}
 
 describe('checkout', () => {
   let box: Sandbox;
@@ -98,11 +96,9 @@ describe('checkout', () => {
     await box.git(repo, ['add', 'models/victim.pt']);
     await box.git(repo, ['commit', '-q', '-m', 'victim']);
     await box.git(repo, ['push', '-q', 'origin', 'main']);
-    const stored = storePath(box.path('store'), oid);
-    const bytes = await fsp.readFile(stored);
+    flipStoredByte(box.path('store'), oid, 12345);
+    const bytes = Buffer.from(data);
     bytes[12345] = bytes[12345]! ^ 0xff;
-    await fsp.chmod(stored, 0o644);
-    await fsp.writeFile(stored, bytes);
 
     const clone = box.path('clone-corrupt');
     const r = await box.run(box.root, 'git', ['clone', `gitml::${remote}`, clone]);

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { storedOids } from '../helpers/store-layout';
 import { parsePointer } from '../../src/pointer';
-import { listFiles, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { makeRepo, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 
 describe('CLI commands', () => {
   let box: Sandbox;
@@ -123,10 +124,9 @@ describe('CLI commands', () => {
     await fsp.writeFile(path.join(repo, 'w.pt'), data);
     await box.git(repo, ['add', 'w.pt']);
     await box.git(repo, ['commit', '-q', '-m', 'w']);
-    const storeFile = path.join(box.path('store'), 'objects', sha256(data).slice(0, 2), sha256(data).slice(2, 4), sha256(data));
-    expect(fs.existsSync(storeFile)).toBe(false);
+    expect(storeHolds(box.path('store'), sha256(data))).toBe(false);
     const pushed = await box.git(repo, ['push', '-q', 'origin', 'main']);
-    expect(fs.existsSync(storeFile)).toBe(true);
+    expect(storeHolds(box.path('store'), sha256(data))).toBe(true);
     expect(pushed.stderr).toContain('mine'); // the user's own hook ran too
     // Uninstalling puts the user's hook back as it was.
     await box.ok(repo, 'gitml', ['uninstall', '--local', '--hooks']);
@@ -149,10 +149,10 @@ describe('CLI commands', () => {
     await box.git(repo, ['commit', '-q', '-m', 'xy']);
     const dry = JSON.parse((await box.gitml(repo, ['push', '--dry-run', '--json'])).stdout);
     expect(dry.uploaded).toHaveLength(2);
-    expect(listFiles(box.path('manual-store', 'objects'))).toHaveLength(0);
+    expect(storedOids(box.path('manual-store'))).toHaveLength(0);
     const push = JSON.parse((await box.gitml(repo, ['push', 'origin', '--json'])).stdout);
     expect(push).toMatchObject({ pointers: 2, present: 0, bytes: 128_000 });
-    expect(listFiles(box.path('manual-store', 'objects'))).toHaveLength(2);
+    expect(storedOids(box.path('manual-store'))).toHaveLength(2);
     expect(JSON.parse((await box.gitml(repo, ['push', '--json'])).stdout)).toMatchObject({ present: 2, uploaded: [] });
 
     await fsp.rm(path.join(repo, '.git', 'gitml'), { recursive: true });

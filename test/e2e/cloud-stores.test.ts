@@ -1,10 +1,11 @@
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { BlobServiceClient } from '@azure/storage-blob';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { azuriteConnectionString } from '../../scripts/servers';
 import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { readStoredIn, tamperIn, type RawStore } from '../helpers/store-layout';
 import { azureEndpoint, azureEnv, createBucket, createContainer, s3Client, s3Endpoint, s3Env, uniqueName } from '../helpers/stores';
 
 interface Backend {
@@ -13,15 +14,9 @@ interface Backend {
   configure(box: Sandbox, repo: string): Promise<void>;
   /** Credentials, only through the environment. */
   env(): NodeJS.ProcessEnv;
-  /** Replaces an object's bytes in the store behind gitml's back. */
-  tamper(oid: string, bytes: Buffer): Promise<void>;
-  /** Bytes of a stored object. */
-  read(oid: string): Promise<Buffer>;
-  /** Bytes under any key. */
-  readKey(key: string): Promise<Buffer>;
+  /** The store through its own SDK, keys relative to the store's prefix. */
+  raw: RawStore;
 }
-
-const objectKey = (oid: string) => `objects/${oid.slice(0, 2)}/${oid.slice(2, 4)}/${oid}`;
 
 async function readS3(bucket: string, key: string): Promise<Buffer> {
   const c = s3Client();
@@ -46,13 +41,23 @@ function s3Backend(): Backend {
       await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.s3.forcePathStyle', 'true']);
     },
     env: () => ({ ...s3Env(), GITML_RETRIES: '1' }),
-    tamper: async (oid, bytes) => {
-      const c = s3Client();
-      await c.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${objectKey(oid)}`, Body: bytes }));
-      c.destroy();
+    raw: {
+      keys: async (p) => {
+        const c = s3Client();
+        try {
+          const r = await c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/${p}` }));
+          return (r.Contents ?? []).map((o) => ({ key: o.Key!.slice(prefix.length + 1), size: o.Size ?? 0 }));
+        } finally {
+          c.destroy();
+        }
+      },
+      readKey: (key) => readS3(bucket, `${prefix}/${key}`),
+      writeKey: async (key, data) => {
+        const c = s3Client();
+        await c.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${key}`, Body: data }));
+        c.destroy();
+      },
     },
-    read: (oid) => readS3(bucket, `${prefix}/${objectKey(oid)}`),
-    readKey: (key) => readS3(bucket, `${prefix}/${key}`),
   };
 }
 
@@ -69,9 +74,15 @@ function azureBackend(): Backend {
       await box.ok(repo, 'gitml', ['allow-endpoint', azureEndpoint()]);
     },
     env: () => ({ ...azureEnv(), GITML_RETRIES: '1' }),
-    tamper: async (oid, bytes) => void (await blobs().getBlockBlobClient(`ml/${objectKey(oid)}`).upload(bytes, bytes.length)),
-    read: async (oid) => blobs().getBlockBlobClient(`ml/${objectKey(oid)}`).downloadToBuffer(),
-    readKey: async (key) => blobs().getBlockBlobClient(`ml/${key}`).downloadToBuffer(),
+    raw: {
+      keys: async (p) => {
+        const out: { key: string; size: number }[] = [];
+        for await (const b of blobs().listBlobsFlat({ prefix: `ml/${p}` })) out.push({ key: b.name.slice(3), size: b.properties.contentLength ?? 0 });
+        return out;
+      },
+      readKey: async (key) => blobs().getBlockBlobClient(`ml/${key}`).downloadToBuffer(),
+      writeKey: async (key, data) => void (await blobs().getBlockBlobClient(`ml/${key}`).upload(data, data.length)),
+    },
   };
 }
 
@@ -103,8 +114,9 @@ describe.each([s3Backend(), azureBackend()])('cloud store end to end: $name', (b
     const push = await box.git(repo, ['push', 'origin', 'main']);
     expect(push.stderr).toContain('main -> main');
     // 64 MiB is stored as deduplicated chunks: a manifest names the packs that hold them.
-    expect((await backend.readKey(`manifests/${sha256(big).slice(0, 2)}/${sha256(big).slice(2, 4)}/${sha256(big)}`)).length).toBeGreaterThan(0);
-    expect(sha256(await backend.read(sha256(small)))).toBe(sha256(small));
+    expect((await backend.raw.readKey(`manifests/${sha256(big).slice(0, 2)}/${sha256(big).slice(2, 4)}/${sha256(big)}`)).length).toBeGreaterThan(0);
+    // 100 KB is packed: one entry of a pack, named by its oid.
+    expect(sha256(await readStoredIn(backend.raw, sha256(small)))).toBe(sha256(small));
     const clone = box.path('clone');
     await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
     expect(sha256(await fsp.readFile(path.join(clone, 'big.pt')))).toBe(sha256(big));
@@ -138,7 +150,7 @@ describe.each([s3Backend(), azureBackend()])('cloud store end to end: $name', (b
     await box.git(repo, ['commit', '-q', '-m', 'victim']);
     await box.git(repo, ['push', '-q', 'origin', 'main']);
     const swapped = randomBytesSeeded(50_000, 10);
-    await backend.tamper(sha256(victim), swapped);
+    await tamperIn(backend.raw, sha256(victim), swapped);
     const clone = box.path('clone-tampered');
     const r = await box.run(box.root, 'git', ['clone', `gitml::${remote}`, clone]);
     expect(r.stderr).toContain('victim.pt');

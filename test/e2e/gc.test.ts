@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startS3rver, S3_CREDENTIALS, type S3rverHandle } from '../../scripts/servers';
 import { dirBytes } from '../../scripts/machine';
-import { listFiles, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { listFiles, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 import { createBucket, uniqueName } from '../helpers/stores';
 
 /** A checkpoint series: each version changes a few percent of the previous one. */
@@ -50,10 +50,15 @@ describe('gitml gc: store garbage collection', () => {
     const before = (await dirBytes(store)).bytes;
     const dry = JSON.parse((await box.ok(repo, 'gitml', ['gc', '--dry-run', '--grace', '0', '--json'])).stdout);
     expect((await dirBytes(store)).bytes).toBe(before);
-    expect(dry.deleted.objects).toBe(3); // notes-0..2
-    expect(dry.live.objects).toBe(2); // v4 and notes-3
+    // notes-0..2 (packed) and v1-v3's own chunks go; v4 and notes-3 stay.
+    expect(dry.deleted.chunks).toBeGreaterThanOrEqual(3);
+    expect(dry.live.objects).toBe(2);
+    const notes = [0, 1, 2, 3].map((i) => sha256(randomBytesSeeded(30_000, 1000 + i)));
+    expect(notes.map((oid) => storeHolds(store, oid))).toEqual([true, true, true, true]);
 
     const r = JSON.parse((await box.ok(repo, 'gitml', ['gc', '--grace', '0', '--json'])).stdout);
+    expect(r.deleted.chunks).toBe(dry.deleted.chunks);
+    expect(notes.map((oid) => storeHolds(store, oid))).toEqual([false, false, false, true]);
     const liveBytes = series[3]!.length + 30_000;
     const after = (await dirBytes(store)).bytes;
     expect(r.storeBytesAfter).toBeLessThan(before);
@@ -81,7 +86,7 @@ describe('gitml gc: store garbage collection', () => {
     await box.git(repo, ['reflog', 'expire', '--expire=now', '--all']);
     await box.git(repo, ['gc', '-q', '--prune=now']);
     const young = JSON.parse((await box.ok(repo, 'gitml', ['gc', '--json'])).stdout);
-    expect(young.deleted.objects).toBe(0);
+    expect(young.deleted).toMatchObject({ objects: 0, packs: 0, chunks: 0 });
     expect(young.keptYoung).toBeGreaterThan(0);
 
     // A second repository pushes to the same store.
@@ -101,7 +106,10 @@ describe('gitml gc: store garbage collection', () => {
     expect(refused.stderr).toContain(otherRemote);
     expect(refused.stderr).toMatch(/--repo <url>.*--forget <id>/);
     const r = JSON.parse((await box.ok(repo, 'gitml', ['gc', '--grace', '0', '--repo', otherRemote, '--json'])).stdout);
-    expect(r.deleted.objects).toBe(1); // the orphan only
+    // The orphan only (its push made a pack of its own).
+    expect(r.deleted).toMatchObject({ packs: 1, chunks: 1 });
+    const store = box.path('store');
+    expect([1, 2, 3].map((seed) => storeHolds(store, sha256(randomBytesSeeded(40_000, seed))))).toEqual([true, false, true]);
     const clone = box.path('other-clone');
     await box.git(box.root, ['clone', '-q', `gitml::${otherRemote}`, clone]);
     expect((await fsp.readFile(path.join(clone, 'theirs.pt'))).equals(randomBytesSeeded(40_000, 3))).toBe(true);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { storedAt } from './store-layout';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -156,10 +157,9 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Whether a directory store holds the object, whole (objects/) or chunked (manifests/). */
+/** Whether a directory store holds the object: whole, packed or chunked (test/helpers/store-layout.ts). */
 export function storeHolds(store: string, oid: string): boolean {
-  const fan = [oid.slice(0, 2), oid.slice(2, 4), oid];
-  return fs.existsSync(path.join(store, 'objects', ...fan)) || fs.existsSync(path.join(store, 'manifests', ...fan));
+  return storedAt(store, oid) !== null;
 }
 
 export function listFiles(dir: string): string[] {

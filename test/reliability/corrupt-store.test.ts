@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { listFiles, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { flipStoredByte, storedAt } from '../helpers/store-layout';
 import { checkRemote, report } from './lib';
 
 function objectFile(store: string, oid: string): string {
@@ -33,11 +34,18 @@ describe('reliability: damaged objects in the store', () => {
         'swap.pt': randomBytesSeeded(200_000, 3),
         'other.pt': randomBytesSeeded(200_000, 4),
         'chunked.pt': randomBytesSeeded(3_000_000, 5),
+        'packed.pt': randomBytesSeeded(150_000, 6),
       };
-      for (const [name, data] of Object.entries(files)) await fsp.writeFile(path.join(repo, name), data);
-      await box.git(repo, ['add', '.']);
-      await box.git(repo, ['commit', '-q', '-m', 'five files']);
       await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+      // Whole objects (chunking off, or a store from before packing), then a chunked and a packed one.
+      const whole = ['flip.pt', 'trunc.pt', 'swap.pt', 'other.pt'];
+      for (const name of whole) await fsp.writeFile(path.join(repo, name), files[name as keyof typeof files]);
+      await box.git(repo, ['add', '.']);
+      await box.git(repo, ['commit', '-q', '-m', 'whole files']);
+      await box.git(repo, ['push', '-q', 'origin', 'main'], { env: { GITML_CHUNKING: 'false' } });
+      for (const name of ['chunked.pt', 'packed.pt']) await fsp.writeFile(path.join(repo, name), files[name as keyof typeof files]);
+      await box.git(repo, ['add', '.']);
+      await box.git(repo, ['commit', '-q', '-m', 'chunked and packed']);
       await box.git(repo, ['push', '-q', 'origin', 'main']);
 
       const flip = await fsp.readFile(objectFile(store, sha256(files['flip.pt'])));
@@ -45,11 +53,15 @@ describe('reliability: damaged objects in the store', () => {
       await overwrite(objectFile(store, sha256(files['flip.pt'])), flip);
       await overwrite(objectFile(store, sha256(files['trunc.pt'])), files['trunc.pt'].subarray(0, 150_000));
       await overwrite(objectFile(store, sha256(files['swap.pt'])), files['other.pt']);
-      const pack = listFiles(path.join(store, 'packs')).find((f) => f.endsWith('.pack'))!;
-      const packBytes = await fsp.readFile(pack);
-      packBytes[packBytes.length - 10] = packBytes[packBytes.length - 10]! ^ 0xff;
-      await overwrite(pack, packBytes);
-      const damaged = ['flip.pt', 'trunc.pt', 'swap.pt', 'chunked.pt'];
+      // One pack holds the packed object and the chunks: a byte flipped in each.
+      const packed = storedAt(store, sha256(files['packed.pt']));
+      if (packed?.kind !== 'packed') throw new Error('packed.pt is not packed');
+      flipStoredByte(store, sha256(files['packed.pt']), 4321);
+      const inChunks = packed.offset === 0 ? packed.length + 100 : 100;
+      const packBytes = await fsp.readFile(packed.file);
+      packBytes[inChunks] = packBytes[inChunks]! ^ 0xff;
+      await overwrite(packed.file, packBytes);
+      const damaged = ['flip.pt', 'trunc.pt', 'swap.pt', 'chunked.pt', 'packed.pt'];
 
       const clone = box.path('clone');
       const c = await box.run(box.root, 'git', ['clone', `gitml::${remote}`, clone]);
@@ -81,13 +93,13 @@ describe('reliability: damaged objects in the store', () => {
       await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone2]);
       for (const [name, data] of Object.entries(files)) expect(sha256(await fsp.readFile(path.join(clone2, name)))).toBe(sha256(data));
       report({
-        fault: 'damaged objects in the store (flipped byte, truncated, swapped bytes, damaged pack)',
+        fault: 'damaged objects in the store (flipped byte, truncated, swapped bytes, damaged pack: chunked and packed)',
         cases: damaged.length,
         passed: Math.min(detected, repaired.length),
         bytesLost: 0,
         danglingPointers: after.dangling.length,
         secretsLeaked: 0,
-        notes: `detected on clone ${detected}/4, fsck --store ${reported.length}/4, repaired ${repaired.length}/4; before repair ${before.dangling.length} unreadable`,
+        notes: `detected on clone ${detected}/5, fsck --store ${reported.length}/5, repaired ${repaired.length}/5; before repair ${before.dangling.length} unreadable`,
       });
       expect(detected).toBe(damaged.length);
     } finally {

@@ -8,6 +8,7 @@ import { RssWatcher } from '../../scripts/rss';
 import { formatPointer, parsePointer } from '../../src/pointer';
 import { DIST, listFiles, makeRepoWithRemote, randomBytesSeeded, Sandbox } from '../helpers/sandbox';
 import { securityReport } from './lib';
+import { storedAt } from '../helpers/store-layout';
 
 /**
  * A bucket someone else can write: hostile or damaged manifests, pack indexes, packs and keys. Each
@@ -151,10 +152,10 @@ const cases: { name: string; file: 'model.pt' | 'small.pt'; damage: (w: World) =
     expect: /which is not in the store/,
   },
   {
-    name: 'an object key that is a directory',
-    file: 'small.pt',
+    name: 'a key that is a directory',
+    file: 'model.pt',
     damage: async (w) => {
-      const key = `objects/${fan(w.small.oid).join('/')}`;
+      const key = `manifests/${fan(w.big.oid).join('/')}`;
       await fsp.rm(path.join(w.store, key), { force: true });
       await fsp.mkdir(path.join(w.store, key, 'x'), { recursive: true });
       return key;
@@ -211,6 +212,39 @@ describe('security: hostile or damaged store content ends quickly, in bounded me
       await w.box.git(w.box.root, ['clone', '-q', `gitml::${w.remote}`, clone]);
       expect((await fsp.readFile(path.join(clone, 'model.pt'))).equals(data)).toBe(true);
       securityReport({ case: 'store: a bomb of a pack index (push)', cases: 1, passed: 1, peakRssMiB: Math.round(r.peakMiB), seconds: Math.round(r.seconds * 10) / 10, notes: 'skipped with a warning; chunks stored again' });
+    } finally {
+      await w.box.cleanup();
+    }
+  });
+
+  test("a pack index deleted or garbled: packed objects are found through the pack's own copy", async () => {
+    const w = await world();
+    try {
+      const idx = listFiles(path.join(w.store, 'packs')).find((f) => f.endsWith('.idx'))!;
+      const real = storedAt(w.store, w.small.oid);
+      if (real?.kind !== 'packed') throw new Error('small.pt is not packed');
+      await fsp.rm(idx);
+      const clone = w.box.path('clone-noidx');
+      await w.box.git(w.box.root, ['clone', '-q', `gitml::${w.remote}`, clone]);
+      expect((await fsp.readFile(path.join(clone, 'small.pt'))).equals(randomBytesSeeded(100_000, 42))).toBe(true);
+      // An index that lies (an entry for the small object pointing at other bytes) is caught by the
+      // object's hash, never handed to git.
+      const pack = path.basename(idx, '.idx');
+      const packSize = fs.statSync(path.join(w.store, 'packs', `${pack}.pack`)).size;
+      const wrong = real.offset === 0 ? 1 : 0;
+      await writeStoreFile(idx, gzipSync(JSON.stringify({ version: 1, pack, chunks: [[w.small.oid, wrong, w.small.size]] })));
+      expect(packSize).toBeGreaterThan(w.small.size);
+      const other = await Sandbox.create();
+      try {
+        const r = await other.run(other.root, 'git', ['clone', `gitml::${w.remote}`, other.path('lied')]);
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toContain('small.pt');
+        expect(r.stderr).toMatch(/damaged|other bytes/);
+        expect(fs.existsSync(other.path('lied', 'small.pt')) && fs.readFileSync(other.path('lied', 'small.pt')).length === w.small.size).toBe(false);
+      } finally {
+        await other.cleanup();
+      }
+      securityReport({ case: "store: pack index gone or lying (packed objects)", cases: 2, passed: 2, notes: "gone: the pack's own copy is used; lying: the object's hash refuses it" });
     } finally {
       await w.box.cleanup();
     }

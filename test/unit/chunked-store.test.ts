@@ -10,8 +10,51 @@ import { DirectoryStore } from '../../src/store/directory';
 import { ObjectStore } from '../../src/objects/object-store';
 import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/transfer';
 import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
+import { storedAt } from '../helpers/store-layout';
+import type { BodySource, ByteRange, PutOptions, RequestOptions, Store } from '../../src/store/store';
 
 const retry = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
+
+/** A real directory store that counts the requests made of it (what a bucket would bill). */
+class CountingStore implements Store {
+  private readonly counts = new Map<string, number>();
+  constructor(private readonly inner: Store) {}
+  get url(): string {
+    return this.inner.url;
+  }
+  count(kind: string): number {
+    return this.counts.get(kind) ?? 0;
+  }
+  total(): number {
+    return [...this.counts.values()].reduce((a, b) => a + b, 0);
+  }
+  private hit(kind: string): void {
+    this.counts.set(kind, this.count(kind) + 1);
+  }
+  stat(key: string, o?: RequestOptions) {
+    this.hit('stat');
+    return this.inner.stat(key, o);
+  }
+  get(key: string, o?: RequestOptions & { range?: ByteRange }) {
+    this.hit('get');
+    return this.inner.get(key, o);
+  }
+  put(key: string, body: BodySource, o?: PutOptions) {
+    this.hit('put');
+    return this.inner.put(key, body, o);
+  }
+  list(prefix: string, o?: RequestOptions) {
+    this.hit('list');
+    return this.inner.list(prefix, o);
+  }
+  delete(key: string, o?: RequestOptions) {
+    this.hit('delete');
+    return this.inner.delete(key, o);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
 
 async function world(): Promise<{ root: string; store: DirectoryStore; cache: (name: string) => ObjectCache; cleanup: () => Promise<void> }> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-chunked-'));
@@ -124,7 +167,40 @@ describe('chunked objects in a store', () => {
     }
   });
 
-  test('whole objects written before chunking stay readable; small files stay whole', async () => {
+  test('a thousand small files: a few pack writes up, a few ranged reads down, every object verified', async () => {
+    const w = await world();
+    try {
+      const local = w.cache('local');
+      const refs = [];
+      for (let i = 0; i < 1000; i++) refs.push(await put(local, randomBytesSeeded(4096 + (i % 5) * 8192, 500 + i)));
+      const counting = new CountingStore(w.store);
+      const up = await uploadObjects(refs, { ...options(local, w.store), objects: new ObjectStore(counting, { retry, timeoutMs: 60_000, log: silentLogger, chunking: true, cacheRoot: local.root }) });
+      expect(up.failed).toEqual([]);
+      expect(up.uploaded).toHaveLength(1000);
+      // Two listings (packs/, objects/), then a pack and its index per pack (a pack holds at most 16 MiB).
+      expect(counting.total()).toBeLessThanOrEqual(12);
+      expect(counting.count('put')).toBeLessThanOrEqual(6);
+      for (const r of refs.slice(0, 5)) expect(storedAt(path.join(w.root, 'store'), r.oid)?.kind).toBe('packed');
+      // Pushed again: known from the pack indexes, not one request per object.
+      const again = new CountingStore(w.store);
+      const second = await uploadObjects(refs, { ...options(local, w.store), objects: new ObjectStore(again, { retry, timeoutMs: 60_000, log: silentLogger, chunking: true, cacheRoot: w.cache('other-index').root }) });
+      expect(second.present).toBe(1000);
+      expect(again.count('stat') + again.count('put')).toBe(0);
+
+      const fresh = w.cache('fresh');
+      const down = new CountingStore(w.store);
+      const report = await downloadObjects(refs, { ...options(fresh, w.store), objects: new ObjectStore(down, { retry, timeoutMs: 60_000, log: silentLogger, chunking: true, cacheRoot: fresh.root }) });
+      expect(report.failed).toEqual([]);
+      expect(report.downloaded).toHaveLength(1000);
+      // ~20 MB of objects in ranged reads of up to 4 MiB, plus the index.
+      expect(down.count('get')).toBeLessThanOrEqual(12);
+      for (const r of refs) expect(sha256(await readBack(fresh, r.oid))).toBe(r.oid);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('whole objects written before chunking stay readable; small files are packed', async () => {
     const w = await world();
     try {
       const local = w.cache('local');
@@ -134,6 +210,7 @@ describe('chunked objects in a store', () => {
       await uploadObjects([tiny], options(local, w.store, true));
       expect(fs.existsSync(path.join(w.root, 'store', 'objects', big.oid.slice(0, 2), big.oid.slice(2, 4), big.oid))).toBe(true);
       expect(listFiles(path.join(w.root, 'store', 'manifests'))).toEqual([]);
+      expect(storedAt(path.join(w.root, 'store'), tiny.oid)?.kind).toBe('packed');
       // A later chunking push of the same object finds it already stored.
       expect((await uploadObjects([big], options(local, w.store, true))).present).toBe(1);
       const fresh = w.cache('fresh');
