@@ -149,6 +149,7 @@ async function sha256Seconds(file: string): Promise<number> {
 
 /** `cp -r` of the workload's bytes into an empty directory on the same disk, then `sync`: the copy limit a push to a directory store is held against. */
 async function copyBaseline(data: string, dirs: string[], into: string): Promise<{ cp: number; cpSync: number }> {
+  await fsp.mkdir(into, { recursive: true });
   spawnSync('sync');
   const t0 = process.hrtime.bigint();
   const r = spawnSync('cp', ['-r', ...dirs.map((d) => path.join(data, d)), into]);

@@ -6,7 +6,8 @@ export const RunRecord = z.object({
   experiment: z.string(),
   /** The registered experiment version the run executed, when it was one. */
   experimentRef: z.string().optional(),
-  status: z.enum(['completed', 'failed']),
+  /** cancelled: stopped by `gitml runs cancel` (or the scheduler) while the command ran. */
+  status: z.enum(['completed', 'failed', 'cancelled']),
   repo: z.string(),
   commit: z.string(),
   branch: z.string().optional(),
@@ -34,6 +35,10 @@ export const RunRecord = z.object({
   host: z.string(),
   metrics: z.record(z.string(), z.unknown()).optional(),
   log: z.string(),
+  /** One element of a sweep (`gitml run --sweep`): the sweep's id and this element's index. */
+  sweep: z.object({ id: z.string(), index: z.number().int().nonnegative() }).optional(),
+  /** Where it ran: locally, or as a Slurm job (with the job id), or in a Kubernetes Job. */
+  executor: z.object({ kind: z.enum(['local', 'slurm', 'kubernetes']), jobId: z.string().optional(), nodes: z.number().int().positive().optional() }).optional(),
 });
 
 export type RunRecordType = z.infer<typeof RunRecord>;

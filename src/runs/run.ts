@@ -44,6 +44,16 @@ export interface RunRequest {
   allowDirty: boolean;
   stdout: Writable;
   stderr: Writable;
+  /** The run's id when the submitter chose it (a cluster run: printed before the job starts). */
+  runId?: string;
+  /** One element of a sweep. */
+  sweep?: { id: string; index: number };
+  /** Where the command runs (recorded). */
+  executor?: { kind: 'local' | 'slurm' | 'kubernetes'; jobId?: string; nodes?: number };
+  /** Also write the record here (a cluster run's spool folder, which the submitter reads). */
+  recordCopyDir?: string;
+  /** Aborted (SIGTERM from scancel, Ctrl-C): the command is stopped and the record says cancelled. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -60,7 +70,7 @@ export interface RunResult {
  * which outputs. A failing command still gets its record (status failed, exit code, log).
  */
 export async function runExperiment(req: RunRequest): Promise<RunResult> {
-  const id = newRunId(new Date(), randomBytes(3).toString('hex'));
+  const id = req.runId ?? newRunId(new Date(), randomBytes(3).toString('hex'));
   let ws: Workspace;
   if (req.gitConfig) {
     const dir = req.workspaceDir ? path.resolve(req.cwd, req.workspaceDir) : await fsp.mkdtemp(path.join(os.tmpdir(), `gitml-run-${id}-`));
@@ -159,7 +169,9 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
     for (const [k, v] of Object.entries(inputPaths)) childEnv[`GITML_INPUT_${k.toUpperCase()}`] = v;
     for (const [k, v] of Object.entries(outputPaths)) childEnv[`GITML_OUTPUT_${k.toUpperCase()}`] = v;
     for (const [k, v] of Object.entries(params)) childEnv[`GITML_PARAM_${k.toUpperCase()}`] = v;
-    const exitCode = await execute(command, sourceDir, childEnv, logFile, req.stdout, req.stderr);
+    const launched = launchCommand(command, req.executor, childEnv);
+    const exitCode = await execute(launched, sourceDir, childEnv, logFile, req.stdout, req.stderr, req.signal);
+    const cancelled = req.signal?.aborted ?? false;
     const end = new Date();
 
     const outputRecords: RunRecordType['outputs'] = [];
@@ -169,7 +181,7 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
       id,
       experiment: exp.name,
       ...(experimentRef ? { experimentRef } : {}),
-      status: exitCode === 0 ? 'completed' : 'failed',
+      status: cancelled ? 'cancelled' : exitCode === 0 ? 'completed' : 'failed',
       repo: ws.repo,
       commit: ws.commit,
       ...(ws.branch ? { branch: ws.branch } : {}),
@@ -188,11 +200,13 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
       host: os.hostname(),
       ...(metrics ? { metrics } : {}),
       log: path.relative(ws.root, logFile),
+      ...(req.sweep ? { sweep: req.sweep } : {}),
+      ...(req.executor && req.executor.kind !== 'local' ? { executor: req.executor } : {}),
     });
 
     // Outputs become assets whose lineage points at this run, its inputs and its commit.
     const registered: string[] = [];
-    if (req.registerOutputs && exitCode === 0) {
+    if (req.registerOutputs && exitCode === 0 && !cancelled) {
       for (const o of outputs) {
         if (!o.register) continue;
         const target = parseRef(o.register.includes('@') ? o.register : `${o.register}@latest`);
@@ -224,10 +238,17 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
       }
     }
     const recordPath = path.join(runDir, 'run.yaml');
-    await fsp.writeFile(recordPath, `# gitml run record (docs/runs.md)\n${YAML.stringify(record, { lineWidth: 0 })}`);
+    const recordText = `# gitml run record (docs/runs.md)\n${YAML.stringify(record, { lineWidth: 0 })}`;
+    await fsp.writeFile(recordPath, recordText);
+    // The submitter of a cluster run reads it from the spool folder (written last, renamed: whole or absent).
+    if (req.recordCopyDir) {
+      const copy = path.join(req.recordCopyDir, `${id}.yaml`);
+      await fsp.writeFile(`${copy}.tmp`, recordText);
+      await fsp.rename(`${copy}.tmp`, copy);
+    }
 
     let pushedBranch: string | null = null;
-    if (req.push) pushedBranch = await commitAndPush(gitml, ws, exp.name, id, record, registered, outputPaths);
+    if (req.push && !cancelled) pushedBranch = await commitAndPush(gitml, ws, exp.name, id, record, registered, outputPaths);
     return { record, recordPath, workspace: ws.root, registered, pushedBranch };
   }
 }
@@ -236,11 +257,44 @@ function mapValues(o: Record<string, string>, f: (v: string) => string): Record<
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
 }
 
-/** Runs the command under sh, streaming its output to the console and to the log file. */
-function execute(command: string, cwd: string, env: NodeJS.ProcessEnv, logFile: string, stdout: Writable, stderr: Writable): Promise<number> {
+/**
+ * The command as the executor starts it. On a Slurm allocation of several nodes it is launched once
+ * per node with srun, each with the rendezvous variables PyTorch, DeepSpeed and Horovod read
+ * (MASTER_ADDR: the first node, MASTER_PORT, WORLD_SIZE, RANK/LOCAL_RANK from Slurm's task ids);
+ * on one node those variables are set for the single process. Pure.
+ */
+export function launchCommand(command: string, executor: RunRequest['executor'], env: NodeJS.ProcessEnv): string {
+  if (executor?.kind !== 'slurm') return command;
+  const port = 29500 + (Number(env.SLURM_JOB_ID ?? 0) % 1000);
+  const rendezvous = `export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)" MASTER_PORT=${port} WORLD_SIZE="\${SLURM_NTASKS:-1}" RANK="\${SLURM_PROCID:-0}" LOCAL_RANK="\${SLURM_LOCALID:-0}"`;
+  if ((executor.nodes ?? 1) <= 1) return `${rendezvous}; ${command}`;
+  return `srun --nodes=${executor.nodes} --ntasks=${executor.nodes} --ntasks-per-node=1 /bin/sh -c ${shellQuote(`${rendezvous}; ${command}`)}`;
+}
+
+/**
+ * Runs the command under sh, streaming its output to the console and to the log file. An abort
+ * (scancel's SIGTERM, Ctrl-C) stops the command's whole process group: SIGTERM, then SIGKILL if it
+ * has not ended after ten seconds.
+ */
+function execute(command: string, cwd: string, env: NodeJS.ProcessEnv, logFile: string, stdout: Writable, stderr: Writable, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     const log = fs.createWriteStream(logFile, { flags: 'w' });
-    const child = spawn('/bin/sh', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let killTimer: NodeJS.Timeout | null = null;
+    const stop = () => {
+      const group = (sig: NodeJS.Signals) => {
+        try {
+          if (child.pid) process.kill(-child.pid, sig);
+        } catch {
+          // already gone
+        }
+      };
+      group('SIGTERM');
+      killTimer = setTimeout(() => group('SIGKILL'), 10_000);
+      killTimer.unref();
+    };
+    if (signal?.aborted) stop();
+    else signal?.addEventListener('abort', stop, { once: true });
     child.stdout.on('data', (b: Buffer) => {
       stdout.write(b);
       log.write(b);
@@ -250,8 +304,10 @@ function execute(command: string, cwd: string, env: NodeJS.ProcessEnv, logFile: 
       log.write(b);
     });
     child.on('error', reject);
-    child.on('close', (code, signal) => {
-      log.end(() => resolve(code ?? (signal ? 128 : 1)));
+    child.on('close', (code, sig) => {
+      signal?.removeEventListener('abort', stop);
+      if (killTimer) clearTimeout(killTimer);
+      log.end(() => resolve(code ?? (sig ? 128 + (sig === 'SIGKILL' ? 9 : 15) : 1)));
     });
   });
 }

@@ -279,6 +279,17 @@ describe('gitml run', () => {
     await box.git(repo, ['checkout', '--', 'train/train.sh']);
   });
 
+  test('a local sweep runs each value in turn: one record each, linked by the sweep id, compared by runs list', async () => {
+    const r = await box.gitml(repo, ['run', '--source-directory', 'train', '--experiment', 'experiment.yml', '--sweep', 'lr=0.1,0.2,0.3', '--json']);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n')));
+    expect(result.runs.map((x: { record: { params: Record<string, string> } }) => x.record.params)).toEqual([{ lr: '0.1' }, { lr: '0.2' }, { lr: '0.3' }]);
+    const listed = JSON.parse((await box.gitml(repo, ['runs', 'list', '--sweep', result.sweep, '--json'])).stdout).runs;
+    expect(listed).toHaveLength(3);
+    expect(listed.every((x: { metrics?: { accuracy: number } }) => x.metrics?.accuracy === 0.91)).toBe(true);
+    await box.git(repo, ['clean', '-q', '-fdx', 'experiments']);
+  });
+
   test('-- command overrides the experiment command, with substitution', async () => {
     const r = await box.gitml(repo, ['run', '--source-directory', 'train', '--experiment', 'experiment.yml', '-P', 'lr=7', '--', 'echo', 'rate=${{params.lr}}']);
     expect(r.code).toBe(0);
