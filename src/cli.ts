@@ -16,6 +16,7 @@ import { getCommand } from './commands/get';
 import { promoteCommand } from './commands/promote';
 import { runCommand } from './commands/run';
 import { runsCommand } from './commands/runs';
+import { migrateCommand } from './commands/migrate';
 import { pruneCommand } from './commands/prune';
 import { gcCommand } from './commands/gc';
 import { verifyCommand } from './commands/verify';
@@ -52,6 +53,7 @@ const COMMANDS: Command[] = [
   lineageCommand,
   runCommand,
   runsCommand,
+  migrateCommand,
   versionCommand,
   prePushCommand,
   preCommitCommand,

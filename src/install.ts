@@ -16,6 +16,34 @@ export const FILTER_CONFIG: ReadonlyArray<readonly [string, string]> = [
   ['protocol.gitml.allow', 'always'],
 ];
 
+/**
+ * gitml serving git-lfs pointers (`filter=lfs` in commits made before `gitml migrate --from-lfs`):
+ * the same filter, writing git-lfs's pointer format when it cleans. Written by `gitml install --lfs`,
+ * by the migration in the migrated clone, and by the gitml:: helper in a new clone where git-lfs is
+ * not set up; never over git-lfs's own configuration unless asked (`replace`).
+ */
+export const LFS_COMPAT_CONFIG: ReadonlyArray<readonly [string, string]> = [
+  ['filter.lfs.process', 'gitml filter-process --lfs'],
+  ['filter.lfs.clean', 'gitml clean --lfs -- %f'],
+  ['filter.lfs.smudge', 'gitml smudge -- %f'],
+  ['filter.lfs.required', 'true'],
+];
+
+/** Makes gitml the lfs filter: where nothing else is (or with `replace`). Returns what it set. */
+export async function installLfsCompat(ctx: GitContext, scope: Scope, replace: boolean): Promise<string[]> {
+  const args = scopeArgs(scope);
+  // What git would use (any scope): git-lfs's own filter is left alone.
+  const current = await runGit(ctx, ['config', '--get', 'filter.lfs.process'], { okCodes: [1] });
+  const value = current.code === 0 ? current.stdout.toString('utf8').trim() : null;
+  if (value !== null && !replace && !value.startsWith('gitml ')) return [];
+  const set: string[] = [];
+  for (const [key, v] of LFS_COMPAT_CONFIG) {
+    await runGit(ctx, ['config', ...args, '--replace-all', key, v]);
+    set.push(key);
+  }
+  return set;
+}
+
 export type Scope = { kind: 'global' } | { kind: 'local' } | { kind: 'system' } | { kind: 'file'; file: string };
 
 export function scopeArgs(scope: Scope): string[] {
@@ -56,6 +84,15 @@ export async function uninstallFilters(ctx: GitContext, scope: Scope): Promise<s
   for (const [key] of FILTER_CONFIG) {
     const r = await runGit(ctx, ['config', ...scopeArgs(scope), '--unset-all', key], { okCodes: [5] });
     if (r.code === 0) removed.push(key);
+  }
+  // filter.lfs.* only where it is gitml's (git-lfs's own stays).
+  const lfs = await runGit(ctx, ['config', ...scopeArgs(scope), '--get', 'filter.lfs.process'], { okCodes: [1] });
+  if (lfs.code === 0 && lfs.stdout.toString('utf8').startsWith('gitml ')) {
+    for (const [key] of LFS_COMPAT_CONFIG) {
+      const r = await runGit(ctx, ['config', ...scopeArgs(scope), '--unset-all', key], { okCodes: [5] });
+      if (r.code === 0) removed.push(key);
+    }
+    await runGit(ctx, ['config', ...scopeArgs(scope), '--remove-section', 'filter.lfs'], { okCodes: [128] });
   }
   // Leave no empty [filter "gitml"] / [merge "gitml"] sections behind.
   for (const section of ['filter.gitml', 'merge.gitml', 'protocol.gitml']) {

@@ -1,6 +1,6 @@
 import { SMALL_OBJECT, type CacheWriter, type ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
-import { formatPointer, MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from '../pointer';
+import { formatPointer, GITML_SPEC, MAX_FOREIGN_POINTER_SIZE, parsePointer, type Pointer } from '../pointer';
 
 /**
  * Turns a file's bytes into what git stores: a pointer, with the bytes in the cache.
@@ -23,6 +23,8 @@ export class Cleaner {
   constructor(
     private readonly cache: ObjectCache,
     private readonly known?: Pick<Pointer, 'oid' | 'size'>,
+    /** The pointer format written: gitml's, or git-lfs's when gitml serves as the lfs filter (migrate). */
+    private readonly spec: string = GITML_SPEC,
   ) {}
 
   async write(chunk: Buffer): Promise<void> {
@@ -45,16 +47,16 @@ export class Cleaner {
         // stored anywhere, so they must not get a pointer. git keeps the file as modified.
         throw new GitmlError('E_CHANGED', 'the file changed while gitml refreshed the index', { hint: 'Run `git add` on it again.' });
       }
-      return Buffer.from(formatPointer(this.known), 'utf8');
+      return Buffer.from(formatPointer({ ...this.known, spec: this.spec }), 'utf8');
     }
     if (!this.writer) {
       const content = Buffer.concat(this.head, this.headBytes);
       // Only content shorter than the pointer limit can be a pointer (cleaning is idempotent).
       if (content.length === 0 || (content.length < MAX_FOREIGN_POINTER_SIZE && parsePointer(content))) return content;
-      return Buffer.from(formatPointer(this.cache.putSmall(content)), 'utf8');
+      return Buffer.from(formatPointer({ ...this.cache.putSmall(content), spec: this.spec }), 'utf8');
     }
     const { oid, size } = await this.writer!.commit();
-    return Buffer.from(formatPointer({ oid, size }), 'utf8');
+    return Buffer.from(formatPointer({ oid, size, spec: this.spec }), 'utf8');
   }
 
   async abort(): Promise<void> {

@@ -30,6 +30,8 @@ export interface FilterServerOptions {
   gitml: Gitml;
   /** Where messages for the person go (stderr). */
   report: (message: string) => void;
+  /** Pointer format for cleaned files (git-lfs's when gitml serves filter.lfs: `filter-process --lfs`). */
+  pointerSpec?: string;
 }
 
 interface Request {
@@ -177,7 +179,7 @@ export class FilterServer {
     // git's and gitml's own files stay plain text whatever a .gitattributes pattern says: stored as a
     // pointer, every clone would read a pointer where it expects its settings.
     if (CONTROL_FILES.includes(path.posix.basename(request.pathname))) return this.echo();
-    const cleaner = new Cleaner(this.options.gitml.cache, await this.writtenByGitml(request.pathname));
+    const cleaner = new Cleaner(this.options.gitml.cache, await this.writtenByGitml(request.pathname), this.options.pointerSpec);
     let failure: unknown = null;
     await this.readContent(async (chunk) => {
       if (failure) return;

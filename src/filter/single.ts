@@ -11,13 +11,13 @@ import { GitmlError } from '../errors';
  * One file per process (`filter.gitml.clean = gitml clean -- %f`), for git configurations that
  * predate filter.<driver>.process. Same results as the long-running filter, one process per file.
  */
-export async function cleanOne(gitml: Gitml, pathname: string, input: Readable, output: Writable): Promise<void> {
+export async function cleanOne(gitml: Gitml, pathname: string, input: Readable, output: Writable, spec?: string): Promise<void> {
   if (CONTROL_FILES.includes(path.posix.basename(pathname))) {
     // Never a pointer (see FilterServer.clean).
     for await (const chunk of input) await write(output, chunk as Buffer);
     return;
   }
-  const cleaner = new Cleaner(gitml.cache);
+  const cleaner = new Cleaner(gitml.cache, undefined, spec);
   try {
     for await (const chunk of input) await cleaner.write(chunk as Buffer);
     await write(output, await cleaner.finish());

@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { fetchModeOf, skipSmudge } from '../config';
 import { openGitml, type Gitml } from '../context';
+import { installLfsCompat } from '../install';
 import { describeError, GitmlError } from '../errors';
 import { runGit } from '../git/exec';
 import type { ProgressSink } from '../progress';
@@ -180,6 +181,9 @@ export class RemoteHelper {
     }
     args.push(this.filter ? UNDERLYING : this.options.url, ...new Set(wanted.map((w) => w.name)));
     await runGit(this.gitCtx(), [...config, ...args], { inheritStderr: true });
+    // A new clone of a repository migrated from git-lfs still has commits naming filter=lfs: where
+    // git-lfs is not set up, gitml serves them (it reads git-lfs pointers). git-lfs's own config wins.
+    if (this.cloning && !(await this.isBare())) await installLfsCompat(this.gitCtx(), { kind: 'local' }, false).catch(() => undefined);
 
     // Large files' bytes ahead of what git does next (gitml.fetch, docs/config.md).
     if (skipSmudge(this.options.env)) return;
