@@ -17,6 +17,7 @@ import { promoteCommand } from './commands/promote';
 import { runCommand } from './commands/run';
 import { runsCommand } from './commands/runs';
 import { migrateCommand } from './commands/migrate';
+import { uiCommand } from './commands/ui';
 import { pruneCommand } from './commands/prune';
 import { gcCommand } from './commands/gc';
 import { verifyCommand } from './commands/verify';
@@ -54,6 +55,7 @@ const COMMANDS: Command[] = [
   runCommand,
   runsCommand,
   migrateCommand,
+  uiCommand,
   versionCommand,
   prePushCommand,
   preCommitCommand,

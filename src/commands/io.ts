@@ -59,6 +59,11 @@ export async function openHereOrHost(io: CliIO, refs: readonly string[]): Promis
       });
     }
   }
+  return openHost(io);
+}
+
+/** A private bare repository in the user's cache directory, to read other repositories from anywhere. */
+export async function openHost(io: CliIO): Promise<Gitml> {
   const cache = io.env.XDG_CACHE_HOME ?? path.join(io.env.HOME ?? os.tmpdir(), '.cache');
   const host = path.join(cache, 'gitml', 'host.git');
   if (!fs.existsSync(path.join(host, 'HEAD'))) {
