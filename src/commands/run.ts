@@ -3,7 +3,6 @@ import { GitmlError, isGitmlError } from '../errors';
 import { readGitConfigFile } from '../runs/gitconfig';
 import { runExperiment, type RunRequest, type RunResult } from '../runs/run';
 import { follow, requestFromJob, submitToSlurm } from '../runs/submit';
-import { emitKubernetesJob } from '../runs/kubernetes';
 import { expandSweep, sweepParams } from '../runs/sweep';
 import { newSubmissionId } from '../runs/spool';
 import type { Gitml } from '../context';
@@ -133,6 +132,7 @@ export const runCommand: Command = (io) => ({
         return;
       }
       if (argv.on === 'kubernetes') {
+        const { emitKubernetesJob } = await import('../runs/kubernetes');
         const emitted = await emitKubernetesJob({ ...common, sweep, file: path.resolve(io.cwd, argv.emit as string), image: argv.image as string | undefined, tokenSecret: argv['token-secret'] as string | undefined, cpus: argv.cpus as number | undefined, mem: argv.mem as string | undefined, gpus: argv.gpus as number | undefined });
         if (argv.json) return json(io, emitted);
         out(io, `Wrote ${emitted.file}: Job ${emitted.name} (${emitted.completions} run(s)). Submit it with: kubectl apply -f ${emitted.file}`);

@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process';
 import { GitmlError, isGitmlError } from '../errors';
-import { UiModel } from '../ui/model';
-import { startUi } from '../ui/server';
 import { findOnPath } from '../which';
 import { err, openHere, openHost, out, type Command } from './io';
 
@@ -19,6 +17,9 @@ export const uiCommand: Command = (io) => ({
     const repo = argv.repo as string | undefined;
     // Another repository's view needs no repository here.
     const gitml = repo ? await openHere(io).catch((e) => (isGitmlError(e, 'E_NOT_A_REPO') ? openHost(io) : Promise.reject(e))) : await openHere(io);
+    // The web stack loads only for this command (every other command starts without it).
+    const { UiModel } = await import('../ui/model');
+    const { startUi } = await import('../ui/server');
     const model = await UiModel.open(gitml, repo);
     const server = await startUi(model, port);
     out(io, `gitml ui: ${server.url} (read-only, this machine only; Ctrl-C stops it)`);
