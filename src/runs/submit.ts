@@ -172,15 +172,22 @@ async function runsOf(spool: Spool, env: NodeJS.ProcessEnv): Promise<ClusterRun[
     const log = spec.jobId ? path.join(spool.dir, `slurm-${spec.jobId}_${index}.out`) : null;
     // A job that ended without a record (a node died, it was cancelled before it started, it ran
     // out of time) says so: it never claims success.
-    const status = recorded ?? (slurm ? (FINAL_STATES.has(slurm.state) ? `${slurm.state} (no record)` : slurm.state) : 'UNKNOWN (no record; Slurm has forgotten the job)');
+    // The record is written when the command ends; registration and --push come after it. A job
+    // that then failed says so beside the record's status.
+    const jobFailed = recorded === 'completed' && slurm && FINAL_STATES.has(slurm.state) && slurm.state !== 'COMPLETED';
+    const status = recorded ? (jobFailed ? `${recorded} (job ${slurm!.state} after the command: see gitml runs logs)` : recorded) : slurm ? (FINAL_STATES.has(slurm.state) ? `${slurm.state} (no record)` : slurm.state) : 'UNKNOWN (no record; Slurm has forgotten the job)';
     out.push({ runId: element.runId, submission: spec.submission, experiment: spec.experiment, sweep: spec.sweep, index, params: element.params, jobId: spec.jobId ? `${spec.jobId}_${index}` : undefined, status, slurm, record, log: log && fs.existsSync(log) ? log : null, spool: spool.dir });
   }
   return out;
 }
 
-/** Whether a run has ended (its record is written, or Slurm says it is over). */
+/**
+ * Whether a run has ended: Slurm says its job is over (the record comes before registration and
+ * push, so a record alone is not the end), or Slurm no longer knows the job and its record is there.
+ */
 export function ended(run: ClusterRun): boolean {
-  return run.record !== null || (run.slurm ? FINAL_STATES.has(run.slurm.state) : !run.jobId);
+  if (run.slurm) return FINAL_STATES.has(run.slurm.state);
+  return run.record !== null || !run.jobId;
 }
 
 export async function cancelRun(run: ClusterRun, env: NodeJS.ProcessEnv): Promise<void> {

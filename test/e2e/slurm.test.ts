@@ -141,7 +141,9 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     // Pushed from the node: the run branch with the record and the registered model, whose lineage
     // is model <- run <- commit + input versions + environment.
     const bare = path.join(served, 'train.git');
-    const model = YAML.parse((await box.git(bare, ['show', `refs/heads/runs/${runId}:models/digits/1/asset.yaml`])).stdout);
+    const shown = await box.run(bare, 'git', ['show', `refs/heads/runs/${runId}:models/digits/1/asset.yaml`]);
+    if (shown.code !== 0) throw new Error(`the run branch is not on the server; the job's output:\n${r.stdout}\n${r.stderr}\n${fs.readdirSync(result.spool).map((f) => f.endsWith('.out') ? fs.readFileSync(path.join(result.spool, f), 'utf8') : '').join('\n')}`);
+    const model = YAML.parse(shown.stdout);
     expect(model.lineage.run).toEqual({ id: runId, experiment: 'digits', commit });
     expect(model.lineage.inputs.map((i: { ref: string }) => i.ref)).toEqual(['datasets/digits@1', 'environments/py@1']);
     expect(model.spec.environment).toBe('environments/py@1');
