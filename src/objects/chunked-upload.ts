@@ -1,4 +1,4 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -33,12 +33,15 @@ export interface ChunkedResult {
   newBytes: number;
 }
 
-/** A pack being filled: a temp file in the cache, its running hash, and its chunk list. */
+/**
+ * A pack being filled: a temp file in the cache and its chunk list. Its id is the sha256 of its
+ * index copy (layout.ts): every entry names its bytes by their sha256, with offset and length, so
+ * the index determines the pack's content and the data need not be hashed a third time.
+ */
 export class PackBuilder {
   id: string | null = null;
   size = 0;
   readonly chunks: [string, number, number][] = [];
-  private readonly hash: Hash = createHash('sha256');
   /** Small appends gathered into one write (thousands of packed objects, not thousands of writes). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -72,12 +75,12 @@ export class PackBuilder {
   }
 
   private async write(data: Buffer): Promise<void> {
-    this.hash.update(data);
     this.size += data.length;
     this.pending.push(data);
     this.pendingBytes += data.length;
-    // Chunks of large objects (64 KiB on average) go out as they come; small objects are gathered.
-    if (this.pendingBytes >= 1 << 20 || data.length >= 64 * 1024) await this.flush();
+    // Gathered into one vectored write per 4 MiB: a write (and a thread-pool round trip) per 64 KiB
+    // chunk was a third of a push's time.
+    if (this.pendingBytes >= 4 << 20) await this.flush();
   }
 
   private async flush(): Promise<void> {
@@ -85,10 +88,14 @@ export class PackBuilder {
     const parts = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    const total = parts.reduce((n, p) => n + p.length, 0);
     try {
       // Packs are built in the cache's temp folder: a full disk here is the cache's disk.
-      for (let at = 0; at < data.length; ) at += (await this.handle.write(data, at, data.length - at)).bytesWritten;
+      const written = (await this.handle.writev(parts)).bytesWritten;
+      if (written < total) {
+        const rest = Buffer.concat(parts).subarray(written);
+        for (let at = 0; at < rest.length; ) at += (await this.handle.write(rest, at, rest.length - at)).bytesWritten;
+      }
     } catch (e) {
       throw cacheIoError(`cannot build a pack in the cache at ${this.cacheRoot}`, e);
     }
@@ -102,13 +109,13 @@ export class PackBuilder {
   async seal(): Promise<string> {
     // The pack's own copy of its index (format.ts): not an entry, so `chunks` is unchanged.
     const trailer = encodePackTrailer(this.chunks);
-    this.hash.update(trailer);
+    const dataBytes = this.size;
     this.size += trailer.length;
     this.pending.push(trailer);
     this.pendingBytes += trailer.length;
     await this.flush();
     await this.handle.close();
-    this.id = this.hash.digest('hex');
+    this.id = createHash('sha256').update(`gitml pack ${dataBytes}\n`).update(JSON.stringify(this.chunks)).digest('hex');
     return this.id;
   }
 
@@ -266,9 +273,11 @@ export class ChunkedUploader {
   }
 }
 
-function fileBody(file: string, size: number): BodySource {
+/** A sealed local file as a body (a store on the same file system may link it). */
+export function fileBody(file: string, size: number): BodySource {
   return {
     size,
+    localFile: file,
     open: (range) => fs.createReadStream(file, { highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end - 1 } : {}) }),
   };
 }

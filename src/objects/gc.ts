@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import type { ObjectCache } from '../cache';
 import { isGitmlError } from '../errors';
 import type { StoreEntry } from '../store/store';
 import { runAll } from '../util/pool';
 import { withRetry } from '../util/retry';
-import { bufferBody, PackBuilder } from './chunked-upload';
+import { bufferBody, fileBody, PackBuilder } from './chunked-upload';
 import { coalesce, decodePackIndex, encodeManifest, encodePackIndex, maxIndexBytes, PACK_MAX_ENTRIES, type Manifest, type Run } from './format';
 import { CHUNKED_MIN_SIZE, manifestKey, objectKey, packIndexKey, packKey, type ParsedKey } from './layout';
 import { acquireLock } from './locks';
@@ -268,7 +267,7 @@ async function repack(
       const id = await b.builder.seal();
       for (const iv of b.moved) iv.to!.pack = id;
       const file = b.builder.file;
-      await requests.putNamed(packKey(id), { size: b.builder.size, open: (range) => fs.createReadStream(file, { highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end - 1 } : {}) }) });
+      await requests.putNamed(packKey(id), fileBody(file, b.builder.size));
       await requests.putNamed(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks: b.builder.chunks })));
       report.repacked.newPacks++;
     }

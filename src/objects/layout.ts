@@ -5,7 +5,7 @@ import { isValidOid } from '../pointer';
  * How gitml keeps objects in a store (docs/store.md, docs/chunking.md). This module is the only place
  * that knows key names and which representation an object gets; everything else asks src/objects/.
  *
- *   packs/<packid>.pack          chunks' bytes, concatenated; <packid> is the sha256 of the pack
+ *   packs/<packid>.pack          chunks' bytes, then a copy of the index; <packid> is the sha256 of the entries (chunk sha256, offset, length)
  *   packs/<packid>.idx           gzip JSON: the chunks in that pack (hash, offset, length)
  *   manifests/<aa>/<bb>/<oid>    a chunked object: gzip JSON runs of (pack, offset, length)
  *   objects/<aa>/<bb>/<oid>      a whole object, named by the sha256 of its bytes

@@ -52,6 +52,19 @@ export class DirectoryStore implements Store {
     const target = this.pathOf(key);
     await this.prepare();
     const tmp = path.join(this.root, TMP_DIR, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    // A sealed local file on the same file system becomes the object without a copy (as git-lfs's
+    // file remote does): linked, made read-only, its data synced, then placed like any other write.
+    if (body.localFile && !options.overwrite && (await this.linkLocal(body.localFile, body.size, tmp))) {
+      try {
+        const placed = await this.place(tmp, target);
+        if (placed) await syncDir(path.dirname(target));
+        return placed ? 'created' : 'exists';
+      } catch (e) {
+        throw fileStoreError(this.url, this.root, `cannot write ${key}`, e);
+      } finally {
+        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      }
+    }
     const guard = new BodyGuard(options.signal);
     try {
       let handle: fsp.FileHandle;
@@ -202,6 +215,29 @@ export class DirectoryStore implements Store {
       this.ready = null;
       throw e;
     });
+  }
+
+  /** Hard-links `file` as `tmp` (read-only, synced); false where that is not possible (another file system). */
+  private async linkLocal(file: string, size: number, tmp: string): Promise<boolean> {
+    try {
+      await fsp.link(file, tmp);
+    } catch {
+      return false;
+    }
+    try {
+      const handle = await fsp.open(tmp, 'r');
+      try {
+        if ((await handle.stat()).size !== size) throw new Error('size changed');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fsp.chmod(tmp, 0o444);
+      return true;
+    } catch {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      return false;
+    }
   }
 
   /** True when the temp file became the object; false when another writer got there first. */

@@ -15,6 +15,11 @@ export interface ByteRange {
 export interface BodySource {
   size: number;
   open(range?: ByteRange): Readable;
+  /**
+   * A file on this machine that holds exactly these bytes and that nobody changes (a sealed pack): a
+   * store on the same file system may hard-link it instead of copying the bytes.
+   */
+  localFile?: string;
 }
 
 /** One stored object as a listing or a stat sees it. */
