@@ -15,6 +15,8 @@ import { hooksPresent, installHooks } from '../install';
 import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
+import { CHUNKED_MIN_SIZE } from '../objects/layout';
+import type { ObjectStore } from '../objects/object-store';
 
 /**
  * git's long-running filter protocol, version 2 (gitattributes(5), "Long Running Filter Process"):
@@ -52,6 +54,8 @@ interface DelayedItem {
 }
 
 const CAPABILITIES = ['clean', 'smudge', 'delay'];
+/** Small delayed objects fetched in one go at most (the store reads them a few MiB per request). */
+const SMALL_BATCH = 1024;
 
 export class FilterServer {
   private readonly reader: PktLineReader;
@@ -67,6 +71,9 @@ export class FilterServer {
   private written: Promise<Map<string, WrittenFile>> | null = null;
   /** Whether this process added or used cached objects (then gitml.cache.maxsize is checked at the end). */
   private grew = false;
+  /** Small delayed objects waiting to be fetched together (many per store request). */
+  private batch: { gitml: Gitml; entries: { pathname: string; pointer: Pointer; item: DelayedItem; done: () => void }[] }[] = [];
+  private batchTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: FilterServerOptions) {
     this.reader = new PktLineReader(options.input);
@@ -270,6 +277,18 @@ export class FilterServer {
 
   private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml, direct: boolean): void {
     const item: DelayedItem = { pointer, gitml, direct, settled: false, promise: Promise.resolve() };
+    if (pointer.size < CHUNKED_MIN_SIZE) {
+      // Small objects are fetched in batches: a packed store answers hundreds per ranged read.
+      item.promise = new Promise<void>((done) => {
+        let group = this.batch.find((b) => b.gitml === gitml);
+        if (!group) this.batch.push((group = { gitml, entries: [] }));
+        group.entries.push({ pathname, pointer, item, done });
+        if (group.entries.length >= SMALL_BATCH) this.flushBatch();
+        else this.batchTimer ??= setTimeout(() => this.flushBatch(), 20);
+      });
+      this.delayed.set(pathname, item);
+      return;
+    }
     item.promise = this.downloads(async () => {
       try {
         if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.downloaded(pointer.oid);
@@ -286,12 +305,51 @@ export class FilterServer {
     this.delayed.set(pathname, item);
   }
 
+  /** Starts fetching the small objects queued so far (git asked for them, or enough have gathered). */
+  private flushBatch(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    const groups = this.batch;
+    this.batch = [];
+    for (const { gitml, entries } of groups) {
+      void (async () => {
+        let packed: Awaited<ReturnType<ObjectStore['downloadPacked']>> = [];
+        const refs = entries.map((e) => ({ oid: e.pointer.oid, size: e.pointer.size, path: e.pathname }));
+        try {
+          packed = await (await gitml.objects()).downloadPacked(refs, gitml.cache, () => undefined, gitml.concurrency);
+        } catch {
+          // Each object is tried on its own below, which says what is wrong with it.
+        }
+        const fetched = new Set(packed.filter((o) => o.ok).map((o) => o.ref.oid));
+        await Promise.all(
+          entries.map((e) =>
+            this.downloads(async () => {
+              try {
+                if (fetched.has(e.pointer.oid)) this.downloaded(e.pointer.oid);
+                else if ((await ensureCached(gitml, e.pointer, e.pathname)) === 'downloaded') this.downloaded(e.pointer.oid);
+              } catch (err) {
+                e.item.error = err;
+                const storeUrl = await gitml.store().then((st) => st.url, () => null);
+                this.options.report(smudgeFailure(e.pathname, e.pointer, storeUrl, err));
+              } finally {
+                e.item.settled = true;
+                e.done();
+              }
+            }),
+          ),
+        );
+      })();
+    }
+  }
+
   /**
    * Files whose download finished. Successes first, failures only once nothing else is left: git
    * gives up the rest of a checkout at the first file that fails, so every good file is written
    * before a damaged or missing one stops it (as when their bytes were already cached).
    */
   private async listAvailable(): Promise<void> {
+    // git waits for answers now: what is queued goes out.
+    if (this.batch.length > 0) this.flushBatch();
     for (;;) {
       const entries = [...this.delayed.entries()];
       const ok = entries.filter(([, d]) => d.settled && !d.error);
