@@ -75,6 +75,12 @@ export class ObjectCache {
    */
   putSmall(content: Buffer): { oid: string; size: number } {
     const oid = createHash('sha256').update(content).digest('hex');
+    // Already there (git re-cleaning a racily clean file after checkout, a re-add): nothing to write.
+    try {
+      if (fs.statSync(this.pathOf(oid)).size === content.length) return { oid, size: content.length };
+    } catch {
+      // not cached yet
+    }
     const tmpPath = this.newTempPath();
     try {
       let fd: number;
