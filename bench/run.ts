@@ -233,6 +233,10 @@ async function main(): Promise<void> {
       if (repeat > 1) console.log(`  round ${rep + 1} of ${repeat}: ${tool.name}`);
       // Directory names must not contain a tool's marker, or git's own processes would match it.
       const m = await createMachine(root, `${tool.name === 'gitml' ? 'machine-a' : 'machine-b'}${rep}`);
+      // No background gc or maintenance after a 20,000-file commit: it would run inside the next
+      // step's time (and write into folders the bench removes). The same for both tools.
+      await run(m, m.root, 'git', ['config', '--global', 'gc.auto', '0']);
+      await run(m, m.root, 'git', ['config', '--global', 'maintenance.auto', 'false']);
       await tool.install(m);
       for (const w of ['W1', 'W2', 'W4', 'W5'] as const) {
         if (!files[w]) continue;
@@ -245,8 +249,8 @@ async function main(): Promise<void> {
           const add = await timed(m, tool, fresh.repo, ['add', '-A'], false);
           const commit = await timed(m, tool, fresh.repo, ['commit', '-q', '-m', w]);
           record(w, 'add+commit (fresh)', tool, combine(add, commit));
-          await fsp.rm(fresh.repo, { recursive: true, force: true });
-          await fsp.rm(fresh.store, { recursive: true, force: true });
+          await fsp.rm(fresh.repo, { recursive: true, force: true, maxRetries: 5 });
+          await fsp.rm(fresh.store, { recursive: true, force: true, maxRetries: 5 });
         }
         const { repo, bare, store } = await setUpRepo(m, tool, w);
         await copyInto(data, files[w]!, repo);

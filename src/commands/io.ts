@@ -62,6 +62,16 @@ export async function openHereOrHost(io: CliIO, refs: readonly string[]): Promis
   return openHost(io);
 }
 
+/** The repository here, or null outside any repository (commands that work either way). */
+export async function openOptional(io: CliIO): Promise<Gitml | null> {
+  try {
+    return await openHere(io);
+  } catch (e) {
+    if (isGitmlError(e, 'E_NOT_A_REPO')) return null;
+    throw e;
+  }
+}
+
 /** A private bare repository in the user's cache directory, to read other repositories from anywhere. */
 export async function openHost(io: CliIO): Promise<Gitml> {
   const cache = io.env.XDG_CACHE_HOME ?? path.join(io.env.HOME ?? os.tmpdir(), '.cache');

@@ -1,18 +1,9 @@
-import { spawn } from 'node:child_process';
+import { runProgram } from '../util/process';
 import { promote } from '../assets/promote';
 import { err, json, openHere, out, withJson, type CliIO, type Command } from './io';
 
 function runGh(io: CliIO) {
-  return (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('gh', args, { cwd: io.cwd, env: io.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      child.on('error', (e) => resolve({ code: 127, stdout, stderr: e.message }));
-      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    });
+  return (args: string[]) => runProgram('gh', args, { env: io.env, cwd: io.cwd });
 }
 
 function quote(arg: string): string {

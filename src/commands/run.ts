@@ -1,21 +1,11 @@
 import path from 'node:path';
-import { GitmlError, isGitmlError } from '../errors';
+import { GitmlError } from '../errors';
 import { readGitConfigFile } from '../runs/gitconfig';
 import { runExperiment, type RunRequest, type RunResult } from '../runs/run';
 import { follow, requestFromJob, submitToSlurm } from '../runs/submit';
 import { expandSweep, sweepParams } from '../runs/sweep';
 import { newSubmissionId } from '../runs/spool';
-import type { Gitml } from '../context';
-import { err, json, openHere, out, withJson, type CliIO, type Command } from './io';
-
-async function openOptional(io: CliIO): Promise<Gitml | null> {
-  try {
-    return await openHere(io);
-  } catch (e) {
-    if (isGitmlError(e, 'E_NOT_A_REPO')) return null;
-    throw e;
-  }
-}
+import { err, json, openOptional, out, withJson, type CliIO, type Command } from './io';
 
 const SLURM_ONLY = ['partition', 'time', 'nodes', 'wait'] as const;
 const KUBERNETES_ONLY = ['emit', 'image', 'token-secret'] as const;

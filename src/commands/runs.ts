@@ -1,21 +1,12 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import type { Argv } from 'yargs';
-import { GitmlError, isGitmlError } from '../errors';
+import { GitmlError } from '../errors';
 import type { Gitml } from '../context';
 import { findRuns, type FoundRun } from '../runs/list';
 import { joinChecked } from '../safe-path';
 import { cancelRun, follow } from '../runs/submit';
-import { err, json, openHere, out, withJson, type CliIO, type Command } from './io';
-
-async function openOptional(io: CliIO): Promise<Gitml | null> {
-  try {
-    return await openHere(io);
-  } catch (e) {
-    if (isGitmlError(e, 'E_NOT_A_REPO')) return null;
-    throw e;
-  }
-}
+import { err, json, openOptional, out, withJson, type CliIO, type Command } from './io';
 
 /** The one run `id` names (a full id, or its unique end). */
 async function findRun(io: CliIO, gitml: Gitml | null, id: string): Promise<FoundRun> {

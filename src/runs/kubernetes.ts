@@ -4,11 +4,11 @@ import YAML from 'yaml';
 import { Job } from 'kubernetes-models/batch/v1';
 import { GitmlError } from '../errors';
 import { gitText } from '../git/exec';
-import type { Gitml } from '../context';
 import { locate } from '../assets/resolve';
 import { readExperiment, shellQuote } from './experiment';
 import type { RunGitConfig } from './gitconfig';
 import { sweepParams } from './sweep';
+import type { RunSpec } from './run';
 
 /**
  * `gitml run --on kubernetes --emit job.yaml`: a batch/v1 Job whose container runs the same entry as
@@ -18,17 +18,7 @@ import { sweepParams } from './sweep';
  * JOB_COMPLETION_INDEX. The manifest is validated against the Kubernetes API schema
  * (kubernetes-models) before it is written. No cluster is contacted: `kubectl apply -f` submits it.
  */
-export interface EmitRequest {
-  gitml: Gitml | null;
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-  gitConfig?: RunGitConfig;
-  sourceDirectory: string;
-  experimentFile?: string;
-  params: string[];
-  command: string[];
-  registerOutputs: boolean;
-  push: boolean;
+export interface EmitRequest extends RunSpec {
   sweep: Record<string, string>[];
   file: string;
   image?: string;

@@ -27,13 +27,12 @@ import type { RunGitConfig } from './gitconfig';
 import { newRunId, RunRecord, type RunRecordType } from './record';
 import { cloneWorkspace, currentWorkspace, type Workspace } from './workspace';
 
-export interface RunRequest {
+/** What a run is, wherever it runs: the code, the experiment, its params and what happens after. */
+export interface RunSpec {
   cwd: string;
   env: NodeJS.ProcessEnv;
   gitml: Gitml | null;
   gitConfig?: RunGitConfig;
-  /** Where a --git-config clone goes (default: a new temp directory). */
-  workspaceDir?: string;
   sourceDirectory: string;
   experimentFile?: string;
   params: string[];
@@ -41,6 +40,11 @@ export interface RunRequest {
   command: string[];
   registerOutputs: boolean;
   push: boolean;
+}
+
+export interface RunRequest extends RunSpec {
+  /** Where a --git-config clone goes (default: a new temp directory). */
+  workspaceDir?: string;
   allowDirty: boolean;
   stdout: Writable;
   stderr: Writable;

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { GitmlError } from '../errors';
 import { findOnPath } from '../which';
 import { shellQuote } from './experiment';
+import { runProgram } from '../util/process';
 
 /**
  * Slurm through its own commands (sbatch, scontrol, scancel): gitml submits, asks and cancels; the
@@ -29,17 +29,7 @@ export interface ElementState {
   node?: string;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', (e) => resolve({ code: 127, stdout, stderr: e.message }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string) => runProgram(cmd, args, { env, cwd });
 
 function requireSlurm(env: NodeJS.ProcessEnv, tool: string): void {
   if (!findOnPath(env, tool)) {

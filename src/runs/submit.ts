@@ -10,7 +10,7 @@ import { createSpool, dropTokens, listSpools, newSubmissionId, readSpool, record
 import { batchScript, cancel, FINAL_STATES, jobStates, sbatchArgs, submit, type ElementState, type SlurmResources } from './slurm';
 import { sweepParams } from './sweep';
 import { readExperiment } from './experiment';
-import type { RunRequest } from './run';
+import type { RunRequest, RunSpec } from './run';
 
 /**
  * Runs handed to a scheduler (docs/runs.md "On a cluster"). The submitter writes a spool folder and
@@ -18,17 +18,7 @@ import type { RunRequest } from './run';
  * path as a local run (clone at the exact commit, verified inputs, record, registration, push). The
  * submitter then follows the runs through the scheduler and the records the nodes copy back.
  */
-export interface SubmitRequest {
-  gitml: Gitml | null;
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-  gitConfig?: RunGitConfig;
-  sourceDirectory: string;
-  experimentFile?: string;
-  params: string[];
-  command: string[];
-  registerOutputs: boolean;
-  push: boolean;
+export interface SubmitRequest extends RunSpec {
   workspace?: string;
   /** Sweep elements (each a set of params); empty: one run. */
   sweep: Record<string, string>[];

@@ -9,19 +9,25 @@ import { manifestKey, objectKey, packIndexKey, packKey, PACKS_PREFIX } from '../
  */
 export type StoredAt = { kind: 'whole'; file: string; offset: 0; length: number } | { kind: 'packed'; file: string; offset: number; length: number } | { kind: 'chunked'; file: string };
 
-export function storedAt(store: string, oid: string): StoredAt | null {
-  const whole = path.join(store, objectKey(oid));
-  if (fs.existsSync(whole)) return { kind: 'whole', file: whole, offset: 0, length: fs.statSync(whole).size };
-  const manifest = path.join(store, manifestKey(oid));
-  if (fs.existsSync(manifest)) return { kind: 'chunked', file: manifest };
+/** Every pack of a directory store whose index reads, with its entries. */
+function* packsOf(store: string): Generator<{ packFile: string; chunks: [string, number, number][] }> {
   const packs = path.join(store, PACKS_PREFIX);
   for (const name of fs.existsSync(packs) ? fs.readdirSync(packs) : []) {
     if (!name.endsWith('.idx')) continue;
     const pack = name.slice(0, -4);
     const packFile = path.join(store, packKey(pack));
     if (!fs.existsSync(packFile)) continue;
-    const idx = decodePackIndex(fs.readFileSync(path.join(store, packIndexKey(pack))), pack, fs.statSync(packFile).size, store);
-    const entry = idx.chunks.find(([hash]) => hash === oid);
+    yield { packFile, chunks: decodePackIndex(fs.readFileSync(path.join(store, packIndexKey(pack))), pack, fs.statSync(packFile).size, store).chunks };
+  }
+}
+
+export function storedAt(store: string, oid: string): StoredAt | null {
+  const whole = path.join(store, objectKey(oid));
+  if (fs.existsSync(whole)) return { kind: 'whole', file: whole, offset: 0, length: fs.statSync(whole).size };
+  const manifest = path.join(store, manifestKey(oid));
+  if (fs.existsSync(manifest)) return { kind: 'chunked', file: manifest };
+  for (const { packFile, chunks } of packsOf(store)) {
+    const entry = chunks.find(([hash]) => hash === oid);
     if (entry) return { kind: 'packed', file: packFile, offset: entry[1], length: entry[2] };
   }
   return null;
@@ -54,14 +60,7 @@ export function storedOids(store: string): string[] {
   };
   walk(path.join(store, 'objects'));
   walk(path.join(store, 'manifests'));
-  const packs = path.join(store, PACKS_PREFIX);
-  for (const name of fs.existsSync(packs) ? fs.readdirSync(packs) : []) {
-    if (!name.endsWith('.idx')) continue;
-    const pack = name.slice(0, -4);
-    const packFile = path.join(store, packKey(pack));
-    if (!fs.existsSync(packFile)) continue;
-    for (const [hash] of decodePackIndex(fs.readFileSync(path.join(store, packIndexKey(pack))), pack, fs.statSync(packFile).size, store).chunks) out.add(hash);
-  }
+  for (const { chunks } of packsOf(store)) for (const [hash] of chunks) out.add(hash);
   return [...out];
 }
 
