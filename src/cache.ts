@@ -113,6 +113,43 @@ export class ObjectCache {
   }
 
   /**
+   * putSmall through the thread pool: many of these run side by side (objects cut out of a pack read)
+   * while the event loop keeps answering git. Same guarantees: temp file, optional fsync, rename
+   * under its own hash, nothing written when it is already cached.
+   */
+  async putSmallAsync(content: Buffer): Promise<{ oid: string; size: number }> {
+    const oid = createHash('sha256').update(content).digest('hex');
+    const target = this.pathOf(oid);
+    if ((await fsp.stat(target).catch(() => null))?.size === content.length) return { oid, size: content.length };
+    const tmpPath = this.newTempPath();
+    try {
+      this.tmpReady ??= makeDirs(this.tmpDir);
+      await this.tmpReady.catch((e) => {
+        this.tmpReady = null;
+        throw e;
+      });
+      const handle = await fsp.open(tmpPath, 'wx', 0o644);
+      try {
+        for (let offset = 0; offset < content.length; ) offset += (await handle.write(content, offset, content.length - offset)).bytesWritten;
+        if (this.options.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      try {
+        await fsp.rename(tmpPath, target);
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT') throw e;
+        await makeDirs(path.dirname(target));
+        await fsp.rename(tmpPath, target);
+      }
+      return { oid, size: content.length };
+    } catch (e) {
+      await fsp.rm(tmpPath, { force: true }).catch(() => undefined);
+      throw cacheIoError(`cannot store object sha256:${shortOid(oid)} in the cache at ${this.root}`, e);
+    }
+  }
+
+  /**
    * Stores a stream as an object. With `expected`, the bytes must hash to it or nothing is stored and
    * E_OBJECT_CORRUPT is thrown.
    */

@@ -226,10 +226,11 @@ export class ObjectStore {
         for (const item of range.items) results.set(item.ref.oid, e);
         return;
       }
-      for (const { ref, offset } of range.items) {
+      // Cut out, checked and stored side by side (through the thread pool).
+      await runAll(range.items, 16, async ({ ref, offset }) => {
         const bytes = data.subarray(offset - range.start, offset - range.start + ref.size);
         try {
-          const stored = cache.putSmall(bytes);
+          const stored = await cache.putSmallAsync(bytes);
           if (stored.oid !== ref.oid) {
             await cache.remove(stored.oid).catch(() => undefined);
             throw damaged(`${packKey(range.pack)} in ${this.url} holds other bytes than ${describe(ref)} where its index says (they hash to sha256:${shortOid(stored.oid)})`);
@@ -240,7 +241,7 @@ export class ObjectStore {
         } catch (e) {
           results.set(ref.oid, e);
         }
-      }
+      });
     });
     return refs.map((ref) => {
       const e = results.get(ref.oid);
