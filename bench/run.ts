@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Chunker } from '../src/objects/cdc';
 import { formatBytes } from '../src/progress';
 import { createMachine, dirBytes, DIST, run, type Machine } from '../scripts/machine';
 import { RssWatcher } from '../scripts/rss';
@@ -29,6 +30,8 @@ interface Tool {
   initRepo(m: Machine, repo: string, store: string): Promise<void>;
   remoteUrl(bare: string): string;
   storeDir(bare: string, store: string): string;
+  /** The command that deletes from the store what no ref reaches (git-lfs has none for its remote). */
+  storeGc?: string[];
 }
 
 const gitml: Tool = {
@@ -41,6 +44,7 @@ const gitml: Tool = {
   },
   remoteUrl: (bare) => `gitml::${bare}`,
   storeDir: (_bare, store) => store, // objects/, packs/ and manifests/ (its tmp/ is empty between pushes)
+  storeGc: ['gitml', 'gc', '--grace', '0'],
 };
 
 const gitLfs: Tool = {
@@ -81,7 +85,7 @@ export function summarize(runs: readonly Result[] | undefined): Result | undefin
   };
 }
 
-async function timed(m: Machine, tool: Tool, cwd: string, args: string[], sync = true): Promise<Measurement> {
+async function timed(m: Machine, tool: Tool, cwd: string, args: string[], sync = true, program = 'git'): Promise<Measurement> {
   // Every step starts with the page cache written back, so one step's writeback (gigabytes, after a
   // W1 add or push) is not paid inside the next step's time; the same for both tools. The "fresh"
   // add steps skip it on purpose.
@@ -90,7 +94,7 @@ async function timed(m: Machine, tool: Tool, cwd: string, args: string[], sync =
   watcher.start(10);
   const started = process.hrtime.bigint();
   const treeKiB = await new Promise<number>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss=%M', 'git', ...args], { cwd, env: m.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss=%M', program, ...args], { cwd, env: m.env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', reject);
@@ -99,7 +103,7 @@ async function timed(m: Machine, tool: Tool, cwd: string, args: string[], sync =
       if (code === 0) resolve(kib);
       else {
         watcher.stop();
-        const failure = new Error(`git ${args.join(' ')} failed (${code}): ${err}`) as Error & { partial?: Measurement };
+        const failure = new Error(`${program} ${args.join(' ')} failed (${code}): ${err}`) as Error & { partial?: Measurement };
         failure.partial = { seconds: Number(process.hrtime.bigint() - started) / 1e9, toolPeakMiB: watcher.maxMiB(), treePeakMiB: kib / 1024 };
         reject(failure);
       }
@@ -137,6 +141,17 @@ async function copyInto(src: string, names: string[], repo: string): Promise<voi
     await fsp.mkdir(path.dirname(path.join(repo, n)), { recursive: true });
     await fsp.copyFile(path.join(src, n), path.join(repo, n));
   }
+}
+
+/** FastCDC cut points plus a sha256 per chunk, on this thread: what a push does per byte (issue 17: ≥ 1 GiB/s). */
+async function chunkingSeconds(file: string): Promise<number> {
+  const t = process.hrtime.bigint();
+  const chunker = new Chunker();
+  for await (const block of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    for (const chunk of chunker.push(block as Buffer)) createHash('sha256').update(chunk).digest();
+  }
+  for (const chunk of chunker.end()) createHash('sha256').update(chunk).digest();
+  return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
 async function sha256Seconds(file: string): Promise<number> {
@@ -180,6 +195,7 @@ const COMMANDS: Record<string, string> = {
   push: 'git push -q origin main',
   clone: 'git clone -q <remote> <dir>',
   'status after clone': 'git status --porcelain',
+  'store gc (v4 only reachable)': 'gitml gc --grace 0',
 };
 
 async function main(): Promise<void> {
@@ -200,6 +216,7 @@ async function main(): Promise<void> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-bench-'));
   const rows: Row[] = [];
   const notes: string[] = [];
+  const w3Gc: W3Gc[] = [];
   const record = (workload: string, step: string, tool: Tool, m: Result) => {
     let row = rows.find((r) => r.workload === workload && r.step === step);
     if (!row) rows.push((row = { workload, step, runs: {} }));
@@ -216,10 +233,13 @@ async function main(): Promise<void> {
     if (workloads.has('W4')) files.W4 = await w4(data, sizes.w4Count);
     if (workloads.has('W5')) files.W5 = await w5(data, sizes.w5);
     let hashSeconds: number | null = null;
+    let chunkSeconds: number | null = null;
     if (files.W1) {
       await sha256Seconds(path.join(data, files.W1[0]!)); // warm the page cache, as git add will find it
       hashSeconds = await sha256Seconds(path.join(data, files.W1[0]!));
       console.log(`  baseline: sha256 of W1 (${formatBytes(sizes.w1)}) in node: ${hashSeconds.toFixed(2)} s`);
+      chunkSeconds = await chunkingSeconds(path.join(data, files.W1[0]!));
+      console.log(`  baseline: FastCDC + sha256 per chunk of W1, one thread: ${chunkSeconds.toFixed(2)} s = ${(sizes.w1 / 2 ** 20 / chunkSeconds).toFixed(0)} MiB/s`);
     }
     const copyDirs = ['w1', 'w2'].filter((d) => files[d.toUpperCase()]);
     const copies: { cp: number; cpSync: number }[] = [];
@@ -294,6 +314,25 @@ async function main(): Promise<void> {
           record('W3', `v${v} add+push`, tool, { ...combine(add, push), storeBytes: after - before });
           before = after;
         }
+        // History rewritten so that only v4 is reachable, then the store's own gc (issue 15).
+        await run(m, repo, 'git', ['checkout', '-q', '--orphan', 'v4-only']);
+        await run(m, repo, 'git', ['commit', '-q', '-m', 'v4 only']);
+        await run(m, repo, 'git', ['branch', '-q', '-D', 'main']);
+        await run(m, repo, 'git', ['branch', '-q', '-m', 'main']);
+        await run(m, repo, 'git', ['push', '-q', '--force', 'origin', 'main']);
+        await run(m, bare, 'git', ['gc', '-q', '--prune=now']);
+        const v4Bytes = (await fsp.stat(path.join(repo, 'checkpoint.pt'))).size;
+        const storeBefore = (await dirBytes(tool.storeDir(bare, store))).bytes;
+        let gcSeconds: number | null = null;
+        if (tool.storeGc) {
+          const [program, ...args] = tool.storeGc;
+          const gc = await timed(m, tool, repo, args, true, program);
+          gcSeconds = gc.seconds;
+          record('W3', 'store gc (v4 only reachable)', tool, gc);
+        }
+        const storeAfter = (await dirBytes(tool.storeDir(bare, store))).bytes;
+        w3Gc.push({ tool: tool.name, v4Bytes, storeBefore, storeAfter, gcSeconds });
+        console.log(`  ${tool.name.padEnd(8)} W3 after rewrite to v4 only: store ${formatBytes(storeBefore)} -> ${formatBytes(storeAfter)} (v4 is ${formatBytes(v4Bytes)})${tool.storeGc ? `   [${tool.storeGc.join(' ')}]` : '   [no store gc]'}`);
       }
       // A round leaves gigabytes of stores behind; the next round starts from nothing anyway.
       if (!keep) await fsp.rm(m.root, { recursive: true, force: true });
@@ -311,8 +350,9 @@ async function main(): Promise<void> {
       const store = g?.storeBytes !== undefined ? `${formatBytes(g.storeBytes)} / ${l?.storeBytes !== undefined ? formatBytes(l.storeBytes) : '–'}` : '';
       console.log(`| ${r.workload} | ${r.step} | \`${COMMANDS[r.step] ?? 'git add -A; git commit; git push'}\` | ${g?.seconds.toFixed(2) ?? '–'} | ${l?.seconds.toFixed(2) ?? '–'} | ${ratio} | ${rss(g)} | ${rss(l)} | ${store} |`);
     }
+    for (const line of w3GcLines(w3Gc)) console.log(line);
     for (const n of notes) console.log(`\nnote: ${n}`);
-    const targets = targetLines(rows, copy, hashSeconds);
+    const targets = targetLines(rows, copy, hashSeconds, chunkSeconds === null ? null : sizes.w1 / chunkSeconds);
     if (targets.length) {
       console.log('\n| target (issue 17) | measured | |\n| --- | --- | --- |');
       for (const t of targets) console.log(t);
@@ -320,7 +360,7 @@ async function main(): Promise<void> {
     const out = path.join(DIST, '..', 'bench', 'results');
     await fsp.mkdir(out, { recursive: true });
     const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, copy, rows, notes }, null, 2));
+    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, chunkSeconds, copy, rows, w3Gc, notes }, null, 2));
     console.log(`\nraw results: ${file}`);
   } finally {
     if (keep) console.log(`(kept ${root})`);
@@ -337,8 +377,29 @@ function median(xs: number[]): number {
   return s[Math.floor((s.length - 1) / 2)]!;
 }
 
+interface W3Gc {
+  tool: Tool['name'];
+  v4Bytes: number;
+  storeBefore: number;
+  storeAfter: number;
+  gcSeconds: number | null;
+}
+
+/** The W3 store after a history rewrite to v4 alone, each tool's median round. Pure. */
+export function w3GcLines(results: readonly W3Gc[]): string[] {
+  const lines: string[] = [];
+  for (const name of ['gitml', 'git-lfs'] as const) {
+    const mine = results.filter((r) => r.tool === name).sort((a, b) => a.storeAfter - b.storeAfter);
+    const r = mine[Math.floor((mine.length - 1) / 2)];
+    if (!r) continue;
+    const how = r.gcSeconds === null ? 'no store gc' : `\`gitml gc --grace 0\` in ${r.gcSeconds.toFixed(2)} s`;
+    lines.push(`W3, history rewritten to v4 only, ${name}: store ${formatBytes(r.storeBefore)} -> ${formatBytes(r.storeAfter)} (${how}); v4 is ${formatBytes(r.v4Bytes)}, the store holds ${(r.storeAfter / r.v4Bytes).toFixed(3)} × that`);
+  }
+  return lines.length ? ['', ...lines] : [];
+}
+
 /** Each target of issue 17 that this run measured, met or missed. Pure. */
-export function targetLines(rows: readonly Row[], copy: { cp: number; cpSync: number } | null, hashSeconds: number | null): string[] {
+export function targetLines(rows: readonly Row[], copy: { cp: number; cpSync: number } | null, hashSeconds: number | null, chunkBytesPerSecond: number | null = null): string[] {
   const get = (w: string, step: string, tool: Tool['name']) => summarize(rows.find((r) => r.workload === w && r.step === step)?.runs[tool])?.seconds;
   const lines: string[] = [];
   const ratio = (w: string, step: string, target: number, label: string) => {
@@ -365,6 +426,7 @@ export function targetLines(rows: readonly Row[], copy: { cp: number; cpSync: nu
   const gp = sum('push', 'gitml');
   if (gp !== undefined && copy) lines.push(`| W1+W2 push to a directory store ≤ 3 × cp | ${(gp / copy.cp).toFixed(2)} × cp (${gp.toFixed(2)} s; cp ${copy.cp.toFixed(2)} s, cp+sync ${copy.cpSync.toFixed(2)} s: ${(gp / copy.cpSync).toFixed(2)} ×) | ${gp / copy.cp <= 3 ? 'met' : 'missed'} |`);
   const w1add = get('W1', 'add+commit (synced)', 'gitml');
+  if (chunkBytesPerSecond !== null) lines.push(`| chunking + chunk hashing ≥ 1 GiB/s on one core | ${(chunkBytesPerSecond / 2 ** 20).toFixed(0)} MiB/s | ${chunkBytesPerSecond >= 2 ** 30 ? 'met' : 'missed'} |`);
   if (w1add !== undefined && hashSeconds) lines.push(`| W1 add+commit against sha256 alone | ${(w1add / hashSeconds).toFixed(2)} × (${hashSeconds.toFixed(2)} s to hash) | |`);
   return lines;
 }

@@ -32,7 +32,7 @@ export interface PromotePlan {
 }
 
 /**
- * Promotion by pull request: a branch `promote/<type>s/<name>/<version>` is made from the remote's
+ * Promotion by pull request: a branch `promote/<stage>/<type>s/<name>/<version>` is made from the remote's
  * stage branch plus the version folder (pointers only: cheap) and a stage record
  * (.gitml/stages/<type>s/<name>.yaml, which is what `<ref>@<stage>` reads). It is pushed through the
  * normal remote (so the bytes are in the store), then the pull request is opened with `gh` when it is

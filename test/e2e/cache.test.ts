@@ -63,4 +63,33 @@ describe('the local cache: prune and a size limit', () => {
     expect(pruned.evicted.stillOver).toBe(0);
     expect((await cacheBytes(box, clone)).bytes).toBeLessThanOrEqual(3_200_000);
   });
+
+  // Small (packed), chunked, and large enough to be re-checked on another thread while it is chunked.
+  test.each([
+    ['a small object', 100_000],
+    ['a chunked object', 2_000_000],
+    ['a large object (checked beside the chunking)', 70 * 1024 * 1024],
+  ])('a damaged cached copy of %s is never published: push fails, names it, moves no ref', async (_what, size) => {
+    const { repo, remote } = await makeRepoWithRemote(box);
+    const before = (await box.git(remote, ['rev-parse', 'main'])).stdout.trim();
+    const data = randomBytesSeeded(size, 77);
+    await fsp.writeFile(path.join(repo, 'model.pt'), data);
+    await box.git(repo, ['add', 'model.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'model']);
+    const oid = sha256(data);
+    const cached = path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    const handle = await fsp.open(cached, 'r+');
+    try {
+      const b = Buffer.alloc(1);
+      await handle.read(b, 0, 1, Math.floor(size / 2));
+      b[0] = b[0]! ^ 0xff;
+      await handle.write(b, 0, 1, Math.floor(size / 2));
+    } finally {
+      await handle.close();
+    }
+    const push = await box.run(repo, 'git', ['push', '-q', 'origin', 'main']);
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(new RegExp(`cached copy of 'model.pt' \\(sha256:${oid.slice(0, 12)}\\) is damaged`));
+    expect((await box.git(remote, ['rev-parse', 'main'])).stdout.trim()).toBe(before);
+  });
 });
