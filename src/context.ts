@@ -57,6 +57,7 @@ export class Gitml {
           log: this.log,
           chunking: boolOf(this.settings, 'gitml.chunking', true),
           cacheRoot: this.cache.root,
+          rangesInFlight: this.concurrency,
         }),
     );
     return this.objectsPromise;

@@ -41,6 +41,8 @@ export interface ObjectStoreOptions {
   chunking: boolean;
   /** The cache's root: pack indexes already seen are kept there. */
   cacheRoot: string;
+  /** Ranged reads of one large object at a time (gitml.concurrency); 4 when not given. */
+  rangesInFlight?: number;
 }
 
 /**
@@ -183,7 +185,7 @@ export class ObjectStore {
         if (!st) throw new GitmlError('E_OBJECT_MISSING', `${objectKey(ref.oid)} is not in the store ${this.url}`);
         if (st.size !== ref.size) throw new GitmlError('E_OBJECT_CORRUPT', `${objectKey(ref.oid)} in ${this.url} holds ${st.size} bytes`);
         await assertRoomFor(cache, ref);
-        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes);
+        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes, this.options.rangesInFlight);
       }
       const key = objectKey(ref.oid);
       await withRetry(
@@ -269,7 +271,7 @@ export class ObjectStore {
     const index = this.index ? await this.index.catch(() => null) : null;
     await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
     await assertRoomFor(cache, ref);
-    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes);
+    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes, this.options.rangesInFlight);
   }
 
   /** The stored bytes in order, whole or chunked (fsck, bundles). Not verified here: hash what you read. */

@@ -104,10 +104,10 @@ export async function assertRoomFor(cache: ObjectCache, ref: ObjectRef): Promise
  * read told apart from damage by asking the store for the object's size), hashed in order as parts
  * complete, and named only if the whole matches the pointer.
  */
-export async function downloadPlanned(requests: Requests, cache: ObjectCache, ref: ObjectRef, plan: Iterable<ReadPlan>, onBytes: (n: number) => void): Promise<void> {
+export async function downloadPlanned(requests: Requests, cache: ObjectCache, ref: ObjectRef, plan: Iterable<ReadPlan>, onBytes: (n: number) => void, inFlight = RANGES_IN_FLIGHT): Promise<void> {
   const writer = await cache.createRangedWriter(ref);
   try {
-    await forEachBounded(plan, RANGES_IN_FLIGHT, (part) =>
+    await forEachBounded(plan, inFlight, (part) =>
       withRetry(
         () => readRangeInto(requests, part.key, { start: part.offset, end: part.offset + part.length }, (source) => writer.writePart({ start: part.at, end: part.at + part.length }, source), onBytes),
         requests.policy.retry,
