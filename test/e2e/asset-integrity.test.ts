@@ -221,6 +221,10 @@ describe('asset integrity', () => {
       const trace = box.path(`trace-${label}`);
       await fsp.writeFile(path.join(repo, 'README.md'), `${label}\n`);
       await git(['add', 'README.md']);
+      // Files written within the index's own timestamp are racily clean: git would re-clean them
+      // through the filter during the commit (processes the hook did not start). A status first
+      // refreshes the index, so only the hook's own work is counted.
+      await git(['status', '--porcelain']);
       const r = await box.run(repo, 'git', ['commit', '-q', '-m', label], { env: { GIT_TRACE: trace } });
       expect(r.code).toBe(0);
       return (await fsp.readFile(trace, 'utf8')).split('\n').filter((l) => / trace: (built-in|exec|run_command): /.test(l)).length;
