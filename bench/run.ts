@@ -75,11 +75,10 @@ interface Row {
 
 /** The repetition with the median time, with the highest memory peaks seen in any. Pure. */
 export function summarize(runs: readonly Result[] | undefined): Result | undefined {
-  if (!runs || runs.length === 0) return undefined;
-  const sorted = [...runs].sort((a, b) => a.seconds - b.seconds);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  const middle = runs && medianBy(runs, (r) => r.seconds);
+  if (!runs || !middle) return undefined;
   return {
-    ...median,
+    ...middle,
     toolPeakMiB: Math.max(...runs.map((r) => r.toolPeakMiB)),
     treePeakMiB: Math.max(...runs.map((r) => r.treePeakMiB)),
   };
@@ -209,7 +208,7 @@ const COMMANDS: Record<string, string> = {
   push: 'git push -q origin main',
   clone: 'git clone -q <remote> <dir>',
   'status after clone': 'git status --porcelain',
-  'store gc (v4 only reachable)': 'gitml gc --grace 0',
+  'store gc (v4 only reachable)': gitml.storeGc!.join(' '),
 };
 
 async function main(): Promise<void> {
@@ -337,15 +336,15 @@ async function main(): Promise<void> {
         await run(m, bare, 'git', ['gc', '-q', '--prune=now']);
         const v4Bytes = (await fsp.stat(path.join(repo, 'checkpoint.pt'))).size;
         const storeBefore = (await dirBytes(tool.storeDir(bare, store))).bytes;
-        let gcSeconds: number | null = null;
+        let gc: W3Gc['gc'] = null;
         if (tool.storeGc) {
           const [program, ...args] = tool.storeGc;
-          const gc = await timed(m, tool, repo, args, true, program);
-          gcSeconds = gc.seconds;
-          record('W3', 'store gc (v4 only reachable)', tool, gc);
+          const measured = await timed(m, tool, repo, args, true, program);
+          gc = { command: tool.storeGc.join(' '), seconds: measured.seconds };
+          record('W3', 'store gc (v4 only reachable)', tool, measured);
         }
         const storeAfter = (await dirBytes(tool.storeDir(bare, store))).bytes;
-        w3Gc.push({ tool: tool.name, v4Bytes, storeBefore, storeAfter, gcSeconds });
+        w3Gc.push({ tool: tool.name, v4Bytes, storeBefore, storeAfter, gc });
         console.log(`  ${tool.name.padEnd(8)} W3 after rewrite to v4 only: store ${formatBytes(storeBefore)} -> ${formatBytes(storeAfter)} (v4 is ${formatBytes(v4Bytes)})${tool.storeGc ? `   [${tool.storeGc.join(' ')}]` : '   [no store gc]'}`);
       }
       // A round leaves gigabytes of stores behind; the next round starts from nothing anyway.
@@ -389,9 +388,13 @@ function combine(a: Measurement, b: Measurement): Measurement {
   return { seconds: a.seconds + b.seconds, toolPeakMiB: Math.max(a.toolPeakMiB, b.toolPeakMiB), treePeakMiB: Math.max(a.treePeakMiB, b.treePeakMiB) };
 }
 
+/** The item in the middle by `key` (the lower of the two middles for an even count). Pure. */
+export function medianBy<T>(items: readonly T[], key: (item: T) => number): T | undefined {
+  return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)];
+}
+
 function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
+  return medianBy(xs, (x) => x)!;
 }
 
 interface W3Gc {
@@ -399,17 +402,17 @@ interface W3Gc {
   v4Bytes: number;
   storeBefore: number;
   storeAfter: number;
-  gcSeconds: number | null;
+  /** The tool's store gc and how long it took; null for a tool without one. */
+  gc: { command: string; seconds: number } | null;
 }
 
 /** The W3 store after a history rewrite to v4 alone, each tool's median round. Pure. */
 export function w3GcLines(results: readonly W3Gc[]): string[] {
   const lines: string[] = [];
   for (const name of ['gitml', 'git-lfs'] as const) {
-    const mine = results.filter((r) => r.tool === name).sort((a, b) => a.storeAfter - b.storeAfter);
-    const r = mine[Math.floor((mine.length - 1) / 2)];
+    const r = medianBy(results.filter((x) => x.tool === name), (x) => x.storeAfter);
     if (!r) continue;
-    const how = r.gcSeconds === null ? 'no store gc' : `\`gitml gc --grace 0\` in ${r.gcSeconds.toFixed(2)} s`;
+    const how = r.gc === null ? 'no store gc' : `\`${r.gc.command}\` in ${r.gc.seconds.toFixed(2)} s`;
     lines.push(`W3, history rewritten to v4 only, ${name}: store ${formatBytes(r.storeBefore)} -> ${formatBytes(r.storeAfter)} (${how}); v4 is ${formatBytes(r.v4Bytes)}, the store holds ${(r.storeAfter / r.v4Bytes).toFixed(3)} × that`);
   }
   return lines.length ? ['', ...lines] : [];

@@ -53,14 +53,18 @@ export class ObjectCache {
     }
   }
 
+  /** The temp directory exists (made once per process: this runs for every object of a checkout or a push). */
+  private async tempDirReady(): Promise<void> {
+    this.tmpReady ??= makeDirs(this.tmpDir);
+    await this.tmpReady.catch((e) => {
+      this.tmpReady = null;
+      throw e;
+    });
+  }
+
   async createWriter(): Promise<CacheWriter> {
     try {
-      // Once per process: this runs for every object of a checkout or a push.
-      this.tmpReady ??= makeDirs(this.tmpDir);
-      await this.tmpReady.catch((e) => {
-        this.tmpReady = null;
-        throw e;
-      });
+      await this.tempDirReady();
       const tmpPath = this.newTempPath();
       const handle = await fsp.open(tmpPath, 'wx+', 0o644); // readable too: ranged writers hash by reading back
       return new CacheWriter(this, tmpPath, handle, this.options.fsync);
@@ -119,15 +123,10 @@ export class ObjectCache {
    */
   async putSmallAsync(content: Buffer): Promise<{ oid: string; size: number }> {
     const oid = createHash('sha256').update(content).digest('hex');
-    const target = this.pathOf(oid);
-    if ((await fsp.stat(target).catch(() => null))?.size === content.length) return { oid, size: content.length };
+    if (await this.has(oid, content.length)) return { oid, size: content.length };
     const tmpPath = this.newTempPath();
     try {
-      this.tmpReady ??= makeDirs(this.tmpDir);
-      await this.tmpReady.catch((e) => {
-        this.tmpReady = null;
-        throw e;
-      });
+      await this.tempDirReady();
       const handle = await fsp.open(tmpPath, 'wx', 0o644);
       try {
         for (let offset = 0; offset < content.length; ) offset += (await handle.write(content, offset, content.length - offset)).bytesWritten;
@@ -135,13 +134,7 @@ export class ObjectCache {
       } finally {
         await handle.close();
       }
-      try {
-        await fsp.rename(tmpPath, target);
-      } catch (e) {
-        if (errnoCode(e) !== 'ENOENT') throw e;
-        await makeDirs(path.dirname(target));
-        await fsp.rename(tmpPath, target);
-      }
+      await renameCreatingDir(tmpPath, this.pathOf(oid));
       return { oid, size: content.length };
     } catch (e) {
       await fsp.rm(tmpPath, { force: true }).catch(() => undefined);

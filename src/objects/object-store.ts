@@ -41,7 +41,7 @@ export interface ObjectStoreOptions {
   chunking: boolean;
   /** The cache's root: pack indexes already seen are kept there. */
   cacheRoot: string;
-  /** Ranged reads of one large object at a time (gitml.concurrency); 4 when not given. */
+  /** Ranged reads in flight for one large object (gitml.concurrency); read.ts's default when not given. */
   rangesInFlight?: number;
 }
 
