@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { digestValue } from '../../src/assets/document';
-import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { makeAssetRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 /**
  * A registered version stays exactly as first committed (asset.yaml included) and never disappears
@@ -18,15 +18,7 @@ describe('asset integrity', () => {
 
   beforeAll(async () => {
     box = await Sandbox.create();
-    repo = box.path('repo');
-    remote = box.path('remote.git');
-    await box.git(box.root, ['init', '-q', '--bare', remote]);
-    await fsp.mkdir(box.path('store'));
-    await box.git(box.root, ['init', '-q', repo]);
-    await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${box.path('store')}`]);
-    await box.git(repo, ['add', '.gitmlconfig']);
-    await box.git(repo, ['commit', '-q', '-m', 'init']);
-    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+    ({ repo, remote } = await makeAssetRepo(box));
     expect((await box.gitml(repo, ['install', '--hooks'])).code).toBe(0);
     inputs = box.path('inputs');
     await fsp.mkdir(path.join(inputs, 'houses_v1'), { recursive: true });

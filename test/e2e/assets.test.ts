@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { githubRepoOf } from '../../src/assets/promote';
-import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { makeAssetRepo, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { createBucket, s3Client, s3Endpoint, s3Env, uniqueName } from '../helpers/stores';
 
 describe('ML assets', () => {
@@ -16,16 +16,8 @@ describe('ML assets', () => {
 
   beforeAll(async () => {
     box = await Sandbox.create();
-    remote = box.path('remote.git');
-    await box.git(box.root, ['init', '-q', '--bare', remote]);
+    ({ repo, remote } = await makeAssetRepo(box));
     await box.git(remote, ['config', 'uploadpack.allowFilter', 'true']);
-    repo = box.path('repo');
-    await fsp.mkdir(box.path('store'));
-    await box.git(box.root, ['init', '-q', repo]);
-    await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${box.path('store')}`]);
-    await box.git(repo, ['add', '.gitmlconfig']);
-    await box.git(repo, ['commit', '-q', '-m', 'init']);
-    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
     await box.git(repo, ['push', '-q', '-u', 'origin', 'main']);
     inputs = box.path('inputs');
     await fsp.mkdir(path.join(inputs, 'images'), { recursive: true });
@@ -221,11 +213,7 @@ describe('ML assets', () => {
   });
 
   test('a cross-repository input: lineage follows it into the other repository', async () => {
-    const second = box.path('second');
-    await box.git(box.root, ['init', '-q', second]);
-    await box.git(second, ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${box.path('store')}`]);
-    await box.git(second, ['add', '.gitmlconfig']);
-    await box.git(second, ['commit', '-q', '-m', 'init']);
+    const second = await makeRepo(box, 'second', box.path('store'), []);
     await fsp.writeFile(box.path('inputs', 'ft.pt'), randomBytesSeeded(2000, 3));
     const r = await box.gitml(second, ['register', 'model', 'finetuned', box.path('inputs', 'ft.pt'), '--input', `${remote}#models/mnist@production`, '--commit', '--json']);
     expect(r.code).toBe(0);

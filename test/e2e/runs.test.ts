@@ -3,8 +3,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { parsePointer } from '../../src/pointer';
-import { startHttpGit, type HttpGitServer } from '../helpers/http-git';
+import type { HttpGitServer } from '../helpers/http-git';
 import { randomBytesSeeded, Sandbox } from '../helpers/sandbox';
+import { serveTrainingRemote, writeTrainingProject } from '../helpers/training';
 
 const TOKEN = 'ghp_s3cr3tT0kenValue0123456789abcdef';
 
@@ -33,7 +34,7 @@ function watchArgs(needle: string): { stop: () => string[] } {
 describe('gitml run', () => {
   let box: Sandbox;
   let repo: string;
-  let served: string;
+  let bare: string;
   let server: HttpGitServer;
   let first: string;
   let second: string;
@@ -41,13 +42,7 @@ describe('gitml run', () => {
 
   beforeAll(async () => {
     box = await Sandbox.create();
-    served = box.path('served');
-    await fsp.mkdir(served);
-    await fsp.mkdir(box.path('store'));
-    const bare = path.join(served, 'train.git');
-    await box.git(box.root, ['init', '-q', '--bare', bare]);
-    await box.git(bare, ['config', 'http.receivepack', 'true']);
-    server = await startHttpGit(served, TOKEN);
+    ({ bare, server } = await serveTrainingRemote(box, TOKEN));
 
     repo = box.path('repo');
     await box.git(box.root, ['init', '-q', repo]);
@@ -55,35 +50,17 @@ describe('gitml run', () => {
     await box.gitml(repo, ['track', 'blobs/**']);
     await fsp.mkdir(path.join(repo, 'blobs'));
     await fsp.writeFile(path.join(repo, 'blobs', 'unrelated.bin'), big);
-    await fsp.mkdir(path.join(repo, 'train'));
-    await fsp.writeFile(
-      path.join(repo, 'train', 'train.sh'),
-      [
-        '#!/bin/sh',
-        'set -e',
+    await writeTrainingProject(box, repo, {
+      name: 'digits-cnn',
+      data: 'datasets/digits@latest',
+      script: [
         'echo "lr=$2 data=$(cat "$1")"',
         'mkdir -p "$3"',
         'printf "weights for lr=%s from %s\\n" "$2" "$(cat "$1")" > "$3/model.bin"',
         'echo "{\\"accuracy\\": 0.91}" > "$3/metrics.json"',
         '[ "$2" != "fail" ] || { echo "diverged" >&2; exit 3; }',
-        '',
-      ].join('\n'),
-      { mode: 0o755 },
-    );
-    await fsp.writeFile(
-      path.join(repo, 'train', 'experiment.yml'),
-      YAML.stringify({
-        name: 'digits-cnn',
-        command: './train.sh ${{inputs.data}} ${{params.lr}} ${{outputs.model}}',
-        inputs: { data: 'datasets/digits@latest' },
-        outputs: { model: { path: 'out/model', register: 'models/digits-cnn' } },
-        environment: 'environments/py@1',
-        params: { lr: '0.01' },
-      }),
-    );
-    await fsp.writeFile(path.join(repo, 'train', '.gitignore'), 'out/\n');
-    await fsp.writeFile(box.path('digits.csv'), 'pixels,label\n');
-    await fsp.writeFile(box.path('env.yaml'), 'dependencies: [python]\n');
+      ],
+    });
     await box.git(repo, ['add', '.']);
     await box.git(repo, ['commit', '-q', '-m', 'code']);
     const ok = async (args: string[]) => {
@@ -192,7 +169,7 @@ describe('gitml run', () => {
     }
     for (const [where, text] of places) expect({ where, leaked: text.includes(TOKEN) }).toEqual({ where, leaked: false });
     // The run branch arrived on the token-protected remote, with its record.
-    const branches = (await box.git(path.join(served, 'train.git'), ['for-each-ref', '--format=%(refname)', 'refs/heads/runs'])).stdout;
+    const branches = (await box.git(bare, ['for-each-ref', '--format=%(refname)', 'refs/heads/runs'])).stdout;
     expect(branches).toMatch(/refs\/heads\/runs\/\d{8}-\d{6}-[0-9a-f]{6}/);
   });
 

@@ -5,8 +5,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Job } from 'kubernetes-models/batch/v1';
 import { slurmUnavailable, startSlurm, type SlurmCluster } from '../../scripts/slurm';
-import { startHttpGit, type HttpGitServer } from '../helpers/http-git';
+import type { HttpGitServer } from '../helpers/http-git';
 import { Sandbox } from '../helpers/sandbox';
+import { serveTrainingRemote, writeTrainingProject } from '../helpers/training';
 
 const TOKEN = 'ghp_sLurmT0kenValue0123456789abcdefXYZ';
 
@@ -46,7 +47,7 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
   let box: Sandbox;
   let cluster: SlurmCluster;
   let server: HttpGitServer;
-  let served: string;
+  let bare: string;
   let commit: string;
   let config: string;
   const jobs = () => path.join(box.env.HOME!, '.cache', 'gitml', 'jobs');
@@ -57,37 +58,21 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     box = await Sandbox.create();
     cluster = await startSlurm();
     Object.assign(box.env, cluster.env);
-    served = box.path('served');
-    await fsp.mkdir(served);
-    await fsp.mkdir(box.path('store'));
-    const bare = path.join(served, 'train.git');
-    await box.git(box.root, ['init', '-q', '--bare', bare]);
-    await box.git(bare, ['config', 'http.receivepack', 'true']);
-    server = await startHttpGit(served, TOKEN);
+    ({ bare, server } = await serveTrainingRemote(box, TOKEN));
 
     const repo = box.path('repo');
     await box.git(box.root, ['init', '-q', repo]);
     await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${box.path('store')}`]);
-    await fsp.mkdir(path.join(repo, 'train'));
-    await fsp.writeFile(
-      path.join(repo, 'train', 'train.sh'),
-      ['#!/bin/sh', 'set -e', 'echo "training lr=$2 on $(cat "$1") with WORLD_SIZE=$WORLD_SIZE RANK=$RANK MASTER_ADDR=$MASTER_ADDR"', 'mkdir -p "$3"', 'echo "weights lr=$2" > "$3/model.bin"', 'echo "{\\"accuracy\\": 0.$(echo "$2" | tr -d .)}" > "$3/metrics.json"', ''].join('\n'),
-      { mode: 0o755 },
-    );
-    await fsp.writeFile(
-      path.join(repo, 'train', 'experiment.yml'),
-      YAML.stringify({
-        name: 'digits',
-        command: './train.sh ${{inputs.data}} ${{params.lr}} ${{outputs.model}}',
-        inputs: { data: 'datasets/digits@1' },
-        outputs: { model: { path: 'out/model', register: 'models/digits' } },
-        environment: 'environments/py@1',
-        params: { lr: '0.01' },
-      }),
-    );
-    await fsp.writeFile(path.join(repo, 'train', '.gitignore'), 'out/\n');
-    await fsp.writeFile(box.path('digits.csv'), 'pixels,label\n');
-    await fsp.writeFile(box.path('env.yaml'), 'dependencies: [python]\n');
+    await writeTrainingProject(box, repo, {
+      name: 'digits',
+      data: 'datasets/digits@1',
+      script: [
+        'echo "training lr=$2 on $(cat "$1") with WORLD_SIZE=$WORLD_SIZE RANK=$RANK MASTER_ADDR=$MASTER_ADDR"',
+        'mkdir -p "$3"',
+        'echo "weights lr=$2" > "$3/model.bin"',
+        'echo "{\\"accuracy\\": 0.$(echo "$2" | tr -d .)}" > "$3/metrics.json"',
+      ],
+    });
     await box.git(repo, ['add', '.']);
     await box.git(repo, ['commit', '-q', '-m', 'code']);
     for (const args of [
@@ -140,7 +125,6 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     expect(record.environment).toMatchObject({ ref: 'environments/py@1' });
     // Pushed from the node: the run branch with the record and the registered model, whose lineage
     // is model <- run <- commit + input versions + environment.
-    const bare = path.join(served, 'train.git');
     const shown = await box.run(bare, 'git', ['show', `refs/heads/runs/${runId}:models/digits/1/asset.yaml`]);
     if (shown.code !== 0) throw new Error(`the run branch is not on the server; the job's output:\n${r.stdout}\n${r.stderr}\n${fs.readdirSync(result.spool).map((f) => f.endsWith('.out') ? fs.readFileSync(path.join(result.spool, f), 'utf8') : '').join('\n')}`);
     const model = YAML.parse(shown.stdout);

@@ -4,7 +4,7 @@ import http from 'node:http';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { randomBytesSeeded, Sandbox } from '../helpers/sandbox';
+import { makeAssetRepo, randomBytesSeeded, Sandbox } from '../helpers/sandbox';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 const SHOTS = path.resolve(__dirname, '..', '..', 'test-results');
@@ -52,15 +52,7 @@ describe('gitml ui in a real browser', () => {
   beforeAll(async () => {
     if (!CHROMIUM) throw new Error('Chromium is not installed (.ci/run installs Debian\'s chromium)');
     box = await Sandbox.create();
-    remote = box.path('remote.git');
-    await box.git(box.root, ['init', '-q', '--bare', remote]);
-    repo = box.path('repo');
-    await fsp.mkdir(box.path('store'));
-    await box.git(box.root, ['init', '-q', repo]);
-    await box.git(repo, ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${box.path('store')}`]);
-    await box.git(repo, ['add', '.gitmlconfig']);
-    await box.git(repo, ['commit', '-q', '-m', 'init']);
-    await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+    ({ repo, remote } = await makeAssetRepo(box));
     await box.git(repo, ['push', '-q', '-u', 'origin', 'main']);
     const inputs = box.path('inputs');
     await fsp.mkdir(path.join(inputs, 'digits'), { recursive: true });

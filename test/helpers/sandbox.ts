@@ -114,17 +114,34 @@ export class Sandbox {
   }
 }
 
-/** A repository with *.pt and data/** tracked and a directory store named in .gitmlconfig. */
-export async function makeRepo(box: Sandbox, name = 'repo', store = box.path('store')): Promise<string> {
+/**
+ * A repository with `track` patterns tracked (*.pt and data/** unless told) and a directory store
+ * named in .gitmlconfig, committed.
+ */
+export async function makeRepo(box: Sandbox, name = 'repo', store = box.path('store'), track: readonly string[] = ['*.pt', 'data/**']): Promise<string> {
   const dir = box.path(name);
   await fsp.mkdir(store, { recursive: true });
   await box.git(box.root, ['init', '-q', dir]);
-  const r = await box.gitml(dir, ['track', '*.pt', 'data/**']);
-  if (r.code !== 0) throw new Error(r.stderr);
+  if (track.length > 0) {
+    const r = await box.gitml(dir, ['track', ...track]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
   await box.git(dir, ['config', '-f', '.gitmlconfig', 'gitml.store', `file://${store}`]);
-  await box.git(dir, ['add', '.gitattributes', '.gitmlconfig']);
-  await box.git(dir, ['commit', '-q', '-m', 'track large files']);
+  await box.git(dir, ['add', ...(track.length > 0 ? ['.gitattributes'] : []), '.gitmlconfig']);
+  await box.git(dir, ['commit', '-q', '-m', track.length > 0 ? 'track large files' : 'init']);
   return dir;
+}
+
+/**
+ * A repository for assets: a directory store and no tracking rules of its own (`gitml register` adds
+ * them), with a bare `origin` through `gitml::`; nothing pushed yet.
+ */
+export async function makeAssetRepo(box: Sandbox): Promise<{ repo: string; remote: string }> {
+  const repo = await makeRepo(box, 'repo', box.path('store'), []);
+  const remote = box.path('remote.git');
+  await box.git(box.root, ['init', '-q', '--bare', remote]);
+  await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
+  return { repo, remote };
 }
 
 /** makeRepo, plus a bare repository as its `origin` through `gitml::`, with main pushed. */
