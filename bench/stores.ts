@@ -2,58 +2,23 @@ import { CreateBucketCommand, CreateMultipartUploadCommand, CompleteMultipartUpl
 import { BlobServiceClient } from '@azure/storage-blob';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../src/progress';
 import { createMachine, run } from '../scripts/machine';
 import { azuriteConnectionString, S3_CREDENTIALS, startAzurite, startS3rver } from '../scripts/servers';
+import { countingProxy } from './counting-proxy';
 import { w1, w2, w4 } from './workloads';
 
 /**
  * `npm run bench:stores`: push and clone through gitml:: against s3rver and azurite on loopback, for
  * one large file (W1), 2,000 × 64 KiB (W2) and 20,000 files of 4-64 KiB (W4), with every request
  * counted by a proxy in front of the emulator; and, in the same run, what each cloud SDK alone does
- * with W1 against the same server (multipart upload and parallel ranged download, the same
- * concurrency): the ceiling gitml is held against. Emulators, not clouds: compare within a run.
+ * with W1 against the same server through the same proxy (multipart upload and parallel ranged
+ * download, the same concurrency): the ceiling gitml is held against. Emulators, not clouds: compare within a run.
  *
  *   npm run bench:stores -- [--quick] [--concurrency 8] [--workloads W1,W2,W4]
  */
-interface Counter {
-  url: string;
-  counts: Map<string, number>;
-  reset(): void;
-  total(): number;
-  close(): Promise<void>;
-}
-
-/** A forwarding proxy that counts requests by method (what a bucket would bill). */
-async function countingProxy(target: string): Promise<Counter> {
-  const upstream = new URL(target);
-  const counts = new Map<string, number>();
-  const server = http.createServer((req, res) => {
-    counts.set(req.method ?? '?', (counts.get(req.method ?? '?') ?? 0) + 1);
-    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const proxied = new URL(target);
-  proxied.port = String((server.address() as AddressInfo).port);
-  return {
-    url: proxied.toString().replace(/\/$/, ''),
-    counts,
-    reset: () => counts.clear(),
-    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
   await fn();
@@ -146,8 +111,9 @@ async function main(): Promise<void> {
     }
     const m = await createMachine(root, 'machine');
     await run(m, root, 'gitml', ['install']);
-    const s3Client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
-    const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString(azure.endpoint));
+    // The SDK-alone baselines go through the same counting proxy as gitml: the same path, byte for byte.
+    const s3Client = new S3Client({ endpoint: s3Proxy.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString(azureProxy.url));
     const backends = [
       {
         name: 's3rver',
@@ -192,15 +158,16 @@ async function main(): Promise<void> {
         await run(m, repo, 'git', ['add', '.'], env);
         await run(m, repo, 'git', ['commit', '-q', '-m', name], env);
         await run(m, repo, 'git', ['remote', 'add', 'origin', `gitml::${bare}`]);
-        backend.proxy.reset();
+        await backend.proxy.reset();
         const push = await seconds(() => run(m, repo, 'git', ['push', '-q', 'origin', 'main'], env));
-        const pushRequests = backend.proxy.total();
-        const pushPuts = (backend.proxy.counts.get('PUT') ?? 0) + (backend.proxy.counts.get('POST') ?? 0);
-        backend.proxy.reset();
+        const pushCounts = await backend.proxy.counts();
+        const pushRequests = [...pushCounts.values()].reduce((a, b) => a + b, 0);
+        const pushPuts = (pushCounts.get('PUT') ?? 0) + (pushCounts.get('POST') ?? 0);
+        await backend.proxy.reset();
         const cloneDir = path.join(root, `clone-${n}`);
         await run(m, root, 'gitml', ['allow-endpoint', endpoint]);
         const clone = await seconds(() => run(m, root, 'git', ['clone', '-q', `gitml::${bare}`, cloneDir], env));
-        const cloneRequests = backend.proxy.total();
+        const cloneRequests = await backend.proxy.total();
         const per1000 = (r: number) => (w.files.length >= 1000 ? ` (${((r * 1000) / w.files.length).toFixed(0)} per 1,000 files)` : '');
         const line = `| ${backend.name} | ${name} (${formatBytes(w.bytes)}, ${w.files.length} file${w.files.length > 1 ? 's' : ''}) | ${push.toFixed(2)} s (${formatBytes(w.bytes / push)}/s) | ${pushRequests} (${pushPuts} writes)${per1000(pushRequests)} | ${clone.toFixed(2)} s (${formatBytes(w.bytes / clone)}/s) | ${cloneRequests}${per1000(cloneRequests)} |`;
         console.log(line);
