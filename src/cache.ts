@@ -161,9 +161,15 @@ export class ObjectCache {
    * A writer that takes an object in byte ranges, in any order and in parallel (ranged downloads),
    * and hashes it in order as contiguous parts complete. Named only once the whole matches `expected`.
    */
-  async createRangedWriter(expected: { oid: string; size: number }): Promise<RangedCacheWriter> {
+  async createRangedWriter(expected: { oid: string; size: number }, copyTo?: string): Promise<RangedCacheWriter> {
     const writer = await this.createWriter();
-    return new RangedCacheWriter(this, writer, expected);
+    if (!copyTo) return new RangedCacheWriter(this, writer, expected, null);
+    try {
+      return new RangedCacheWriter(this, writer, expected, { file: copyTo, handle: await fsp.open(copyTo, 'wx', 0o600) });
+    } catch (e) {
+      await writer.abort();
+      throw cacheIoError(`cannot write to the cache at ${this.root}`, e);
+    }
   }
 
   /**
@@ -242,7 +248,12 @@ export class ObjectCache {
   }
 }
 
-/** See ObjectCache.createRangedWriter. */
+/**
+ * See ObjectCache.createRangedWriter. With a copy, every part is also written at its offset in a second
+ * file (a work-tree file being checked out: src/filter/direct.ts), so the bytes reach both places in
+ * one pass; the copy holds the same buffers as the cache file whose read-back is hashed, is complete
+ * once commit() returns, and is removed when the object does not match.
+ */
 export class RangedCacheWriter {
   private readonly hash: Hash = createHash('sha256');
   /** Completed parts by start offset: end offset. */
@@ -254,6 +265,7 @@ export class RangedCacheWriter {
     private readonly cache: ObjectCache,
     private readonly inner: CacheWriter,
     private readonly expected: { oid: string; size: number },
+    private readonly copy: { file: string; handle: fsp.FileHandle } | null,
   ) {}
 
   /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
@@ -263,7 +275,8 @@ export class RangedCacheWriter {
     for await (const chunk of source) {
       if (at + chunk.length > range.end) throw new GitmlError('E_STORE_IO', `the store sent more than the ${range.end - range.start} bytes asked for`, { retryable: true });
       try {
-        await this.inner.writeAt(chunk, at);
+        if (this.copy) await Promise.all([this.inner.writeAt(chunk, at), writeFullyAt(this.copy.handle, chunk, at)]);
+        else await this.inner.writeAt(chunk, at);
       } catch (e) {
         throw cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
       }
@@ -281,14 +294,28 @@ export class RangedCacheWriter {
   async commit(): Promise<{ oid: string; size: number }> {
     await this.hashing;
     if (this.hashedUpTo !== this.expected.size) {
-      await this.inner.abort();
+      await this.abort();
       throw new GitmlError('E_STORE_IO', `ranged download incomplete: ${this.hashedUpTo} of ${this.expected.size} bytes`, { retryable: true });
     }
-    return this.inner.commitWithDigest(this.hash.digest('hex'), this.expected.size, this.expected);
+    try {
+      const named = await this.inner.commitWithDigest(this.hash.digest('hex'), this.expected.size, this.expected);
+      await this.copy?.handle.close();
+      return named;
+    } catch (e) {
+      await this.removeCopy();
+      throw e;
+    }
   }
 
-  abort(): Promise<void> {
+  async abort(): Promise<void> {
+    await this.removeCopy();
     return this.inner.abort();
+  }
+
+  private async removeCopy(): Promise<void> {
+    if (!this.copy) return;
+    await this.copy.handle.close().catch(() => undefined);
+    await fsp.rm(this.copy.file, { force: true }).catch(() => undefined);
   }
 
   private async advance(): Promise<void> {
@@ -332,11 +359,8 @@ export class CacheWriter {
   }
 
   /** Positional write for ranged downloads (no hashing here: RangedCacheWriter hashes in order). */
-  async writeAt(chunk: Buffer, position: number): Promise<void> {
-    for (let offset = 0; offset < chunk.length; ) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, position + offset);
-      offset += bytesWritten;
-    }
+  writeAt(chunk: Buffer, position: number): Promise<void> {
+    return writeFullyAt(this.handle, chunk, position);
   }
 
   async *readBack(start: number, end: number): AsyncIterable<Buffer> {
@@ -458,5 +482,12 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return [];
     throw e;
+  }
+}
+
+async function writeFullyAt(handle: fsp.FileHandle, chunk: Buffer, position: number): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset, position + offset);
+    offset += bytesWritten;
   }
 }

@@ -88,12 +88,57 @@ export async function writeFromCache(cache: ObjectCache, target: string, pointer
       });
     }
     cache.touch(pointer.oid);
-    const past = new Date(Date.now() - WRITTEN_MTIME_AGE_MS);
-    await fsp.utimes(tmp, past, past);
-    await fsp.rename(tmp, target);
+    await placeWritten(tmp, target);
   } finally {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * Dates a finished temp copy WRITTEN_MTIME_AGE_MS in the past and moves it to the target. The file
+ * there (the pointer text) is removed first, as git's own checkout does: ext4 (auto_da_alloc) allocates
+ * and starts writing back every block of a file renamed over another one before the rename returns
+ * (0.42 s for 1 GiB, measured with strace on a clone), work the kernel otherwise does in the background.
+ */
+async function placeWritten(tmp: string, target: string): Promise<void> {
+  const past = new Date(Date.now() - WRITTEN_MTIME_AGE_MS);
+  await fsp.utimes(tmp, past, past);
+  await fsp.unlink(target).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+  await fsp.rename(tmp, target);
+}
+
+/**
+ * A new temp file name for a copy of a work-tree file made while its object downloads (a direct
+ * checkout writes the cache and the work-tree copy in one pass), or null when the cache's temp
+ * directory is on another filesystem than the work tree (a rename could not move it there).
+ */
+export async function stagingFileFor(cache: ObjectCache, workTree: string): Promise<string | null> {
+  try {
+    await makeDirs(cache.tmpDir);
+    const [a, b] = await Promise.all([fsp.stat(workTree), fsp.stat(cache.tmpDir)]);
+    return a.dev === b.dev ? path.join(cache.tmpDir, `.gitml-${randomBytes(6).toString('hex')}.tmp`) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Puts a copy made during the download (stagingFileFor; verified with the object it was written
+ * beside) at `target`, as writeFromCache would have written it. Returns false, leaving the copy where
+ * it is, when it is gone or cannot be moved there (another filesystem): write from the cache then.
+ */
+export async function placeStaged(cache: ObjectCache, staged: string, target: string, pointer: Pick<Pointer, 'oid' | 'size'>, mode: number): Promise<boolean> {
+  const st = await fsp.stat(staged).catch(() => null);
+  if (!st?.isFile() || st.size !== pointer.size) return false; // gone (a cleanup of old temp files) or not whole
+  await fsp.chmod(staged, mode);
+  try {
+    await placeWritten(staged, target);
+  } catch (e) {
+    if (errnoCode(e) === 'EXDEV') return false;
+    throw e;
+  }
+  cache.touch(pointer.oid);
+  return true;
 }
 
 /**

@@ -7,14 +7,15 @@ import { describeError, errnoCode, isGitmlError } from '../errors';
 import { runGit } from '../git/exec';
 import { refreshWrittenFiles } from '../written';
 import { formatPointer, type Pointer } from '../pointer';
-import { worktreeTarget, writeFromCache } from '../worktree';
+import { placeStaged, worktreeTarget, writeFromCache } from '../worktree';
 
 /**
  * Direct checkout of large files. git keeps a smudge filter's whole output for a file in memory
  * before writing it (a 1 GiB model costs git 1 GiB of RAM and two copies). For large files in a
  * checkout, the filter answers with the pointer itself, which git writes as a small file; when git
- * closes the filter (git waits for it to exit, after it has written the index), the filter writes the
- * real bytes over those pointer files straight from the cache, verified, and refreshes the index so
+ * closes the filter (git waits for it to exit, after it has written the index), the filter puts the
+ * real bytes over those pointer files (a copy written beside the cache's during the download, or
+ * straight from the cache), verified, and refreshes the index so
  * `git status` is clean. Only for checkouts (git offers `can-delay` there and nowhere else), and not
  * when a post-checkout hook would run in between and see pointers.
  */
@@ -29,6 +30,8 @@ export interface Deferred {
   pathname: string;
   pointer: Pointer;
   gitml: Gitml;
+  /** A verified copy of the bytes written while the object downloaded (worktree.ts stagingFileFor). */
+  staged?: string;
 }
 
 /**
@@ -57,10 +60,20 @@ export function placeholder(pointer: Pointer): Buffer {
  * (writeFromCache). Returns messages for the person.
  */
 export async function materializeDeferred(items: readonly Deferred[], report: (message: string) => void): Promise<void> {
+  try {
+    await writeDeferred(items, report);
+  } finally {
+    // Copies not placed (the file changed meanwhile, or a failure) are not left in the cache's temp folder.
+    await Promise.all(items.map((i) => (i.staged ? fsp.rm(i.staged, { force: true }).catch(() => undefined) : undefined)));
+  }
+}
+
+async function writeDeferred(items: readonly Deferred[], report: (message: string) => void): Promise<void> {
   if (items.length === 0) return;
   const log = items[0]!.gitml.log;
   log.debug({ files: items.length }, 'direct checkout: writing files');
   const written: Deferred[] = [];
+  let staged = 0;
   for (const item of items) {
     const gitml = item.gitml;
     const workTree = gitml.repo.workTree!;
@@ -74,7 +87,11 @@ export async function materializeDeferred(items: readonly Deferred[], report: (m
       const expected = placeholder(item.pointer);
       if (!st.isFile() || st.size !== expected.length || !(await fsp.readFile(target)).equals(expected)) continue;
       try {
-        await writeFromCache(gitml.cache, target, item.pointer, st.mode & 0o777);
+        // The copy made during the download is renamed into place; otherwise (the object was cached
+        // already, or the copy cannot move there) it is copied from the cache now, verified.
+        const placed = item.staged ? await placeStaged(gitml.cache, item.staged, target, item.pointer, st.mode & 0o777) : false;
+        if (placed) staged++;
+        else await writeFromCache(gitml.cache, target, item.pointer, st.mode & 0o777);
       } catch (e) {
         if (!isGitmlError(e, 'E_OBJECT_CORRUPT')) throw e;
         report(`gitml: the cached copy of '${item.pathname}' is damaged; it was removed and the file left as a pointer: run \`gitml pull\``);
@@ -88,6 +105,7 @@ export async function materializeDeferred(items: readonly Deferred[], report: (m
   // The index still has the pointer files' size and time: refresh those entries (the filter knows
   // them from the record and neither copies nor hashes them again) so `git status` is clean. A
   // command that still holds the index lock is left alone.
+  log.debug({ staged, copied: written.length - staged }, 'direct checkout: files written');
   if (written.length === 0) return;
   log.debug({ files: written.length }, 'direct checkout: refreshing the index');
   const r = await refreshWrittenFiles(

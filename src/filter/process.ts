@@ -7,7 +7,7 @@ import type { Gitml } from '../context';
 import { describeError, GitmlError } from '../errors';
 import { FLUSH, PktLineReader, PktLineWriter } from '../pktline';
 import type { Pointer } from '../pointer';
-import { worktreePath } from '../worktree';
+import { stagingFileFor, worktreePath } from '../worktree';
 import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
 import { Cleaner } from './clean';
 import { enforceCacheLimit } from '../cache-limit';
@@ -48,6 +48,8 @@ interface DelayedItem {
   gitml: Gitml;
   /** Answer with the pointer and write the bytes at the end (direct checkout). */
   direct: boolean;
+  /** Direct checkout: the copy of the bytes written during the download, when one was. */
+  staged?: string;
   promise: Promise<void>;
   settled: boolean;
   error?: unknown;
@@ -107,6 +109,8 @@ export class FilterServer {
     }
     // git closed the pipe: its checkout is written. Now the large files' bytes (git waits for this).
     await materializeDeferred(this.deferred, this.options.report);
+    // Copies made for files git never asked for again (it stopped early) are not left behind.
+    for (const item of this.delayed.values()) if (item.staged) await fsp.rm(item.staged, { force: true }).catch(() => undefined);
     if (this.grew) await this.keepCacheUnderLimit();
     await hooks;
   }
@@ -238,7 +242,7 @@ export class FilterServer {
         // git asks again for a file it was told was delayed, with empty content.
         this.delayed.delete(request.pathname);
         if (earlier.error) return await this.writer.texts(['status=error']); // reported when it failed
-        if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml);
+        if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml, earlier.staged);
         return await this.sendObject(request, earlier.pointer, earlier.gitml);
       }
       const small = spool.inMemory();
@@ -290,8 +294,11 @@ export class FilterServer {
       return;
     }
     item.promise = this.downloads(async () => {
+      // A file checked out directly gets its work-tree copy in the same pass as the cache's.
+      const stage = direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null;
       try {
-        if ((await ensureCached(gitml, pointer, pathname)) === 'downloaded') this.downloaded(pointer.oid);
+        if ((await ensureCached(gitml, pointer, pathname, stage ?? undefined)) === 'downloaded') this.downloaded(pointer.oid);
+        if (stage && (await fsp.stat(stage).then((st) => st.size === pointer.size, () => false))) item.staged = stage;
       } catch (e) {
         item.error = e;
         // Said now, for every file that fails: git stops at the first failure it asks for, and
@@ -382,9 +389,9 @@ export class FilterServer {
   }
 
   /** git writes the pointer for now; the bytes follow when git closes the filter (direct.ts). */
-  private async sendPlaceholder(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
+  private async sendPlaceholder(request: Request, pointer: Pointer, gitml: Gitml, staged?: string): Promise<void> {
     this.grew = true;
-    this.deferred.push({ pathname: request.pathname, pointer, gitml });
+    this.deferred.push({ pathname: request.pathname, pointer, gitml, staged });
     await this.respondWith(placeholder(pointer));
   }
 

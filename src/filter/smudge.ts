@@ -15,10 +15,13 @@ export function classifySmudgeInput(content: Buffer, env: NodeJS.ProcessEnv): { 
   return { kind: 'pointer', pointer };
 }
 
-/** Makes sure the object is in the cache, downloading and verifying it when it is not. */
-export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string): Promise<'cached' | 'downloaded'> {
+/**
+ * Makes sure the object is in the cache, downloading and verifying it when it is not. `copyTo`: a new
+ * file that may also receive the bytes in the same pass (ObjectStore.download says when it does).
+ */
+export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string, copyTo?: string): Promise<'cached' | 'downloaded'> {
   if (await gitml.cache.has(pointer.oid, pointer.size)) return 'cached';
-  await (await gitml.objects()).download({ oid: pointer.oid, size: pointer.size, path }, gitml.cache);
+  await (await gitml.objects()).download({ oid: pointer.oid, size: pointer.size, path }, gitml.cache, { copyTo });
   return 'downloaded';
 }
 

@@ -45,6 +45,12 @@ export interface ObjectStoreOptions {
   rangesInFlight?: number;
 }
 
+export interface DownloadOptions {
+  onBytes?: (n: number) => void;
+  /** A file to create with the object's bytes in the same pass (ObjectStore.download). */
+  copyTo?: string;
+}
+
 /**
  * - whole:   objects/<oid> with the pointer's size
  * - chunked: a manifest (its packs are checked when it is read)
@@ -159,7 +165,14 @@ export class ObjectStore {
    * from their packs (manifest and packs checked first), whole ones in one stream or, when large, as
    * parallel ranges. A damaged store copy is E_OBJECT_CORRUPT naming the store and the key.
    */
-  async download(ref: ObjectRef, cache: ObjectCache, onBytes: (n: number) => void = () => undefined): Promise<void> {
+  /**
+   * Brings the object into the cache, verified. `copyTo`: a file to create with the same bytes in the
+   * same pass (direct checkout); made only when the object is read in ranges (from RANGED_DOWNLOAD_THRESHOLD,
+   * or chunked), so a caller checks whether it exists. Removed again when the object does not match.
+   */
+  async download(ref: ObjectRef, cache: ObjectCache, options: DownloadOptions = {}): Promise<void> {
+    const onBytes = options.onBytes ?? (() => undefined);
+    const copyTo = options.copyTo;
     try {
       if (ref.size < CHUNKED_MIN_SIZE && (await this.chunkIndex()).get(ref.oid)?.length === ref.size) {
         const [outcome] = await this.downloadPacked([ref], cache, onBytes, 1);
@@ -172,12 +185,12 @@ export class ObjectStore {
       const manifest = ref.size >= CHUNKED_MIN_SIZE ? await fetchManifest(this.requests, ref) : null;
       if (manifest) {
         try {
-          return await this.downloadChunked(ref, manifest, cache, onBytes);
+          return await this.downloadChunked(ref, manifest, cache, onBytes, copyTo);
         } catch (e) {
           // gc may have repacked the object while it was read: its new manifest names new packs.
           const fresh = isGitmlError(e, 'E_OBJECT_CORRUPT') ? await fetchManifest(this.requests, ref).catch(() => null) : null;
           if (!fresh || JSON.stringify(fresh.runs) === JSON.stringify(manifest.runs)) throw e;
-          return await this.downloadChunked(ref, fresh, cache, onBytes);
+          return await this.downloadChunked(ref, fresh, cache, onBytes, copyTo);
         }
       }
       if (ref.size >= RANGED_DOWNLOAD_THRESHOLD) {
@@ -185,7 +198,7 @@ export class ObjectStore {
         if (!st) throw new GitmlError('E_OBJECT_MISSING', `${objectKey(ref.oid)} is not in the store ${this.url}`);
         if (st.size !== ref.size) throw new GitmlError('E_OBJECT_CORRUPT', `${objectKey(ref.oid)} in ${this.url} holds ${st.size} bytes`);
         await assertRoomFor(cache, ref);
-        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes, this.options.rangesInFlight);
+        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes, this.options.rangesInFlight, copyTo);
       }
       const key = objectKey(ref.oid);
       await withRetry(
@@ -267,11 +280,11 @@ export class ObjectStore {
     return Buffer.concat(parts);
   }
 
-  private async downloadChunked(ref: ObjectRef, manifest: Manifest, cache: ObjectCache, onBytes: (n: number) => void): Promise<void> {
+  private async downloadChunked(ref: ObjectRef, manifest: Manifest, cache: ObjectCache, onBytes: (n: number) => void, copyTo: string | undefined): Promise<void> {
     const index = this.index ? await this.index.catch(() => null) : null;
     await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
     await assertRoomFor(cache, ref);
-    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes, this.options.rangesInFlight);
+    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes, this.options.rangesInFlight, copyTo);
   }
 
   /** The stored bytes in order, whole or chunked (fsck, bundles). Not verified here: hash what you read. */

@@ -102,10 +102,11 @@ export async function assertRoomFor(cache: ObjectCache, ref: ObjectRef): Promise
 /**
  * Ranged reads into one temp file in the cache, fetched in parallel (each retried on its own, a short
  * read told apart from damage by asking the store for the object's size), hashed in order as parts
- * complete, and named only if the whole matches the pointer.
+ * complete, and named only if the whole matches the pointer. `copyTo`: the same bytes into a second new
+ * file (RangedCacheWriter).
  */
-export async function downloadPlanned(requests: Requests, cache: ObjectCache, ref: ObjectRef, plan: Iterable<ReadPlan>, onBytes: (n: number) => void, inFlight = RANGES_IN_FLIGHT): Promise<void> {
-  const writer = await cache.createRangedWriter(ref);
+export async function downloadPlanned(requests: Requests, cache: ObjectCache, ref: ObjectRef, plan: Iterable<ReadPlan>, onBytes: (n: number) => void, inFlight = RANGES_IN_FLIGHT, copyTo?: string): Promise<void> {
+  const writer = await cache.createRangedWriter(ref, copyTo);
   try {
     await forEachBounded(plan, inFlight, (part) =>
       withRetry(

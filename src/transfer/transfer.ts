@@ -177,7 +177,7 @@ export async function downloadObjects(objects: readonly ObjectRef[], options: Tr
     }
   }
   const outcomes = await runAll(largestFirst(oneByOne), options.concurrency, async (ref) => {
-    await options.objects.download(ref, cache, (n) => progress.addBytes(n));
+    await options.objects.download(ref, cache, { onBytes: (n) => progress.addBytes(n) });
     progress.itemDone();
   });
   progress.finish();

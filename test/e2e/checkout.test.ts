@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { flipStoredByte } from '../helpers/store-layout';
 import { formatPointer, parsePointer } from '../../src/pointer';
-import { makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { listFiles, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 
 describe('checkout', () => {
@@ -155,13 +155,19 @@ describe('direct checkout of large files', () => {
       await box.git(repo, ['remote', 'add', 'origin', `gitml::${remote}`]);
       await box.git(repo, ['push', '-q', 'origin', 'main']);
 
-      for (const fetchMode of ['tips', 'none']) {
+      // Fetched before the checkout (tips): written from the cache. Fetched by the checkout (none): the
+      // download writes the work-tree copy beside the cache's, and it is renamed into place.
+      for (const [fetchMode, how] of [['tips', { staged: 0, copied: 1 }], ['none', { staged: 1, copied: 0 }]] as const) {
         const clone = box.path(`direct-${fetchMode}`);
-        await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone], { env: { GITML_FETCH: fetchMode } });
+        const log = box.path(`direct-${fetchMode}.log`);
+        await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone], { env: { GITML_FETCH: fetchMode, GITML_LOG: 'debug', GITML_LOG_FILE: log } });
         expect(sha256(await fsp.readFile(path.join(clone, 'big.pt')))).toBe(sha256(big));
         expect(sha256(await fsp.readFile(path.join(clone, 'small.pt')))).toBe(sha256(small));
         expect(fs.statSync(path.join(clone, 'big.pt')).mode & 0o111).not.toBe(0);
         expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
+        const written = (await fsp.readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; staged?: number; copied?: number }).filter((l) => l.msg === 'direct checkout: files written');
+        expect(written.map((l) => ({ staged: l.staged, copied: l.copied }))).toEqual([how]);
+        expect(listFiles(path.join(clone, '.git/gitml/tmp'))).toEqual([]);
       }
 
       // A post-checkout hook would run before the bytes are written, so then git gets them as usual.
@@ -171,6 +177,20 @@ describe('direct checkout of large files', () => {
       await fsp.writeFile(path.join(hooked, '.git/hooks/post-checkout'), `#!/bin/sh\nhead -c 7 big.pt > ${JSON.stringify(seen)}\n`, { mode: 0o755 });
       await box.git(hooked, ['checkout', '-q', 'main']);
       expect(await fsp.readFile(seen)).toEqual(big.subarray(0, 7));
+
+      // Damaged packs: the copy written during the download is thrown away with the download.
+      for (const file of listFiles(box.path('store/packs')).filter((f) => f.endsWith('.pack'))) {
+        fs.chmodSync(file, 0o644);
+        const fd = fs.openSync(file, 'r+');
+        fs.writeSync(fd, Buffer.from([0x5a ^ fs.readFileSync(file)[1000]!]), 0, 1, 1000);
+        fs.closeSync(fd);
+      }
+      const damaged = box.path('direct-damaged');
+      const r = await box.run(box.root, 'git', ['clone', '-q', `gitml::${remote}`, damaged], { env: { GITML_FETCH: 'none' } });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/damaged|does not match/);
+      if (fs.existsSync(path.join(damaged, 'big.pt'))) expect(sha256(await fsp.readFile(path.join(damaged, 'big.pt')))).not.toBe(sha256(big));
+      expect(listFiles(path.join(damaged, '.git/gitml/tmp'))).toEqual([]);
     } finally {
       await box.cleanup();
     }

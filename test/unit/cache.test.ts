@@ -8,7 +8,7 @@ import { ObjectCache } from '../../src/cache';
 import { Cleaner } from '../../src/filter/clean';
 import { parsePointer } from '../../src/pointer';
 import { unchangedSince, type WrittenFile } from '../../src/written';
-import { writeFromCache, WRITTEN_MTIME_AGE_MS } from '../../src/worktree';
+import { placeStaged, stagingFileFor, writeFromCache, WRITTEN_MTIME_AGE_MS } from '../../src/worktree';
 import { listFiles, ROOT, sha256 } from '../helpers/sandbox';
 
 describe('object cache', () => {
@@ -55,6 +55,32 @@ describe('object cache', () => {
     const oid = sha256(data);
     await fsp.writeFile(path.join(dir, 'objects', oid.slice(0, 2)), 'a file where a directory belongs');
     expect(() => cache.putSmall(data)).toThrow(expect.objectContaining({ code: 'E_CACHE_IO' }));
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('a ranged download with a copy: parts in any order reach both files; a mismatch or an abort leaves neither', async () => {
+    const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
+    const ref = { oid: sha256(data), size: data.length };
+    const parts = [{ start: 200_000, end: 300_000 }, { start: 0, end: 100_000 }, { start: 100_000, end: 200_000 }];
+    const copy = path.join(dir, 'copy');
+    const writer = await cache.createRangedWriter(ref, copy);
+    for (const r of parts) await writer.writePart(r, Readable.from([data.subarray(r.start, r.start + 7), data.subarray(r.start + 7, r.end)]));
+    expect(await writer.commit()).toEqual(ref);
+    expect(fs.readFileSync(cache.pathOf(ref.oid))).toEqual(data);
+    expect(fs.readFileSync(copy)).toEqual(data);
+
+    const wrong = { oid: sha256('something else'), size: data.length };
+    const copy2 = path.join(dir, 'copy2');
+    const bad = await cache.createRangedWriter(wrong, copy2);
+    for (const r of parts) await bad.writePart(r, Readable.from([data.subarray(r.start, r.end)]));
+    await expect(bad.commit()).rejects.toMatchObject({ code: 'E_OBJECT_CORRUPT' });
+    expect(fs.existsSync(copy2)).toBe(false);
+
+    const copy3 = path.join(dir, 'copy3');
+    const aborted = await cache.createRangedWriter(wrong, copy3);
+    await aborted.writePart(parts[0]!, Readable.from([data.subarray(parts[0]!.start, parts[0]!.end)]));
+    await aborted.abort();
+    expect(fs.existsSync(copy3)).toBe(false);
     expect(listFiles(cache.tmpDir)).toEqual([]);
   });
 
@@ -167,6 +193,27 @@ describe('writing a work-tree file from the cache', () => {
     expect(st.mtimeMs).toBeLessThan(Date.now() - WRITTEN_MTIME_AGE_MS / 2);
     expect(fs.readdirSync(dir).sort()).toEqual(['cache', 'model.pt']);
     expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('a copy staged during the download is moved over the pointer file as writeFromCache would write it', async () => {
+    const data = Buffer.from('weights '.repeat(10_000));
+    const stored = await cache.writeStream(Readable.from([data]));
+    const target = path.join(dir, 'model.pt');
+    await fsp.writeFile(target, 'pointer text');
+    const staged = await stagingFileFor(cache, dir);
+    expect(staged && path.dirname(staged)).toBe(cache.tmpDir);
+    await fsp.writeFile(staged!, data);
+    expect(await placeStaged(cache, staged!, target, stored, 0o755)).toBe(true);
+    expect(await fsp.readFile(target)).toEqual(data);
+    const st = await fsp.stat(target);
+    expect(st.mode & 0o777).toBe(0o755);
+    expect(st.mtimeMs).toBeLessThan(Date.now() - WRITTEN_MTIME_AGE_MS / 2);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+    // A copy that is gone or short is not placed: the caller writes from the cache instead.
+    expect(await placeStaged(cache, path.join(cache.tmpDir, 'gone'), target, stored, 0o644)).toBe(false);
+    await fsp.writeFile(staged!, data.subarray(1));
+    expect(await placeStaged(cache, staged!, target, stored, 0o644)).toBe(false);
+    expect(await fsp.readFile(target)).toEqual(data);
   });
 
   test('a damaged cached copy is removed from the cache and the target is left as it was', async () => {
