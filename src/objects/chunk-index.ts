@@ -26,7 +26,17 @@ export interface ChunkLocation {
  * and reported, so their chunks are simply uploaded again.
  */
 export class ChunkIndex {
-  private readonly chunks = new Map<string, ChunkLocation>();
+  /**
+   * Chunk hash (its 32 bytes as a latin1 string: half the memory of the hex) -> entry number in the
+   * columns below. One entry costs ~100 bytes instead of ~200 as a Map of objects: the index holds
+   * every chunk of the store, and a push adds one per new chunk (163,840 for a 10 GiB file).
+   */
+  private readonly slots = new Map<string, number>();
+  private packOf = new Uint32Array(1024);
+  private offsetOf = new Float64Array(1024);
+  private lengthOf = new Float64Array(1024);
+  private readonly packIds: string[] = [];
+  private readonly packNumbers = new Map<string, number>();
   private readonly packs = new Map<string, number>();
   /** Entries each pack's index lists (gc reports what it drops). */
   private readonly entries = new Map<string, number>();
@@ -38,11 +48,12 @@ export class ChunkIndex {
   readonly recovered: { pack: string; why: string }[] = [];
 
   get size(): number {
-    return this.chunks.size;
+    return this.slots.size;
   }
 
   get(hash: string): ChunkLocation | undefined {
-    return this.chunks.get(hash);
+    const i = this.slots.get(slotKey(hash));
+    return i === undefined ? undefined : { pack: this.packIds[this.packOf[i]!]!, offset: this.offsetOf[i]!, length: this.lengthOf[i]! };
   }
 
   /** Size of a pack the index knows, or undefined. */
@@ -58,7 +69,32 @@ export class ChunkIndex {
   add(idx: PackIndex, packSize: number): void {
     this.packs.set(idx.pack, packSize);
     this.entries.set(idx.pack, idx.chunks.length);
-    for (const [hash, offset, length] of idx.chunks) if (!this.chunks.has(hash)) this.chunks.set(hash, { pack: idx.pack, offset, length });
+    let packNo = this.packNumbers.get(idx.pack);
+    if (packNo === undefined) {
+      packNo = this.packIds.push(idx.pack) - 1;
+      this.packNumbers.set(idx.pack, packNo);
+    }
+    for (const [hash, offset, length] of idx.chunks) {
+      const key = slotKey(hash);
+      if (this.slots.has(key)) continue;
+      const i = this.slots.size;
+      if (i === this.packOf.length) this.grow();
+      this.packOf[i] = packNo;
+      this.offsetOf[i] = offset;
+      this.lengthOf[i] = length;
+      this.slots.set(key, i);
+    }
+  }
+
+  private grow(): void {
+    const n = this.packOf.length * 2;
+    const packOf = new Uint32Array(n);
+    packOf.set(this.packOf);
+    const offsetOf = new Float64Array(n);
+    offsetOf.set(this.offsetOf);
+    const lengthOf = new Float64Array(n);
+    lengthOf.set(this.lengthOf);
+    [this.packOf, this.offsetOf, this.lengthOf] = [packOf, offsetOf, lengthOf];
   }
 
   static async load(requests: Requests, localDir: string): Promise<ChunkIndex> {
@@ -144,6 +180,11 @@ export class ChunkIndex {
     requests.policy.log.debug({ packs: index.packs.size, chunks: index.size, fetched, skipped: index.skipped.length }, 'chunk index loaded');
     return index;
   }
+}
+
+/** A chunk's hash (64 hex digits, checked by the index decoder) as the 32-character key of its bytes. */
+function slotKey(hash: string): string {
+  return Buffer.from(hash, 'hex').toString('latin1');
 }
 
 /** A pack's own copy of its index, or null when it has none (packs written before the copy existed). */

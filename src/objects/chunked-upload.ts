@@ -102,6 +102,11 @@ export class PackBuilder {
     }
   }
 
+  /** Drops the chunk list once the pack and its index are stored (only the id is needed after that). */
+  releaseChunks(): void {
+    this.chunks.length = 0;
+  }
+
   /** Whether the pack is full: by bytes, or by entries (an index must stay small). */
   full(targetBytes: number): boolean {
     return this.size >= targetBytes || this.chunks.length >= PACK_MAX_ENTRIES;
@@ -168,17 +173,21 @@ export class ChunkedUploader {
     const whole = beside ? null : createHash('sha256');
     const runs: PendingRun[] = [];
     let size = 0;
+    // Runs are merged as they come (new chunks land side by side in one pack): a record per pack
+    // rather than one per chunk, so memory does not grow with the size of the object.
+    const addRun = (pack: PackBuilder | string, offset: number, length: number) => {
+      const last = runs[runs.length - 1];
+      if (last && last.pack === pack && last.offset + last.length === offset) last.length += length;
+      else runs.push({ pack, offset, length });
+    };
     const take = async (chunk: Buffer) => {
       const hash = createHash('sha256').update(chunk).digest('hex');
       const known = this.options.index.get(hash) ?? this.local.get(hash);
-      if (known) {
-        runs.push({ pack: known.pack, offset: known.offset, length: known.length });
-        return;
-      }
+      if (known) return addRun(known.pack, known.offset, known.length);
       const pack = await this.packFor();
       const offset = await pack.append(hash, chunk);
       this.local.set(hash, { pack, offset, length: chunk.length });
-      runs.push({ pack, offset, length: chunk.length });
+      addRun(pack, offset, chunk.length);
       if (pack.full(this.packTarget)) await this.sealCurrent();
     };
     for await (const block of this.options.cache.openRead(ref.oid, undefined, ref.size)) {
@@ -268,7 +277,11 @@ export class ChunkedUploader {
         if ((await this.options.requests.putNamed(packKey(id), fileBody(pack.file, pack.size))) === 'created') this.newBytes += pack.size;
         await this.options.requests.putNamed(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks: pack.chunks })));
         this.options.index.add({ pack: id, chunks: pack.chunks }, pack.size);
+        // The index answers for these chunks from now on: one record each, not three (the objects'
+        // runs keep the builder until finish() reads its id, but not its chunk list).
+        for (const [hash] of pack.chunks) if (this.local.get(hash)?.pack === pack) this.local.delete(hash);
         this.options.requests.policy.log.debug({ pack: id, bytes: pack.size, chunks: pack.chunks.length }, 'pack stored');
+        pack.releaseChunks();
       } finally {
         await pack.dispose();
         this.running--;
