@@ -46,6 +46,8 @@ export class PackBuilder {
   /** Small appends gathered into one write (thousands of packed objects, not thousands of writes). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** The write in flight: chunking goes on while the kernel copies the previous 4 MiB. */
+  private writing: Promise<void> = Promise.resolve();
   private constructor(
     readonly file: string,
     private readonly handle: fsp.FileHandle,
@@ -80,8 +82,13 @@ export class PackBuilder {
     this.pending.push(data);
     this.pendingBytes += data.length;
     // Gathered into one vectored write per 4 MiB: a write (and a thread-pool round trip) per 64 KiB
-    // chunk was a third of a push's time.
-    if (this.pendingBytes >= 4 << 20) await this.flush();
+    // chunk was a third of a push's time. One write stays in flight while the next 4 MiB gather (the
+    // kernel's copy into the page cache was 0.67 s of a 1 GiB push, spent waiting).
+    if (this.pendingBytes >= 4 << 20) {
+      await this.writing;
+      this.writing = this.flush();
+      this.writing.catch(() => undefined); // awaited by the next write or by seal()
+    }
   }
 
   private async flush(): Promise<void> {
@@ -119,6 +126,7 @@ export class PackBuilder {
     this.size += trailer.length;
     this.pending.push(trailer);
     this.pendingBytes += trailer.length;
+    await this.writing;
     await this.flush();
     await this.handle.close();
     this.id = createHash('sha256').update(`gitml pack ${dataBytes}\n`).update(JSON.stringify(this.chunks)).digest('hex');
@@ -126,6 +134,7 @@ export class PackBuilder {
   }
 
   async dispose(): Promise<void> {
+    await this.writing.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     await fsp.rm(this.file, { force: true });
   }
