@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { cacheIoError, errnoCode, GitmlError } from './errors';
 import { isValidOid, shortOid } from './pointer';
 import { makeDirs, makeDirsSync } from './safe-path';
+import { FileWriterThread } from './util/file-writer-thread';
 
 /**
  * Objects up to this size are stored and read with one blocking call each (putSmall, readSmall):
@@ -23,6 +24,7 @@ export class ObjectCache {
   readonly objectsDir: string;
   readonly tmpDir: string;
   private tmpReady: Promise<unknown> | null = null;
+  private writerThread: FileWriterThread | null = null;
 
   constructor(
     readonly root: string,
@@ -117,29 +119,31 @@ export class ObjectCache {
   }
 
   /**
-   * putSmall through the thread pool: many of these run side by side (objects cut out of a pack read)
-   * while the event loop keeps answering git. Same guarantees: temp file, optional fsync, rename
-   * under its own hash, nothing written when it is already cached.
+   * Stores objects cut from `length` bytes that `fill` writes (a pack read) whose oids are known: each
+   * hashed, compared and written under a temp name and renamed, on the cache's writer thread
+   * (util/file-writer-thread.ts), so the event loop keeps answering git. A failure of `fill` is thrown. Per item: null when it is cached, `{ mismatch }` with the
+   * sha256 the bytes really have (nothing stored), or the cache's error.
    */
-  async putSmallAsync(content: Buffer): Promise<{ oid: string; size: number }> {
-    const oid = createHash('sha256').update(content).digest('hex');
-    if (await this.has(oid, content.length)) return { oid, size: content.length };
-    const tmpPath = this.newTempPath();
+  async putExpected(length: number, fill: (into: Uint8Array) => Promise<void>, items: readonly { oid: string; offset: number; size: number }[]): Promise<(null | { mismatch: string } | GitmlError)[]> {
     try {
       await this.tempDirReady();
-      const handle = await fsp.open(tmpPath, 'wx', 0o644);
-      try {
-        for (let offset = 0; offset < content.length; ) offset += (await handle.write(content, offset, content.length - offset)).bytesWritten;
-        if (this.options.fsync) await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await renameCreatingDir(tmpPath, this.pathOf(oid));
-      return { oid, size: content.length };
     } catch (e) {
-      await fsp.rm(tmpPath, { force: true }).catch(() => undefined);
-      throw cacheIoError(`cannot store object sha256:${shortOid(oid)} in the cache at ${this.root}`, e);
+      const error = cacheIoError(`cannot write to the cache at ${this.root}`, e);
+      return items.map(() => error);
     }
+    this.writerThread ??= new FileWriterThread(this.options.fsync);
+    const jobs = items.map((i) => ({ offset: i.offset, size: i.size, sha256: i.oid, tmp: this.newTempPath(), target: this.pathOf(i.oid) }));
+    const results = await this.writerThread.write(length, fill, jobs);
+    return results.map((r, n) =>
+      r === null || 'mismatch' in r ? r : cacheIoError(`cannot store object sha256:${shortOid(items[n]!.oid)} in the cache at ${this.root}`, Object.assign(new Error(r.error.message), { code: r.error.code })),
+    );
+  }
+
+  /** Stops the cache's writer thread, if one was started (it never keeps a process alive while idle). */
+  async close(): Promise<void> {
+    const thread = this.writerThread;
+    this.writerThread = null;
+    await thread?.close();
   }
 
   /**

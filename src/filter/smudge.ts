@@ -46,7 +46,8 @@ export async function streamCached(gitml: Gitml, pointer: Pointer, out: (chunk: 
     }
   }
   const digest = hash?.digest('hex');
-  gitml.cache.touch(pointer.oid);
+  // An object this process just downloaded (not verified again) was just written: its clock is fresh.
+  if (verify) gitml.cache.touch(pointer.oid);
   if (size !== pointer.size || (digest !== undefined && digest !== pointer.oid)) {
     await gitml.cache.remove(pointer.oid);
     throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of sha256:${shortOid(pointer.oid)} is damaged; it was removed from the cache`, {

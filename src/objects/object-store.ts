@@ -233,51 +233,56 @@ export class ObjectStore {
       byPack.set(loc.pack, list);
     }
     const ranges = [...byPack].flatMap(([pack, items]) => packedRanges(pack, items));
-    await runAll(ranges, concurrency, async (range) => {
-      let data: Buffer;
-      try {
-        data = await this.readPackRange(range.pack, range.start, range.end);
-      } catch (e) {
-        for (const item of range.items) results.set(item.ref.oid, e);
-        return;
-      }
-      // Cut out, checked and stored side by side (through the thread pool).
-      await runAll(range.items, 16, async ({ ref, offset }) => {
-        const bytes = data.subarray(offset - range.start, offset - range.start + ref.size);
-        try {
-          const stored = await cache.putSmallAsync(bytes);
-          if (stored.oid !== ref.oid) {
-            await cache.remove(stored.oid).catch(() => undefined);
-            throw damaged(`${packKey(range.pack)} in ${this.url} holds other bytes than ${describe(ref)} where its index says (they hash to sha256:${shortOid(stored.oid)})`);
-          }
-          results.set(ref.oid, null);
-          onBytes(ref.size);
-          onObject(ref);
-        } catch (e) {
-          results.set(ref.oid, e);
-        }
-      });
-    });
+    // Memory stays flat whatever the number of ranges: each read lands in one of the cache writer's
+    // few buffers, and waits for one to be free before it starts.
+    await runAll(ranges, concurrency, (range) => this.storePackedRange(range, cache, results, onBytes, onObject));
     return refs.map((ref) => {
       const e = results.get(ref.oid);
       return e === null ? { ref, ok: true as const } : { ref, ok: false as const, error: e === undefined ? new GitmlError('E_INTERNAL', `${describe(ref)} was not read`) : this.explainDownload(ref, e) };
     });
   }
 
-  /** `[start, end)` of a pack, read into memory with retries (a short pack is damage, not a retry). */
-  private async readPackRange(pack: string, start: number, end: number): Promise<Buffer> {
-    const parts: Buffer[] = [];
+  /** One ranged read of a pack, its objects checked and stored in the cache; each outcome in `results`. */
+  private async storePackedRange(range: PackedRange, cache: ObjectCache, results: Map<string, unknown>, onBytes: (n: number) => void, onObject: (ref: ObjectRef) => void): Promise<void> {
+    // Read into the cache's writer buffer, then cut out, checked and stored there, one message for the whole read.
+    let stored: Awaited<ReturnType<ObjectCache['putExpected']>>;
+    try {
+      const items = range.items.map(({ ref, offset }) => ({ oid: ref.oid, offset: offset - range.start, size: ref.size }));
+      stored = await cache.putExpected(range.end - range.start, (into) => this.readPackRange(range.pack, range.start, range.end, into), items);
+    } catch (e) {
+      for (const item of range.items) results.set(item.ref.oid, e);
+      return;
+    }
+    range.items.forEach(({ ref }, n) => {
+      const outcome = stored[n];
+      if (outcome === null) {
+        results.set(ref.oid, null);
+        onBytes(ref.size);
+        onObject(ref);
+      } else if (outcome && 'mismatch' in outcome) {
+        results.set(ref.oid, damaged(`${packKey(range.pack)} in ${this.url} holds other bytes than ${describe(ref)} where its index says (they hash to sha256:${shortOid(outcome.mismatch)})`));
+      } else {
+        results.set(ref.oid, outcome);
+      }
+    });
+  }
+
+  /** `[start, end)` of a pack into `into`, with retries (a short pack is damage, not a retry). */
+  private async readPackRange(pack: string, start: number, end: number, into: Uint8Array): Promise<void> {
     await withRetry(
       async () => {
-        parts.length = 0;
+        let at = 0;
+        // readRangeInto refuses a store that sends more than asked: `into` cannot overflow.
         await readRangeInto(this.requests, packKey(pack), { start, end }, async (source) => {
-          for await (const c of source) parts.push(c);
+          for await (const c of source) {
+            into.set(c, at);
+            at += c.length;
+          }
         }, () => undefined);
       },
       this.options.retry,
       (err, attempt, delay) => this.log.warn({ pack, start, attempt, delay, err: String(err) }, 'pack read failed, retrying'),
     );
-    return Buffer.concat(parts);
   }
 
   private async downloadChunked(ref: ObjectRef, manifest: Manifest, cache: ObjectCache, onBytes: (n: number) => void, copyTo: string | undefined): Promise<void> {
@@ -291,7 +296,8 @@ export class ObjectStore {
   async *read(ref: ObjectRef): AsyncIterable<Buffer> {
     const loc = ref.size < CHUNKED_MIN_SIZE ? (await this.chunkIndex()).get(ref.oid) : undefined;
     if (loc && loc.length === ref.size) {
-      const data = await this.readPackRange(loc.pack, loc.offset, loc.offset + loc.length);
+      const data = Buffer.allocUnsafe(loc.length);
+      await this.readPackRange(loc.pack, loc.offset, loc.offset + loc.length, data);
       // A repair stores a good whole copy beside a damaged packed one: readers take the good one.
       if (createHash('sha256').update(data).digest('hex') === ref.oid || !(await this.requests.stat(objectKey(ref.oid)))) {
         yield data;
@@ -493,9 +499,16 @@ async function uploadWhole(objects: ObjectStore, ref: ObjectRef, cache: ObjectCa
  * The reads that fetch `items` (objects at offsets of one pack): in offset order, a range grows while
  * the next object starts within PACKED_GAP of its end and the range stays within PACKED_RANGE. Pure.
  */
-export function packedRanges(pack: string, items: readonly { ref: ObjectRef; offset: number }[]): { pack: string; start: number; end: number; items: { ref: ObjectRef; offset: number }[] }[] {
+export interface PackedRange {
+  pack: string;
+  start: number;
+  end: number;
+  items: { ref: ObjectRef; offset: number }[];
+}
+
+export function packedRanges(pack: string, items: readonly { ref: ObjectRef; offset: number }[]): PackedRange[] {
   const sorted = [...items].sort((a, b) => a.offset - b.offset);
-  const out: { pack: string; start: number; end: number; items: { ref: ObjectRef; offset: number }[] }[] = [];
+  const out: PackedRange[] = [];
   for (const item of sorted) {
     const end = item.offset + item.ref.size;
     const last = out[out.length - 1];
