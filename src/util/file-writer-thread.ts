@@ -126,7 +126,9 @@ export class FileWriterThread {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    // The thread keeps nothing between batches: a small heap of its own (by default it could grow as
+    // large as the main one, garbage included).
+    const worker = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 } });
     worker.on('message', (m: { id: number; results: FileJobResult[] }) => {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
