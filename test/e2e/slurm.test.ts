@@ -163,7 +163,9 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
   });
 
   test('gitml runs cancel stops a running job; its record says cancelled; logs show what it printed', async () => {
-    const r = await submit(['--json', '--', 'sh', '-c', 'echo started; sleep 600; echo never']);
+    // `&&`: Slurm signals the job's processes one by one, so the shell may see its sleep die a moment
+    // before its own signal arrives; it must still not go on to the rest of the command.
+    const r = await submit(['--json', '--', 'sh', '-c', 'echo started; sleep 600 && echo never']);
     expect(r.code).toBe(0);
     const { runs } = JSON.parse(r.stdout);
     const id = runs[0].runId as string;
