@@ -121,8 +121,9 @@ export class ObjectCache {
   /**
    * Stores objects cut from `length` bytes that `fill` writes (a pack read) whose oids are known: each
    * hashed, compared and written under a temp name and renamed, on the cache's writer thread
-   * (util/file-writer-thread.ts), so the event loop keeps answering git. A failure of `fill` is thrown. Per item: null when it is cached, `{ mismatch }` with the
-   * sha256 the bytes really have (nothing stored), or the cache's error.
+   * (util/file-writer-thread.ts), so the event loop keeps answering git. A failure of `fill` is
+   * thrown. Per item: null when it is cached, `{ mismatch }` with the sha256 the bytes really have
+   * (nothing stored), or the cache's error.
    */
   async putExpected(length: number, fill: (into: Uint8Array) => Promise<void>, items: readonly { oid: string; offset: number; size: number }[]): Promise<(null | { mismatch: string } | GitmlError)[]> {
     try {
@@ -137,13 +138,6 @@ export class ObjectCache {
     return results.map((r, n) =>
       r === null || 'mismatch' in r ? r : cacheIoError(`cannot store object sha256:${shortOid(items[n]!.oid)} in the cache at ${this.root}`, Object.assign(new Error(r.error.message), { code: r.error.code })),
     );
-  }
-
-  /** Stops the cache's writer thread, if one was started (it never keeps a process alive while idle). */
-  async close(): Promise<void> {
-    const thread = this.writerThread;
-    this.writerThread = null;
-    await thread?.close();
   }
 
   /**

@@ -73,7 +73,7 @@ export const WRITTEN_MTIME_AGE_MS = 60_000;
  * removed from the cache (the next `gitml pull` downloads it again) and nothing is written.
  */
 export async function writeFromCache(cache: ObjectCache, target: string, pointer: Pick<Pointer, 'oid' | 'size'>, mode: number): Promise<void> {
-  const tmp = path.join(await tempDirFor(cache, target), `.gitml-${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempNameIn(await tempDirFor(cache, target));
   try {
     const source = cache.pathOf(pointer.oid);
     const [copied] = await Promise.all([
@@ -113,13 +113,7 @@ async function placeWritten(tmp: string, target: string): Promise<void> {
  * directory is on another filesystem than the work tree (a rename could not move it there).
  */
 export async function stagingFileFor(cache: ObjectCache, workTree: string): Promise<string | null> {
-  try {
-    await makeDirs(cache.tmpDir);
-    const [a, b] = await Promise.all([fsp.stat(workTree), fsp.stat(cache.tmpDir)]);
-    return a.dev === b.dev ? path.join(cache.tmpDir, `.gitml-${randomBytes(6).toString('hex')}.tmp`) : null;
-  } catch {
-    return null;
-  }
+  return (await cacheTempBeside(cache, workTree)) ? tempNameIn(cache.tmpDir) : null;
 }
 
 /**
@@ -148,11 +142,21 @@ export async function placeStaged(cache: ObjectCache, staged: string, target: st
  */
 async function tempDirFor(cache: ObjectCache, target: string): Promise<string> {
   const beside = path.dirname(target);
+  return (await cacheTempBeside(cache, beside)) ? cache.tmpDir : beside;
+}
+
+/** Whether the cache's temp directory (made if missing) is on the filesystem of `dir`: false when unknown. */
+async function cacheTempBeside(cache: ObjectCache, dir: string): Promise<boolean> {
   try {
     await makeDirs(cache.tmpDir);
-    const [a, b] = await Promise.all([fsp.stat(beside), fsp.stat(cache.tmpDir)]);
-    return a.dev === b.dev ? cache.tmpDir : beside;
+    const [a, b] = await Promise.all([fsp.stat(dir), fsp.stat(cache.tmpDir)]);
+    return a.dev === b.dev;
   } catch {
-    return beside;
+    return false;
   }
+}
+
+/** A fresh name for a work-tree file's temp copy in `dir`. */
+function tempNameIn(dir: string): string {
+  return path.join(dir, `.gitml-${randomBytes(6).toString('hex')}.tmp`);
 }

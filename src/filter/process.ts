@@ -294,11 +294,11 @@ export class FilterServer {
       return;
     }
     item.promise = this.downloads(async () => {
-      // A file checked out directly gets its work-tree copy in the same pass as the cache's.
-      const stage = direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null;
+      // A file checked out directly gets its work-tree copy in the same pass as the cache's (when the
+      // download makes one: placeStaged checks that it is there and whole).
+      item.staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
       try {
-        if ((await ensureCached(gitml, pointer, pathname, stage ?? undefined)) === 'downloaded') this.downloaded(pointer.oid);
-        if (stage && (await fsp.stat(stage).then((st) => st.size === pointer.size, () => false))) item.staged = stage;
+        if ((await ensureCached(gitml, pointer, pathname, item.staged)) === 'downloaded') this.downloaded(pointer.oid);
       } catch (e) {
         item.error = e;
         // Said now, for every file that fails: git stops at the first failure it asks for, and

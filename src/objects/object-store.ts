@@ -164,11 +164,9 @@ export class ObjectStore {
    * Brings one object into the cache, verified against its pointer before it is named: chunked ones
    * from their packs (manifest and packs checked first), whole ones in one stream or, when large, as
    * parallel ranges. A damaged store copy is E_OBJECT_CORRUPT naming the store and the key.
-   */
-  /**
-   * Brings the object into the cache, verified. `copyTo`: a file to create with the same bytes in the
-   * same pass (direct checkout); made only when the object is read in ranges (from RANGED_DOWNLOAD_THRESHOLD,
-   * or chunked), so a caller checks whether it exists. Removed again when the object does not match.
+   * `copyTo`: a file to create with the same bytes in the same pass (direct checkout); made only when
+   * the object is read in ranges (from RANGED_DOWNLOAD_THRESHOLD, or chunked), and removed again when
+   * the object does not match, so a caller checks whether it is there.
    */
   async download(ref: ObjectRef, cache: ObjectCache, options: DownloadOptions = {}): Promise<void> {
     const onBytes = options.onBytes ?? (() => undefined);
