@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { chunkLengths, Chunker, cutPoint, DEFAULT_CHUNK_PARAMS } from '../../src/objects/cdc';
+import { GEAR_WASM } from '../../src/objects/gear-wasm';
+import { compileGearWat } from '../../scripts/gear-wasm';
 import { randomBytesSeeded } from '../helpers/sandbox';
 
 const small = { min: 256, avg: 1024, max: 4096 };
@@ -90,6 +92,23 @@ describe('content-defined chunking', () => {
     const avg = data.length / lengths.length;
     expect(avg).toBeGreaterThan(40 * 1024);
     expect(avg).toBeLessThan(100 * 1024);
+  });
+
+  test('the WebAssembly search cuts where the JavaScript reference does, across slices and buffers, and hands out the input bytes', () => {
+    // Larger than the 1 MiB slices the chunker copies into the module, in blocks that straddle them.
+    const data = randomBytesSeeded(5 * 1024 * 1024 + 12_345, 11);
+    for (const blockSize of [data.length, 1 << 20, 333_333, 65_536, 7_777]) {
+      const chunker = new Chunker(DEFAULT_CHUNK_PARAMS);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < data.length; at += blockSize) chunks.push(...chunker.push(data.subarray(at, at + blockSize)));
+      chunks.push(...chunker.end());
+      expect(chunks.map((c) => c.length)).toEqual(chunkLengths(data, DEFAULT_CHUNK_PARAMS));
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    }
+  });
+
+  test('the committed WebAssembly is what scripts/gear-wasm.ts compiles its text to', async () => {
+    expect((await compileGearWat()).equals(GEAR_WASM)).toBe(true);
   });
 
   test('cutPoint returns the remainder for short input', () => {
