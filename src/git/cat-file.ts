@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import Queue from 'yocto-queue';
 import { GitmlError } from '../errors';
 import type { GitContext } from './exec';
 
@@ -20,7 +21,9 @@ interface Pending {
  */
 export class CatFileBatch {
   private readonly child: ChildProcessWithoutNullStreams;
-  private readonly pending: Pending[] = [];
+  // A queue, not an array: Array#shift on 20,000 waiting requests (a push's pointer scan) copies the
+  // rest each time, 0.2 s in all.
+  private readonly pending = new Queue<Pending>();
   private buffer: Buffer = Buffer.alloc(0);
   private failure: Error | null = null;
 
@@ -36,11 +39,11 @@ export class CatFileBatch {
     });
     const fail = (err: Error) => {
       this.failure = err;
-      for (const p of this.pending.splice(0)) p.reject(err);
+      this.rejectAll(err);
     };
     this.child.on('error', (e) => fail(new GitmlError('E_GIT', `cannot run git cat-file: ${e.message}`)));
     this.child.on('close', (code) => {
-      if (this.pending.length > 0) fail(new GitmlError('E_GIT', `git cat-file --batch exited (${code}): ${stderr.trim()}`));
+      if (this.pending.size > 0) fail(new GitmlError('E_GIT', `git cat-file --batch exited (${code}): ${stderr.trim()}`));
     });
     this.child.stdin.on('error', () => undefined);
   }
@@ -49,7 +52,7 @@ export class CatFileBatch {
   get(oid: string): Promise<BlobContent | null> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.pending.push({ resolve, reject });
+      this.pending.enqueue({ resolve, reject });
       this.child.stdin.write(`${oid}\n`);
     });
   }
@@ -58,14 +61,18 @@ export class CatFileBatch {
     this.child.stdin.end();
   }
 
+  private rejectAll(err: Error): void {
+    for (let p = this.pending.dequeue(); p; p = this.pending.dequeue()) p.reject(err);
+  }
+
   private drain(): void {
-    while (this.pending.length > 0) {
+    while (this.pending.size > 0) {
       const eol = this.buffer.indexOf(0x0a);
       if (eol < 0) return;
       const header = this.buffer.subarray(0, eol).toString('utf8');
       if (header.endsWith(' missing') || header.endsWith(' ambiguous')) {
         this.buffer = this.buffer.subarray(eol + 1);
-        this.pending.shift()!.resolve(null);
+        this.pending.dequeue()!.resolve(null);
         continue;
       }
       const [oid, type, sizeText] = header.split(' ');
@@ -73,14 +80,14 @@ export class CatFileBatch {
       if (!oid || !type || !Number.isSafeInteger(size)) {
         const err = new GitmlError('E_GIT', `unexpected git cat-file output: ${JSON.stringify(header)}`);
         this.failure = err;
-        for (const p of this.pending.splice(0)) p.reject(err);
+        this.rejectAll(err);
         return;
       }
       // Content, then a newline.
       if (this.buffer.length < eol + 1 + size + 1) return;
       const content = Buffer.from(this.buffer.subarray(eol + 1, eol + 1 + size));
       this.buffer = this.buffer.subarray(eol + 1 + size + 1);
-      this.pending.shift()!.resolve({ oid, type, size, content });
+      this.pending.dequeue()!.resolve({ oid, type, size, content });
     }
   }
 }
