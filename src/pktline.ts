@@ -12,6 +12,9 @@ export const FLUSH: unique symbol = Symbol('flush');
 export type Packet = Buffer | typeof FLUSH;
 
 const FLUSH_BYTES = Buffer.from('0000', 'ascii');
+const EMPTY = Buffer.alloc(0);
+const SUCCESS_THEN_FLUSH = Buffer.concat([encodePacket('status=success\n'), FLUSH_BYTES]);
+const TWO_FLUSHES = Buffer.concat([FLUSH_BYTES, FLUSH_BYTES]);
 
 export function encodePacket(payload: Buffer | string): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
@@ -29,16 +32,17 @@ export function encodeFlush(): Buffer {
  * Frames a run of data as as many full packets as it needs, in one buffer (one write instead of one
  * per packet). Used for file content: the caller hands in up to a few MiB at a time.
  */
-export function frameData(data: Buffer): Buffer {
+export function frameData(data: Buffer, before: Buffer = EMPTY, after: Buffer = EMPTY): Buffer {
   const packets = Math.ceil(data.length / MAX_PAYLOAD);
-  const out = Buffer.allocUnsafe(data.length + packets * 4);
-  let at = 0;
+  const out = Buffer.allocUnsafe(before.length + data.length + packets * 4 + after.length);
+  let at = before.copy(out, 0);
   for (let offset = 0; offset < data.length; offset += MAX_PAYLOAD) {
     const n = Math.min(MAX_PAYLOAD, data.length - offset);
     out.write((n + 4).toString(16).padStart(4, '0'), at, 'ascii');
     data.copy(out, at + 4, offset, offset + n);
     at += n + 4;
   }
+  after.copy(out, at);
   return out;
 }
 
@@ -162,6 +166,15 @@ export class PktLineWriter {
 
   async flush(): Promise<void> {
     await this.raw(FLUSH_BYTES);
+  }
+
+  /**
+   * A whole filter answer in one write: status=success, the content, and the empty list that keeps
+   * the status. Four writes per file (and four wake-ups of git) cost a 20,000-file checkout or add
+   * more than the bytes did.
+   */
+  async answer(content: Buffer): Promise<void> {
+    await this.raw(frameData(content, SUCCESS_THEN_FLUSH, TWO_FLUSHES));
   }
 
   /** Content of any length, framed into as many packets as needed. */

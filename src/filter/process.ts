@@ -10,10 +10,11 @@ import type { Pointer } from '../pointer';
 import { stagingFileFor, worktreePath } from '../worktree';
 import { loadWrittenFiles, unchangedSince, type WrittenFile } from '../written';
 import { Cleaner } from './clean';
+import { SMALL_OBJECT } from '../cache';
 import { enforceCacheLimit } from '../cache-limit';
 import { hooksPresent, installHooks } from '../install';
 import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
-import { classifySmudgeInput, ensureCached, smudgeFailure, streamCached } from './smudge';
+import { classifySmudgeInput, ensureCached, readCachedSmall, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
 import { CHUNKED_MIN_SIZE } from '../objects/layout';
 import type { ObjectStore } from '../objects/object-store';
@@ -374,6 +375,17 @@ export class FilterServer {
 
   private async sendObject(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
     this.grew = true;
+    if (pointer.size <= SMALL_OBJECT) {
+      let data: Buffer;
+      try {
+        data = await readCachedSmall(gitml, pointer, !this.verified.has(pointer.oid));
+      } catch (e) {
+        this.options.report(smudgeFailure(request.pathname, pointer, null, e));
+        await this.writer.texts(['status=error']);
+        return;
+      }
+      return this.respondWith(data);
+    }
     await this.writer.texts(['status=success']);
     try {
       await streamCached(gitml, pointer, (chunk) => this.writer.data(chunk), !this.verified.has(pointer.oid));
@@ -402,10 +414,7 @@ export class FilterServer {
   }
 
   private async respondWith(output: Buffer): Promise<void> {
-    await this.writer.texts(['status=success']);
-    await this.writer.data(output);
-    await this.writer.flush();
-    await this.writer.flush();
+    await this.writer.answer(output);
   }
 
   /** Settings as of the commit being checked out, so a clone finds the store its .gitmlconfig names. */

@@ -31,21 +31,28 @@ export async function ensureCached(gitml: Gitml, pointer: Pointer, path: string,
  * to discard what it received.
  */
 export async function streamCached(gitml: Gitml, pointer: Pointer, out: (chunk: Buffer) => Promise<void>, verify: boolean): Promise<void> {
+  if (pointer.size <= SMALL_OBJECT) return out(await readCachedSmall(gitml, pointer, verify));
   const hash = verify ? createHash('sha256') : null;
   let size = 0;
-  if (pointer.size <= SMALL_OBJECT) {
-    const data = gitml.cache.readSmall(pointer.oid, pointer.size);
-    hash?.update(data);
-    size = data.length;
-    await out(data);
-  } else {
-    for await (const chunk of gitml.cache.openRead(pointer.oid, undefined, pointer.size)) {
-      hash?.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      await out(chunk as Buffer);
-    }
+  for await (const chunk of gitml.cache.openRead(pointer.oid, undefined, pointer.size)) {
+    hash?.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    await out(chunk as Buffer);
   }
-  const digest = hash?.digest('hex');
+  await checkCached(gitml, pointer, size, hash?.digest('hex'), verify);
+}
+
+/**
+ * A small cached object's bytes (SMALL_OBJECT), checked before anything is sent: git can be answered
+ * in one write, and a damaged copy is refused before any of it went out (E_OBJECT_CORRUPT).
+ */
+export async function readCachedSmall(gitml: Gitml, pointer: Pointer, verify: boolean): Promise<Buffer> {
+  const data = gitml.cache.readSmall(pointer.oid, pointer.size);
+  await checkCached(gitml, pointer, data.length, verify ? createHash('sha256').update(data).digest('hex') : undefined, verify);
+  return data;
+}
+
+async function checkCached(gitml: Gitml, pointer: Pointer, size: number, digest: string | undefined, verify: boolean): Promise<void> {
   // An object this process just downloaded (not verified again) was just written: its clock is fresh.
   if (verify) gitml.cache.touch(pointer.oid);
   if (size !== pointer.size || (digest !== undefined && digest !== pointer.oid)) {

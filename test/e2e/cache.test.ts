@@ -92,4 +92,29 @@ describe('the local cache: prune and a size limit', () => {
     expect(push.stderr).toMatch(new RegExp(`cached copy of 'model.pt' \\(sha256:${oid.slice(0, 12)}\\) is damaged`));
     expect((await box.git(remote, ['rev-parse', 'main'])).stdout.trim()).toBe(before);
   });
+
+  // Small ones are read whole and checked before git gets any byte; larger ones are streamed and
+  // checked at their end, and git is told to discard what it received.
+  test.each([
+    ['a small object', 100_000],
+    ['an object streamed to git', 3_000_000],
+  ])('a damaged cached copy of %s is never checked out: the checkout fails, names it, and the copy leaves the cache', async (_what, size) => {
+    const { repo } = await makeRepoWithRemote(box);
+    const data = randomBytesSeeded(size, 78);
+    await fsp.writeFile(path.join(repo, 'model.pt'), data);
+    await box.git(repo, ['add', 'model.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'model']);
+    const oid = sha256(data);
+    const cached = path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    const damaged = Buffer.from(data);
+    damaged[size >> 1] = damaged[size >> 1]! ^ 0xff;
+    await fsp.writeFile(cached, damaged);
+    await fsp.rm(path.join(repo, 'model.pt'));
+    const checkout = await box.run(repo, 'git', ['checkout', '--', 'model.pt']);
+    expect(checkout.code).not.toBe(0);
+    expect(checkout.stderr).toMatch(new RegExp(`cannot check out 'model.pt' \\(sha256:${oid.slice(0, 12)}.*damaged`));
+    const inTree = await fsp.readFile(path.join(repo, 'model.pt')).catch(() => null);
+    expect(inTree === null || !inTree.equals(damaged)).toBe(true);
+    await expect(fsp.stat(cached)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
