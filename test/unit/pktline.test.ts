@@ -67,4 +67,22 @@ describe('pkt-line', () => {
     expect(((await reader.read()) as Buffer).length).toBe(10);
     expect(await reader.read()).toBe(FLUSH);
   });
+
+  test('an answer is the status, the content in packets, and the two flushes, whatever its length', async () => {
+    for (const size of [0, 10, MAX_PAYLOAD, MAX_PAYLOAD + 1, 3 * MAX_PAYLOAD + 17]) {
+      const sink = new PassThrough({ highWaterMark: 16 });
+      const received: Buffer[] = [];
+      sink.on('data', (b: Buffer) => received.push(b));
+      const content = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31) & 0xff));
+      await new PktLineWriter(sink).answer(content);
+      const reader = readerOf(Buffer.concat(received));
+      expect(await reader.readTextList()).toEqual(['status=success']);
+      const packets: Buffer[] = [];
+      for (let p = await reader.read(); p !== FLUSH; p = await reader.read()) packets.push(p as Buffer);
+      expect(Buffer.concat(packets).equals(content)).toBe(true);
+      expect(packets.every((p) => p.length <= MAX_PAYLOAD)).toBe(true);
+      expect(await reader.readTextList()).toEqual([]);
+      expect(await reader.read()).toBe(null);
+    }
+  });
 });
