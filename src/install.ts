@@ -1,5 +1,6 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { REGISTRY_PATHS } from './assets/names';
 import { errnoCode, GitmlError } from './errors';
 import { gitText, runGit, type GitContext } from './git/exec';
 import { makeDirs } from './safe-path';
@@ -128,6 +129,7 @@ export function hookScript(name: HookName): string {
     '  exit 2',
     '}',
     `chained="$(dirname "$0")/${name}${CHAINED_SUFFIX}"`,
+    ...(name === 'pre-commit' ? skipWhenRegistryUntouched() : []),
     'if [ -x "$chained" ]; then',
     '  input=$(mktemp) || exit 2',
     '  trap \'rm -f "$input"\' EXIT',
@@ -139,6 +141,20 @@ export function hookScript(name: HookName): string {
     `exec gitml ${name} "$@"`,
     '',
   ].join('\n');
+}
+
+/**
+ * The pre-commit check only concerns the registry's folders: a commit that stages nothing under them
+ * skips it, in the shell, without starting Node (0.15 s a commit). Not for the first commit.
+ */
+function skipWhenRegistryUntouched(): string[] {
+  const paths = REGISTRY_PATHS.map((p) => `'${p}'`).join(' ');
+  return [
+    `if git rev-parse -q --verify HEAD >/dev/null && git diff --cached --quiet HEAD -- ${paths}; then`,
+    '  if [ -x "$chained" ]; then exec "$chained" "$@"; fi',
+    '  exit 0',
+    'fi',
+  ];
 }
 
 async function hookPath(ctx: GitContext, name: string): Promise<string> {

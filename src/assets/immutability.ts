@@ -3,7 +3,7 @@ import { gitText, gitZ, runGit, type GitContext } from '../git/exec';
 import { digestFromGit, describeDifference, treeEntries } from './verify';
 import { assetDigest, digestValue, parseAssetYaml } from './document';
 import { sourceOf } from './materialize';
-import { ASSET_TYPES, folderOf, type AssetType } from './names';
+import { ASSET_TYPES, DEPRECATION_RECORDS_DIR, folderOf, type AssetType } from './names';
 
 /**
  * Registered versions are immutable (docs/assets.md): once a version folder is committed, every later
@@ -64,7 +64,7 @@ export async function versionsIn(git: GitContext, treeish: string): Promise<Map<
 async function recordFilesIn(git: GitContext, treeish: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (treeish === EMPTY_TREE) return out;
-  for (const l of await gitZ(git, ['ls-tree', '-r', '-z', treeish, '--', '.gitml/deprecated'])) {
+  for (const l of await gitZ(git, ['ls-tree', '-r', '-z', treeish, '--', DEPRECATION_RECORDS_DIR])) {
     const tab = l.indexOf('\t');
     if (/^\.gitml\/deprecated\/[a-z]+s\/[^/]+\.yaml$/.test(l.slice(tab + 1))) out.set(l.slice(tab + 1), l.slice(0, tab).split(' ')[2]!);
   }
@@ -89,7 +89,7 @@ export async function deprecationsIn(git: GitContext, treeish: string): Promise<
   return out;
 }
 
-const recordFileOf = (dir: string) => `.gitml/deprecated/${dir.split('/').slice(0, 2).join('/')}.yaml`;
+const recordFileOf = (dir: string) => `${DEPRECATION_RECORDS_DIR}/${dir.split('/').slice(0, 2).join('/')}.yaml`;
 
 /**
  * What a change from `base` to `target` does to registered versions: a version of `base` that is

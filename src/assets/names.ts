@@ -8,6 +8,15 @@ export function folderOf(type: AssetType): string {
   return `${type}s`;
 }
 
+/** Where retirement records live: `<dir>/<type>s/<name>.yaml` (gitml deprecate). */
+export const DEPRECATION_RECORDS_DIR = '.gitml/deprecated';
+
+/**
+ * Every path the registry's immutability rules look at: a commit that changes nothing under these
+ * cannot change a registered version (the pre-commit hook skips its check for such commits).
+ */
+export const REGISTRY_PATHS: readonly string[] = [...ASSET_TYPES.map(folderOf), DEPRECATION_RECORDS_DIR];
+
 /** "model", "models" → "model". */
 export function parseAssetType(text: string): AssetType {
   const singular = text.endsWith('s') ? text.slice(0, -1) : text;

@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import { errnoCode, GitmlError } from '../errors';
 import { gitText, runGit, type GitContext } from '../git/exec';
 import { ASSET_FILE, parseAssetYaml } from './document';
-import { ASSET_TYPES, folderOf, latestVersion, type AssetRef, type AssetType } from './names';
+import { ASSET_TYPES, DEPRECATION_RECORDS_DIR, folderOf, latestVersion, type AssetRef, type AssetType } from './names';
 import type { AssetDocument } from './schema';
 
 /** Where assets are read from: the work tree (what is registered here, committed or not) or a commit. */
@@ -76,7 +76,7 @@ export function stageFile(type: AssetType, name: string): string {
 
 /** The record of an asset's retired versions (gitml deprecate): append-only. */
 export function deprecationFile(type: AssetType, name: string): string {
-  return `.gitml/deprecated/${folderOf(type)}/${name}.yaml`;
+  return `${DEPRECATION_RECORDS_DIR}/${folderOf(type)}/${name}.yaml`;
 }
 
 /**

@@ -229,6 +229,38 @@ describe('asset integrity', () => {
     expect(many).toBe(few);
   });
 
+  test('the pre-commit hook starts gitml only for a commit that stages something under the registry folders', async () => {
+    // A gitml ahead of the real one on PATH that notes each command it is started with.
+    const shims = box.path('noting-shims');
+    const calls = box.path('gitml-calls.txt');
+    await fsp.mkdir(shims, { recursive: true });
+    await fsp.writeFile(path.join(shims, 'gitml'), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${box.path('bin', 'gitml')}' "$@"\n`, { mode: 0o755 });
+    const env = { PATH: `${shims}${path.delimiter}${box.env.PATH}` };
+    const commit = async (file: string, label: string) => {
+      await fsp.mkdir(path.dirname(path.join(repo, file)), { recursive: true });
+      await fsp.writeFile(path.join(repo, file), `${label}\n`);
+      await git(['add', file]);
+      await fsp.rm(calls, { force: true });
+      const r = await box.run(repo, 'git', ['commit', '-q', '-m', label], { env });
+      expect(r.code).toBe(0);
+      return (await fsp.readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    };
+    expect(await commit('notes/elsewhere.txt', 'outside the registry')).not.toContain('pre-commit');
+    expect(await commit('models/README.md', 'inside the registry')).toContain('pre-commit');
+    // A change that breaks a registered version is still refused with the shim in front.
+    await gitml(['register', 'model', 'guarded', path.join(inputs, 'model.pt'), '--commit']);
+    const good = (await git(['rev-parse', 'HEAD'])).trim();
+    try {
+      await fsp.appendFile(path.join(repo, 'models/guarded/1/asset.yaml'), '# edited\n');
+      await git(['add', 'models/guarded/1/asset.yaml']);
+      const r = await box.run(repo, 'git', ['commit', '-q', '-m', 'edit a version'], { env });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/models\/guarded\/1 is a registered version/);
+    } finally {
+      await resetTo(good);
+    }
+  });
+
   test('lineage and assets show of another repository work outside any repository', async () => {
     await git(['push', '-q', 'origin', 'main']);
     const outside = box.path('nowhere');
