@@ -25,6 +25,8 @@ export class ObjectCache {
   readonly tmpDir: string;
   private tmpReady: Promise<unknown> | null = null;
   private writerThread: FileWriterThread | null = null;
+  private readonly tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  private tempCount = 0;
 
   constructor(
     readonly root: string,
@@ -36,7 +38,9 @@ export class ObjectCache {
 
   /** A fresh temp file name in the cache (the pid says which process left it, if one is killed). */
   private newTempPath(): string {
-    return path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    // Unique by process, by cache instance and by count: random bytes per object cost a 20,000-file
+    // checkout 40 ms of its busiest thread.
+    return path.join(this.tmpDir, `${this.tempPrefix}-${++this.tempCount}.tmp`);
   }
 
   pathOf(oid: string): string {
@@ -175,12 +179,14 @@ export class ObjectCache {
 
   /**
    * A small object's bytes (SMALL_OBJECT), read with blocking calls: at most `size` + 1 bytes, so a
-   * file that grew shows as too long. Not verified here: callers hash what they read.
+   * file that grew shows as too long. Not verified here: callers hash what they read. `scratch`, when
+   * large enough, is read into instead of a new buffer (the result is then a view of it, good until
+   * its next use): a checkout of 20,000 files otherwise leaves 20,000 buffers for the collector.
    */
-  readSmall(oid: string, size: number): Buffer {
+  readSmall(oid: string, size: number, scratch?: Buffer): Buffer {
     const fd = fs.openSync(this.pathOf(oid), 'r');
     try {
-      const buffer = Buffer.allocUnsafe(size + 1);
+      const buffer = scratch && scratch.length >= size + 1 ? scratch.subarray(0, size + 1) : Buffer.allocUnsafe(size + 1);
       let length = 0;
       while (length < buffer.length) {
         const n = fs.readSync(fd, buffer, length, buffer.length - length, null);

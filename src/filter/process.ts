@@ -67,6 +67,8 @@ export class FilterServer {
   private readonly byTreeish = new Map<string, Promise<Gitml>>();
   /** Objects this process downloaded and verified: no need to hash them again on the way out. */
   private readonly verified = new Set<string>();
+  /** Small objects are read into this on their way to git (answers copy it into their packets). */
+  private readonly scratch = Buffer.allocUnsafeSlow(SMALL_OBJECT + 1);
   private readonly downloads: ReturnType<typeof pLimit>;
   private capabilities = new Set<string>();
   private directMinimum: Promise<number | null> | null = null;
@@ -378,7 +380,7 @@ export class FilterServer {
     if (pointer.size <= SMALL_OBJECT) {
       let data: Buffer;
       try {
-        data = await readCachedSmall(gitml, pointer, !this.verified.has(pointer.oid));
+        data = await readCachedSmall(gitml, pointer, !this.verified.has(pointer.oid), this.scratch);
       } catch (e) {
         this.options.report(smudgeFailure(request.pathname, pointer, null, e));
         await this.writer.texts(['status=error']);

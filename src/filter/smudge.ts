@@ -44,10 +44,11 @@ export async function streamCached(gitml: Gitml, pointer: Pointer, out: (chunk: 
 
 /**
  * A small cached object's bytes (SMALL_OBJECT), checked before anything is sent: git can be answered
- * in one write, and a damaged copy is refused before any of it went out (E_OBJECT_CORRUPT).
+ * in one write, and a damaged copy is refused before any of it went out (E_OBJECT_CORRUPT). With
+ * `scratch`, a view of it (ObjectCache.readSmall): the caller copies what it keeps.
  */
-export async function readCachedSmall(gitml: Gitml, pointer: Pointer, verify: boolean): Promise<Buffer> {
-  const data = gitml.cache.readSmall(pointer.oid, pointer.size);
+export async function readCachedSmall(gitml: Gitml, pointer: Pointer, verify: boolean, scratch?: Buffer): Promise<Buffer> {
+  const data = gitml.cache.readSmall(pointer.oid, pointer.size, scratch);
   await checkCached(gitml, pointer, data.length, verify ? createHash('sha256').update(data).digest('hex') : undefined, verify);
   return data;
 }
