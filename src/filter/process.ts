@@ -182,7 +182,7 @@ export class FilterServer {
   /** Reads content packets up to the flush, handing each to `sink`. */
   private async readContent(sink: (chunk: Buffer) => Promise<void>): Promise<void> {
     for (;;) {
-      const packet = await this.reader.read();
+      const packet = this.reader.poll() ?? (await this.reader.read());
       if (packet === null) throw new GitmlError('E_PROTOCOL', 'filter protocol: git closed the pipe inside a file');
       if (packet === FLUSH) return;
       await sink(packet);

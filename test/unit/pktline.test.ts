@@ -85,4 +85,19 @@ describe('pkt-line', () => {
       expect(await reader.read()).toBe(null);
     }
   });
+
+  test('poll hands out whole packets already read from the stream, and nothing of a packet still arriving', async () => {
+    const a = encodePacket('command=smudge\n');
+    const b = encodePacket('pathname=x.pt\n');
+    const c = encodePacket(Buffer.alloc(100, 5));
+    // a, b and the first half of c arrive together; the rest of c and a flush come later.
+    const reader = readerOf(Buffer.concat([a, b, c.subarray(0, 50)]), Buffer.concat([c.subarray(50), encodeFlush()]));
+    expect(reader.poll()).toBeUndefined(); // nothing read from the stream yet
+    expect(((await reader.read()) as Buffer).toString()).toBe('command=smudge\n');
+    expect((reader.poll() as Buffer).toString()).toBe('pathname=x.pt\n');
+    expect(reader.poll()).toBeUndefined(); // half of c
+    expect(((await reader.read()) as Buffer).equals(Buffer.alloc(100, 5))).toBe(true);
+    expect(reader.poll()).toBe(FLUSH);
+    expect(await reader.read()).toBeNull();
+  });
 });
