@@ -7,6 +7,18 @@ async function cacheBytes(box: Sandbox, repo: string): Promise<{ objects: number
   return { objects: status.cache.objects, bytes: status.cache.bytes };
 }
 
+/** A repository with a remote and one committed model.pt of `size` random bytes, and its cached copy. */
+async function committedModel(box: Sandbox, size: number, seed: number) {
+  const { repo, remote } = await makeRepoWithRemote(box);
+  const data = randomBytesSeeded(size, seed);
+  await fsp.writeFile(path.join(repo, 'model.pt'), data);
+  await box.git(repo, ['add', 'model.pt']);
+  await box.git(repo, ['commit', '-q', '-m', 'model']);
+  const oid = sha256(data);
+  const cached = path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+  return { repo, remote, data, oid, cached };
+}
+
 describe('the local cache: prune and a size limit', () => {
   let box: Sandbox;
   beforeEach(async () => {
@@ -70,14 +82,8 @@ describe('the local cache: prune and a size limit', () => {
     ['a chunked object', 2_000_000],
     ['a large object (checked beside the chunking)', 70 * 1024 * 1024],
   ])('a damaged cached copy of %s is never published: push fails, names it, moves no ref', async (_what, size) => {
-    const { repo, remote } = await makeRepoWithRemote(box);
+    const { repo, remote, oid, cached } = await committedModel(box, size, 77);
     const before = (await box.git(remote, ['rev-parse', 'main'])).stdout.trim();
-    const data = randomBytesSeeded(size, 77);
-    await fsp.writeFile(path.join(repo, 'model.pt'), data);
-    await box.git(repo, ['add', 'model.pt']);
-    await box.git(repo, ['commit', '-q', '-m', 'model']);
-    const oid = sha256(data);
-    const cached = path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
     const handle = await fsp.open(cached, 'r+');
     try {
       const b = Buffer.alloc(1);
@@ -99,13 +105,7 @@ describe('the local cache: prune and a size limit', () => {
     ['a small object', 100_000],
     ['an object streamed to git', 3_000_000],
   ])('a damaged cached copy of %s is never checked out: the checkout fails, names it, and the copy leaves the cache', async (_what, size) => {
-    const { repo } = await makeRepoWithRemote(box);
-    const data = randomBytesSeeded(size, 78);
-    await fsp.writeFile(path.join(repo, 'model.pt'), data);
-    await box.git(repo, ['add', 'model.pt']);
-    await box.git(repo, ['commit', '-q', '-m', 'model']);
-    const oid = sha256(data);
-    const cached = path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    const { repo, data, oid, cached } = await committedModel(box, size, 78);
     const damaged = Buffer.from(data);
     damaged[size >> 1] = damaged[size >> 1]! ^ 0xff;
     await fsp.writeFile(cached, damaged);
