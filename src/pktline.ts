@@ -48,8 +48,9 @@ export function frameData(data: Buffer, before: Buffer = EMPTY, after: Buffer = 
 
 /** A text packet's payload without its trailing LF. */
 function textOf(packet: Buffer): string {
-  const text = packet.toString('utf8');
-  return text.endsWith('\n') ? text.slice(0, -1) : text;
+  // Decoded without the LF rather than sliced after: a slice keeps the whole decoded packet alive for
+  // as long as any part of it is held (a delayed file's path, for the length of a checkout).
+  return packet.toString('utf8', 0, packet[packet.length - 1] === 0x0a ? packet.length - 1 : packet.length);
 }
 
 /** The value of one lowercase hex digit, or -1 (pkt-line headers are lowercase hex). */

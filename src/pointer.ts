@@ -64,7 +64,9 @@ export function parsePointer(data: Buffer | string): Pointer | null {
   const size = Number(sizeText);
   if (!Number.isSafeInteger(size)) return null;
   if (spec === GITML_SPEC && length >= MAX_POINTER_SIZE) return null;
-  return { oid, size, spec };
+  // A copy of the oid, not a slice of the pointer's text (which a slice would keep alive for as long as
+  // the pointer is held: 20,000 of them through a checkout), and the spec as the known constant.
+  return { oid: Buffer.from(oid, 'latin1').toString('latin1'), size, spec: spec === GITML_SPEC ? GITML_SPEC : LFS_SPEC };
 }
 
 /** Quick size test used by scanners before they read a blob. */
