@@ -132,7 +132,7 @@ export class PktLineReader {
     }
     if (this.buffered < length) return undefined;
     this.take(4);
-    return length === 4 ? Buffer.alloc(0) : this.take(length - 4);
+    return length === 4 ? EMPTY : this.take(length - 4);
   }
 
   /** The byte `i` places into what is buffered (i < buffered). */

@@ -218,7 +218,7 @@ export class FilterServer {
       return;
     }
     this.grew = true;
-    await this.respondWith(output);
+    await this.writer.answer(output);
   }
 
   /** Answers with the content exactly as git sent it (spooled to disk past 1 MiB). */
@@ -386,7 +386,7 @@ export class FilterServer {
         await this.writer.texts(['status=error']);
         return;
       }
-      return this.respondWith(data);
+      return this.writer.answer(data);
     }
     await this.writer.texts(['status=success']);
     try {
@@ -406,17 +406,13 @@ export class FilterServer {
   private async sendPlaceholder(request: Request, pointer: Pointer, gitml: Gitml, staged?: string): Promise<void> {
     this.grew = true;
     this.deferred.push({ pathname: request.pathname, pointer, gitml, staged });
-    await this.respondWith(placeholder(pointer));
+    await this.writer.answer(placeholder(pointer));
   }
 
   private async smudgeFailed(request: Request, pointer: Pointer, gitml: Gitml, error: unknown): Promise<void> {
     const storeUrl = await gitml.store().then((s) => s.url, () => null);
     this.options.report(smudgeFailure(request.pathname, pointer, storeUrl, error));
     await this.writer.texts(['status=error']);
-  }
-
-  private async respondWith(output: Buffer): Promise<void> {
-    await this.writer.answer(output);
   }
 
   /** Settings as of the commit being checked out, so a clone finds the store its .gitmlconfig names. */

@@ -57,6 +57,16 @@ export interface DownloadReport {
  */
 const CACHE_CHECKS_IN_FLIGHT = 32;
 
+/** `items` split by whether the cache has their object, in order. A cache that cannot be read throws. */
+async function splitByCache<T>(items: readonly T[], cache: ObjectCache, refOf: (item: T) => ObjectRef): Promise<{ cached: T[]; absent: T[] }> {
+  const out = { cached: [] as T[], absent: [] as T[] };
+  for (const check of await runAll(items, CACHE_CHECKS_IN_FLIGHT, (item) => cache.has(refOf(item).oid, refOf(item).size))) {
+    if (!check.ok) throw check.error;
+    (check.value ? out.cached : out.absent).push(check.item);
+  }
+  return out;
+}
+
 function dedupe(objects: readonly ObjectRef[]): ObjectRef[] {
   const seen = new Map<string, ObjectRef>();
   for (const o of objects) if (!seen.has(o.oid)) seen.set(o.oid, o);
@@ -101,12 +111,8 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
 
   const progress = progressOf('Uploading gitml objects', todo.length, options);
   const session = options.objects.uploader(cache, (n) => progress.addBytes(n));
-  const available: typeof todo = [];
-  for (const check of await runAll(todo, CACHE_CHECKS_IN_FLIGHT, (t) => cache.has(t.ref.oid, t.ref.size))) {
-    if (!check.ok) throw check.error; // the cache cannot be read: nothing can be pushed from it
-    if (check.value) available.push(check.item);
-    else report.missing.push(check.item.ref);
-  }
+  const { cached: available, absent } = await splitByCache(todo, cache, (t) => t.ref);
+  report.missing.push(...absent.map((t) => t.ref));
   const fail = (ref: ObjectRef, e: unknown) => report.failed.push({ ref, error: asTransferError(e, `cannot upload ${describe(ref)} to ${options.objects.url}`) });
   // Chunked objects feed one stream of packs, in turn; whole ones upload side by side.
   const deferred = available.filter((t) => session.deferred(t.ref));
@@ -162,12 +168,8 @@ export async function downloadObjects(objects: readonly ObjectRef[], options: Tr
   const { cache, log } = options;
   const unique = dedupe(objects);
   const report: DownloadReport = { downloaded: [], cached: 0, failed: [], bytes: 0 };
-  const todo: ObjectRef[] = [];
-  for (const check of await runAll(unique, CACHE_CHECKS_IN_FLIGHT, (o) => cache.has(o.oid, o.size))) {
-    if (!check.ok) throw check.error;
-    if (check.value) report.cached++;
-    else todo.push(check.item);
-  }
+  const { cached, absent: todo } = await splitByCache(unique, cache, (o) => o);
+  report.cached = cached.length;
   log.debug({ total: unique.length, cached: report.cached, todo: todo.length }, 'download plan');
   if (todo.length === 0) return report;
   const progress = progressOf('Downloading gitml objects', todo.length, options);
