@@ -28,22 +28,37 @@ export function encodeFlush(): Buffer {
   return FLUSH_BYTES;
 }
 
+/** The bytes `frameData` writes for `length` bytes of content between `before` and `after`. */
+export function framedLength(length: number, before: Buffer = EMPTY, after: Buffer = EMPTY): number {
+  return before.length + length + Math.ceil(length / MAX_PAYLOAD) * 4 + after.length;
+}
+
 /**
  * Frames a run of data as as many full packets as it needs, in one buffer (one write instead of one
- * per packet). Used for file content: the caller hands in up to a few MiB at a time.
+ * per packet). Used for file content: the caller hands in up to a few MiB at a time. With `into`
+ * (at least `framedLength` bytes), the framing is written there and a view of it returned.
  */
-export function frameData(data: Buffer, before: Buffer = EMPTY, after: Buffer = EMPTY): Buffer {
-  const packets = Math.ceil(data.length / MAX_PAYLOAD);
-  const out = Buffer.allocUnsafe(before.length + data.length + packets * 4 + after.length);
+export function frameData(data: Buffer, before: Buffer = EMPTY, after: Buffer = EMPTY, into?: Buffer): Buffer {
+  const length = framedLength(data.length, before, after);
+  const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let at = before.copy(out, 0);
   for (let offset = 0; offset < data.length; offset += MAX_PAYLOAD) {
     const n = Math.min(MAX_PAYLOAD, data.length - offset);
-    out.write((n + 4).toString(16).padStart(4, '0'), at, 'ascii');
+    writeLengthHeader(out, at, n + 4);
     data.copy(out, at + 4, offset, offset + n);
     at += n + 4;
   }
   after.copy(out, at);
   return out;
+}
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'ascii');
+
+function writeLengthHeader(out: Buffer, at: number, length: number): void {
+  out[at] = HEX_DIGITS[(length >> 12) & 15]!;
+  out[at + 1] = HEX_DIGITS[(length >> 8) & 15]!;
+  out[at + 2] = HEX_DIGITS[(length >> 4) & 15]!;
+  out[at + 3] = HEX_DIGITS[length & 15]!;
 }
 
 /** A text packet's payload without its trailing LF. */
@@ -191,8 +206,18 @@ export class PktLineReader {
   }
 }
 
+/** Answers up to this size are framed in one reused buffer (small files: most answers of a checkout). */
+const ANSWER_FRAME = framedLength(1 << 20, SUCCESS_THEN_FLUSH, TWO_FLUSHES);
+
 /** Writes packets with backpressure: every write resolves once the stream can take more. */
 export class PktLineWriter {
+  /**
+   * Buffers small answers are framed in, each back here once the stream has written it. A checkout of
+   * 20,000 small files framed each answer in a buffer of its own: half a GiB of garbage outside the
+   * JavaScript heap, which the collector frees late.
+   */
+  private readonly frames: Buffer[] = [];
+
   constructor(private readonly stream: Writable) {}
 
   async text(line: string): Promise<void> {
@@ -215,7 +240,12 @@ export class PktLineWriter {
    * more than the bytes did.
    */
   async answer(content: Buffer): Promise<void> {
-    await this.raw(frameData(content, SUCCESS_THEN_FLUSH, TWO_FLUSHES));
+    if (framedLength(content.length, SUCCESS_THEN_FLUSH, TWO_FLUSHES) > ANSWER_FRAME) {
+      await this.raw(frameData(content, SUCCESS_THEN_FLUSH, TWO_FLUSHES));
+      return;
+    }
+    const frame = this.frames.pop() ?? Buffer.allocUnsafeSlow(ANSWER_FRAME);
+    await this.raw(frameData(content, SUCCESS_THEN_FLUSH, TWO_FLUSHES, frame), () => this.frames.push(frame));
   }
 
   /** Content of any length, framed into as many packets as needed. */
@@ -223,12 +253,14 @@ export class PktLineWriter {
     if (data.length > 0) await this.raw(frameData(data));
   }
 
-  raw(bytes: Buffer): Promise<void> {
+  /** Writes; resolves once the stream can take more. `written`: called once the stream is done with `bytes`. */
+  raw(bytes: Buffer, written?: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.stream.once('error', onError);
       const ok = this.stream.write(bytes, (err) => {
         if (err) reject(err);
+        else written?.();
       });
       const done = () => {
         this.stream.off('error', onError);

@@ -51,8 +51,6 @@ interface DelayedItem {
   direct: boolean;
   /** Direct checkout: the copy of the bytes written during the download, when one was. */
   staged?: string;
-  promise: Promise<void>;
-  settled: boolean;
   error?: unknown;
 }
 
@@ -64,6 +62,16 @@ export class FilterServer {
   private readonly reader: PktLineReader;
   private readonly writer: PktLineWriter;
   private readonly delayed = new Map<string, DelayedItem>();
+  /**
+   * Delayed files whose download succeeded and that git has not been told of yet, in the order they
+   * finished. A queue rather than a scan: git asks for the list many times in a checkout of 20,000
+   * files, and a scan (or a race over every pending download) each time costs time and memory in
+   * proportion to the whole checkout.
+   */
+  private readonly ready: string[] = [];
+  private pendingDelayed = 0;
+  /** Wakes a list_available_blobs that waits for the next download to finish. */
+  private wakeLister: (() => void) | null = null;
   private readonly byTreeish = new Map<string, Promise<Gitml>>();
   /** Objects this process downloaded and verified: no need to hash them again on the way out. */
   private readonly verified = new Set<string>();
@@ -77,7 +85,7 @@ export class FilterServer {
   /** Whether this process added or used cached objects (then gitml.cache.maxsize is checked at the end). */
   private grew = false;
   /** Small delayed objects waiting to be fetched together (many per store request). */
-  private batch: { gitml: Gitml; entries: { pathname: string; pointer: Pointer; item: DelayedItem; done: () => void }[] }[] = [];
+  private batch: { gitml: Gitml; entries: { pathname: string; pointer: Pointer; item: DelayedItem }[] }[] = [];
   private batchTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: FilterServerOptions) {
@@ -283,20 +291,19 @@ export class FilterServer {
   }
 
   private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml, direct: boolean): void {
-    const item: DelayedItem = { pointer, gitml, direct, settled: false, promise: Promise.resolve() };
+    const item: DelayedItem = { pointer, gitml, direct };
+    this.delayed.set(pathname, item);
+    this.pendingDelayed++;
     if (pointer.size < CHUNKED_MIN_SIZE) {
       // Small objects are fetched in batches: a packed store answers hundreds per ranged read.
-      item.promise = new Promise<void>((done) => {
-        let group = this.batch.find((b) => b.gitml === gitml);
-        if (!group) this.batch.push((group = { gitml, entries: [] }));
-        group.entries.push({ pathname, pointer, item, done });
-        if (group.entries.length >= SMALL_BATCH) this.flushBatch();
-        else this.batchTimer ??= setTimeout(() => this.flushBatch(), 20);
-      });
-      this.delayed.set(pathname, item);
+      let group = this.batch.find((b) => b.gitml === gitml);
+      if (!group) this.batch.push((group = { gitml, entries: [] }));
+      group.entries.push({ pathname, pointer, item });
+      if (group.entries.length >= SMALL_BATCH) this.flushBatch();
+      else this.batchTimer ??= setTimeout(() => this.flushBatch(), 20);
       return;
     }
-    item.promise = this.downloads(async () => {
+    void this.downloads(async () => {
       // A file checked out directly gets its work-tree copy in the same pass as the cache's (when the
       // download makes one: placeStaged checks that it is there and whole).
       item.staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
@@ -309,10 +316,18 @@ export class FilterServer {
         const storeUrl = await gitml.store().then((s) => s.url, () => null);
         this.options.report(smudgeFailure(pathname, pointer, storeUrl, e));
       } finally {
-        item.settled = true;
+        this.settle(pathname, item);
       }
     });
-    this.delayed.set(pathname, item);
+  }
+
+  /** A delayed download ended, well or not: a waiting list_available_blobs may answer now. */
+  private settle(pathname: string, item: DelayedItem): void {
+    this.pendingDelayed--;
+    if (!item.error) this.ready.push(pathname);
+    const wake = this.wakeLister;
+    this.wakeLister = null;
+    wake?.();
   }
 
   /** Starts fetching the small objects queued so far (git asked for them, or enough have gathered). */
@@ -342,8 +357,7 @@ export class FilterServer {
                 const storeUrl = await gitml.store().then((st) => st.url, () => null);
                 this.options.report(smudgeFailure(e.pathname, e.pointer, storeUrl, err));
               } finally {
-                e.item.settled = true;
-                e.done();
+                this.settle(e.pathname, e.item);
               }
             }),
           ),
@@ -360,19 +374,12 @@ export class FilterServer {
   private async listAvailable(): Promise<void> {
     // git waits for answers now: what is queued goes out.
     if (this.batch.length > 0) this.flushBatch();
-    for (;;) {
-      const entries = [...this.delayed.entries()];
-      const ok = entries.filter(([, d]) => d.settled && !d.error);
-      const pending = entries.filter(([, d]) => !d.settled);
-      if (ok.length === 0 && pending.length > 0) {
-        await Promise.race(pending.map(([, d]) => d.promise));
-        continue;
-      }
-      const ready = ok.length > 0 ? ok : entries;
-      await this.writer.texts(ready.map(([p]) => `pathname=${p}`));
-      await this.writer.texts(['status=success']);
-      return;
-    }
+    while (this.ready.length === 0 && this.pendingDelayed > 0) await new Promise<void>((wake) => (this.wakeLister = wake));
+    // Nothing succeeded and nothing is pending: what is left (failures) is listed, so git asks for
+    // each and hears status=error.
+    const listed = this.ready.length > 0 ? this.ready.splice(0) : [...this.delayed.keys()];
+    await this.writer.texts(listed.map((p) => `pathname=${p}`));
+    await this.writer.texts(['status=success']);
   }
 
   private async sendObject(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {

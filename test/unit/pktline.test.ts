@@ -1,4 +1,4 @@
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { encodeFlush, encodePacket, FLUSH, frameData, MAX_PAYLOAD, PktLineReader, PktLineWriter } from '../../src/pktline';
 
 function readerOf(...chunks: Buffer[]): PktLineReader {
@@ -84,6 +84,34 @@ describe('pkt-line', () => {
       expect(await reader.readTextList()).toEqual([]);
       expect(await reader.read()).toBe(null);
     }
+  });
+
+  test('answers framed in reused buffers: none is overwritten before the stream is done with it, large or small', async () => {
+    // The sink takes each chunk a turn of the event loop later and only then copies it (as the
+    // kernel takes bytes when a write completes): a frame reused too early would show in the copy.
+    const taken: Buffer[] = [];
+    const sink = new Writable({
+      highWaterMark: 16 << 10,
+      write(chunk: Buffer, _encoding, done) {
+        setImmediate(() => {
+          taken.push(Buffer.from(chunk));
+          done();
+        });
+      },
+    });
+    const writer = new PktLineWriter(sink);
+    const contents = [10, 100, 5000, 64 << 10, 10, (1 << 20) + 1, 7, 2 * MAX_PAYLOAD].map((size, n) => Buffer.alloc(size, n + 1));
+    for (const content of contents) await writer.answer(content);
+    await new Promise<void>((resolve) => sink.end(resolve));
+    const reader = readerOf(Buffer.concat(taken));
+    for (const content of contents) {
+      expect(await reader.readTextList()).toEqual(['status=success']);
+      const packets: Buffer[] = [];
+      for (let p = await reader.read(); p !== FLUSH; p = await reader.read()) packets.push(p as Buffer);
+      expect(Buffer.concat(packets).equals(content)).toBe(true);
+      expect(await reader.readTextList()).toEqual([]);
+    }
+    expect(await reader.read()).toBe(null);
   });
 
   test('poll hands out whole packets already read from the stream, and nothing of a packet still arriving', async () => {
