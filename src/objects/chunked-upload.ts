@@ -48,24 +48,53 @@ export class PackBuilder {
   private pendingBytes = 0;
   /** The write in flight: chunking goes on while the kernel copies the previous 4 MiB. */
   private writing: Promise<void> = Promise.resolve();
+  /** The staging buffer `reserve` hands out views of, and how much of it is appended. */
+  private filling: Buffer | null = null;
+  private filled = 0;
+  /** The staging buffer filled before it: free once the write after its last one has started. */
+  private written: Buffer | null = null;
   private constructor(
     readonly file: string,
     private readonly handle: fsp.FileHandle,
     private readonly cacheRoot: string,
+    private readonly staging: StagingBuffers,
   ) {}
 
-  static async create(cache: ObjectCache): Promise<PackBuilder> {
+  static async create(cache: ObjectCache, staging: StagingBuffers = new StagingBuffers()): Promise<PackBuilder> {
     try {
       await makeDirs(cache.tmpDir);
       const file = path.join(cache.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-      return new PackBuilder(file, await fsp.open(file, 'wx', 0o600), cache.root);
+      return new PackBuilder(file, await fsp.open(file, 'wx', 0o600), cache.root, staging);
     } catch (e) {
       throw cacheIoError(`cannot build a pack in the cache at ${cache.root}`, e);
     }
   }
 
+  /**
+   * Room for the next `size` bytes (at most STAGING_BYTES) in the pack's own write buffer: a small
+   * object is read straight into it, and appending the view costs neither a buffer nor a copy (a push
+   * of 20,000 small files allocated half a GiB of one-off buffers, and the collections they set off
+   * were a tenth of its time). The view is valid until the next call on the builder; one not
+   * appended is dropped.
+   */
+  async reserve(size: number): Promise<Buffer> {
+    if (size > STAGING_BYTES) throw new RangeError(`cannot reserve ${size} bytes of a pack's ${STAGING_BYTES}-byte staging buffer`);
+    if (!this.filling || this.filled + size > this.filling.length) {
+      // What is appended of this buffer goes to the kernel now. That waits for the write before,
+      // the last that could read from the buffer filled before this one: that one is free again.
+      await this.startWrite();
+      if (this.written) this.staging.release(this.written);
+      this.written = this.filling;
+      this.filling = this.staging.take();
+      this.filled = 0;
+    }
+    return this.filling.subarray(this.filled, this.filled + size);
+  }
+
   async append(chunkHash: string, data: Buffer): Promise<number> {
     const offset = this.size;
+    // A view `reserve` gave (the next bytes of the staging buffer): it stays where it is.
+    if (this.filling && data.buffer === this.filling.buffer && data.byteOffset === this.filling.byteOffset + this.filled) this.filled += data.length;
     await this.write(data);
     this.chunks.push([chunkHash, offset, data.length]);
     return offset;
@@ -84,11 +113,14 @@ export class PackBuilder {
     // Gathered into one vectored write per 4 MiB: a write (and a thread-pool round trip) per 64 KiB
     // chunk was a third of a push's time. One write stays in flight while the next 4 MiB gather (the
     // kernel's copy into the page cache was 0.67 s of a 1 GiB push, spent waiting).
-    if (this.pendingBytes >= 4 << 20) {
-      await this.writing;
-      this.writing = this.flush();
-      this.writing.catch(() => undefined); // awaited by the next write or by seal()
-    }
+    if (this.pendingBytes >= 4 << 20) await this.startWrite();
+  }
+
+  /** Hands what is pending to the kernel once the write before it finished. */
+  private async startWrite(): Promise<void> {
+    await this.writing;
+    this.writing = this.flush();
+    this.writing.catch(() => undefined); // awaited by the next write or by seal()
   }
 
   private async flush(): Promise<void> {
@@ -128,6 +160,7 @@ export class PackBuilder {
     this.pendingBytes += trailer.length;
     await this.writing;
     await this.flush();
+    this.releaseStaging();
     await this.handle.close();
     this.id = createHash('sha256').update(`gitml pack ${dataBytes}\n`).update(JSON.stringify(this.chunks)).digest('hex');
     return this.id;
@@ -135,8 +168,35 @@ export class PackBuilder {
 
   async dispose(): Promise<void> {
     await this.writing.catch(() => undefined);
+    this.releaseStaging();
     await this.handle.close().catch(() => undefined);
     await fsp.rm(this.file, { force: true });
+  }
+
+  /** Called once no write is in flight: the next pack may use the staging buffers. */
+  private releaseStaging(): void {
+    for (const buffer of [this.filling, this.written]) if (buffer) this.staging.release(buffer);
+    this.filling = this.written = null;
+  }
+}
+
+/** Bytes of one staging buffer: the most PackBuilder.reserve hands out at once. */
+export const STAGING_BYTES = 4 << 20;
+
+/**
+ * The staging buffers of an upload's packs, shared by the packs one after another: a buffer is
+ * released only when no write still reads from it, and at most two are in use (one filling, one
+ * being written), so the upload holds a few MiB whatever the number of packs.
+ */
+export class StagingBuffers {
+  private readonly free: Buffer[] = [];
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(STAGING_BYTES);
+  }
+
+  release(buffer: Buffer): void {
+    this.free.push(buffer);
   }
 }
 
@@ -167,6 +227,7 @@ export class ChunkedUploader {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private newBytes = 0;
+  private readonly staging = new StagingBuffers();
 
   constructor(private readonly options: ChunkedUploadOptions) {
     this.packTarget = options.packTarget ?? 16 * 1024 * 1024;
@@ -223,7 +284,11 @@ export class ChunkedUploader {
    * has stored its pack and index.
    */
   async addPacked(ref: { oid: string; size: number; path?: string }): Promise<void> {
-    const data = this.options.cache.readSmall(ref.oid, ref.size);
+    const stored = this.options.index.get(ref.oid)?.length === ref.size || this.local.has(ref.oid);
+    // Read where it is going to be written (one byte more, to see a cached copy that is too long);
+    // one the store has already is only checked.
+    const pack = stored ? null : await this.packFor();
+    const data = this.options.cache.readSmall(ref.oid, ref.size, pack ? await pack.reserve(ref.size + 1) : undefined);
     if (data.length !== ref.size || createHash('sha256').update(data).digest('hex') !== ref.oid) {
       await this.options.cache.remove(ref.oid);
       throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${ref.path ? `'${ref.path}' ` : ''}(sha256:${shortOid(ref.oid)}) is damaged; it was removed from the cache and not published`, {
@@ -232,8 +297,7 @@ export class ChunkedUploader {
     }
     this.options.onBytes?.(data.length);
     this.packed.push(ref.oid);
-    if (this.options.index.get(ref.oid)?.length === ref.size || this.local.has(ref.oid)) return;
-    const pack = await this.packFor();
+    if (!pack) return;
     const offset = await pack.append(ref.oid, data);
     this.local.set(ref.oid, { pack, offset, length: data.length });
     if (pack.full(this.packTarget)) await this.sealCurrent();
@@ -264,7 +328,7 @@ export class ChunkedUploader {
   }
 
   private async packFor(): Promise<PackBuilder> {
-    this.current ??= await PackBuilder.create(this.options.cache);
+    this.current ??= await PackBuilder.create(this.options.cache, this.staging);
     return this.current;
   }
 

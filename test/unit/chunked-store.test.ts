@@ -8,6 +8,7 @@ import { ObjectCache } from '../../src/cache';
 import { silentLogger } from '../../src/log';
 import { DirectoryStore } from '../../src/store/directory';
 import { ObjectStore } from '../../src/objects/object-store';
+import { PackBuilder, StagingBuffers } from '../../src/objects/chunked-upload';
 import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/transfer';
 import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
 import { storedAt } from '../helpers/store-layout';
@@ -165,6 +166,66 @@ describe('chunked objects in a store', () => {
     } finally {
       await w.cleanup();
     }
+  });
+
+  test('a pack built from objects read into its own staging buffers holds every byte where its index says', async () => {
+    // Views of the staging buffers go to the kernel while the next objects are read into the other
+    // buffer: a buffer reused before its write finished would show here as wrong bytes. The disk is
+    // made slower than the reads (each vectored write starts 5 ms late), or the
+    // kernel's copy would always stay ahead of an early reuse and hide it.
+    const probe = await fsp.open(path.join(os.tmpdir(), `gitml-probe-${process.pid}`), 'w');
+    const fileHandle = Object.getPrototypeOf(probe) as { writev: (this: unknown, ...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    await fsp.rm(path.join(os.tmpdir(), `gitml-probe-${process.pid}`), { force: true });
+    const writev = fileHandle.writev;
+    fileHandle.writev = async function (this: unknown, ...args: unknown[]) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return writev.apply(this, args);
+    };
+    // Sizes without fast-check's bias towards small values: staging buffers must fill and turn over.
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('reserved' as const), size: fc.noBias(fc.integer({ min: 1, max: (1 << 20) + 1 })), keep: fc.boolean() }),
+      fc.record({ kind: fc.constant('external' as const), size: fc.noBias(fc.integer({ min: 1, max: 300_000 })), keep: fc.constant(true) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-pack-'));
+        const staging = new StagingBuffers();
+        try {
+          const cache = new ObjectCache(path.join(root, 'cache'), { fsync: false });
+          const expected: { offset: number; bytes: Buffer }[] = [];
+          // Two packs one after the other share the staging buffers, as an upload's packs do.
+          for (const half of [ops.slice(0, ops.length >> 1), ops.slice(ops.length >> 1)]) {
+            const pack = await PackBuilder.create(cache, staging);
+            const appended: { offset: number; bytes: Buffer }[] = [];
+            for (const [n, o] of half.entries()) {
+              const bytes = randomBytesSeeded(o.size, expected.length * 100 + n + 1);
+              let data = bytes;
+              if (o.kind === 'reserved') {
+                data = await pack.reserve(o.size);
+                bytes.copy(data);
+              }
+              if (!o.keep) continue; // a reservation dropped (a damaged cached copy)
+              appended.push({ offset: await pack.append(sha256(bytes), data), bytes });
+            }
+            await pack.seal();
+            const file = await fsp.readFile(pack.file);
+            for (const a of appended) expect(file.subarray(a.offset, a.offset + a.bytes.length).equals(a.bytes)).toBe(true);
+            expected.push(...appended);
+            await pack.dispose();
+          }
+        } finally {
+          await fsp.rm(root, { recursive: true, force: true });
+        }
+      }),
+      {
+        numRuns: 25,
+        // A buffer filled to 3.3 MiB goes to the disk, and the next objects land in the other one.
+        examples: [[[1 << 20, 1 << 20, 300_000, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20].map((size) => ({ kind: 'reserved' as const, size, keep: true }))]],
+      },
+    ).finally(() => {
+      fileHandle.writev = writev;
+    });
   });
 
   test('a thousand small files: a few pack writes up, a few ranged reads down, every object verified', async () => {
