@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type fs from 'node:fs';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -52,9 +52,10 @@ export class DirectoryStore implements Store {
     const target = this.pathOf(key);
     await this.prepare();
     const tmp = path.join(this.root, TMP_DIR, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
-    // A sealed local file on the same file system becomes the object without a copy (as git-lfs's
-    // file remote does): linked, made read-only, its data synced, then placed like any other write.
-    if (body.localFile && !options.overwrite && (await this.linkLocal(body.localFile, body.size, tmp))) {
+    // A sealed local file becomes the object without passing through this process: on the same file
+    // system linked (as git-lfs's file remote does), else copied by the kernel; made read-only, its
+    // data synced, then placed like any other write.
+    if (body.localFile && !options.overwrite && (await this.placeLocal(body.localFile, body.size, tmp))) {
       try {
         const placed = await this.place(tmp, target);
         if (placed) await syncDir(path.dirname(target));
@@ -218,11 +219,22 @@ export class DirectoryStore implements Store {
   }
 
   /** Hard-links `file` as `tmp` (read-only, synced); false where that is not possible (another file system). */
-  private async linkLocal(file: string, size: number, tmp: string): Promise<boolean> {
+  /**
+   * A sealed local file as the temp file: hard-linked on the same file system, else copied by the
+   * kernel (copy_file_range: a reflink where the file system has them, a server-side copy on NFS 4.2;
+   * the bytes never pass through this process). Checked for size and synced. False when neither
+   * worked: the caller streams the bytes instead, and says what failed.
+   */
+  private async placeLocal(file: string, size: number, tmp: string): Promise<boolean> {
     try {
       await fsp.link(file, tmp);
     } catch {
-      return false;
+      try {
+        await fsp.copyFile(file, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+      } catch {
+        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+        return false;
+      }
     }
     try {
       const handle = await fsp.open(tmp, 'r');
