@@ -94,13 +94,24 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     await box?.cleanup();
   });
 
+  /** States a run does not leave: gitml's record, or Slurm's while the record is not written. */
+  const ENDED = /^(completed|failed|cancelled)$|^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED)/;
   const submit = (args: string[]) => box.gitml(box.root, ['run', '--on', 'slurm', '--git-config', config, '--source-directory', 'train', ...args]);
   const list = async (sweep?: string) => JSON.parse((await box.ok(box.root, 'gitml', ['runs', 'list', '--json', ...(sweep ? ['--sweep', sweep] : [])])).stdout).runs as { id: string; status: string; params: Record<string, string>; metrics?: Record<string, number>; jobId?: string; sweep?: string }[];
-  /** Polls `gitml runs list` (no deadline: the test budget ends a hang) until `ok`. */
-  const waitFor = async (id: string, ok: (status: string) => boolean) => {
+  /**
+   * Polls `gitml runs list` until `ok` (no deadline: the test budget ends a hang). Each status seen is
+   * said on stderr, so a run that hangs shows where it stopped; a run that ended otherwise fails at once.
+   */
+  const waitFor = async (id: string, what: string, ok: (status: string) => boolean) => {
+    let last: string | undefined;
     for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
       const run = (await list()).find((r) => r.id === id);
       if (run && ok(run.status)) return run;
+      if (run?.status !== last) {
+        last = run?.status;
+        process.stderr.write(`slurm test: run ${id} is ${last ?? 'not listed yet'} (waiting for ${what})\n`);
+      }
+      if (run && ENDED.test(run.status)) throw new Error(`run ${id} ended as ${run.status} while the test waited for ${what}`);
       await new Promise((r) => setTimeout(r, delay));
     }
   };
@@ -169,12 +180,16 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     expect(r.code).toBe(0);
     const { runs } = JSON.parse(r.stdout);
     const id = runs[0].runId as string;
-    await waitFor(id, (s) => s === 'RUNNING');
+    await waitFor(id, 'RUNNING', (s) => s === 'RUNNING');
     // Running, and (once the clone is done) printing.
-    for (let delay = 100; !(await box.run(box.root, 'gitml', ['runs', 'logs', id])).stdout.includes('started'); delay = Math.min(delay * 2, 1000)) await new Promise((res) => setTimeout(res, delay));
+    for (let delay = 100; !(await box.run(box.root, 'gitml', ['runs', 'logs', id])).stdout.includes('started'); delay = Math.min(delay * 2, 1000)) {
+      const status = (await list()).find((x) => x.id === id)?.status ?? 'not listed';
+      if (ENDED.test(status)) throw new Error(`run ${id} ended as ${status} before it printed 'started'`);
+      await new Promise((res) => setTimeout(res, delay));
+    }
     const cancel = await box.gitml(box.root, ['runs', 'cancel', id]);
     expect(cancel.code).toBe(0);
-    const ended = await waitFor(id, (s) => s === 'cancelled' || /CANCELLED|no record/.test(s));
+    const ended = await waitFor(id, 'its end', (s) => s === 'cancelled' || /CANCELLED|no record/.test(s));
     expect(ended.status).toBe('cancelled');
     const logs = (await box.ok(box.root, 'gitml', ['runs', 'logs', id])).stdout;
     expect(logs).toContain('started');
