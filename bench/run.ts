@@ -14,13 +14,16 @@ import { w1, w2, w3Versions, w4, w5 } from './workloads';
  * `npm run bench`: the same workloads through gitml and git-lfs (when installed) side by side on this
  * machine, printing time ratios, peak memory and store growth. Not part of `npm test`.
  *
- *   npm run bench -- [--quick] [--workloads W1,W2,W3,W4,W5] [--repeat N] [--keep]
+ *   npm run bench -- [--quick] [--workloads W1,W2,W3,W4,W5] [--repeat N] [--keep] [--dir DIR]
  *
  * W1 one 1 GiB file, W2 2,000 × 64 KiB, W3 a checkpoint series (dedup), W4 20,000 files of 4-64 KiB,
  * W5 one 10 GiB file (only when named). --quick: smaller sizes and W1,W2,W4, about two minutes.
  * With --repeat, the tools take turns N times and each step reports its median time (this machine's
  * timings vary by ±30% from run to run). Each add is measured twice: after `sync` and right after
- * the files were written (still dirty in the page cache, as a training job leaves them).
+ * the files were written (still dirty in the page cache, as a training job leaves them). --dir: where
+ * the bench works (default the system's temp folder); its file system is printed with the figures
+ * (on ext4 the small-file steps are held by the file system's allocation stalls, on tmpfs by the
+ * tools).
  */
 interface Tool {
   name: 'gitml' | 'git-lfs';
@@ -211,6 +214,13 @@ const COMMANDS: Record<string, string> = {
   'store gc (v4 only reachable)': gitml.storeGc!.join(' '),
 };
 
+/** The file system a folder is on, by its statfs magic number (the ones this bench meets). */
+function fileSystemOf(dir: string): string {
+  const type = fs.statfsSync(dir).type;
+  const known: Record<number, string> = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x6969: 'nfs', 0x794c7630: 'overlayfs' };
+  return known[type] ?? `file system 0x${type.toString(16)}`;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const quick = argv.includes('--quick');
@@ -221,12 +231,20 @@ async function main(): Promise<void> {
   // W5 (10 GiB) only when asked for: it needs ~60 GiB of disk and several minutes a tool.
   const workloads = new Set((wIdx >= 0 ? argv[wIdx + 1]! : quick ? 'W1,W2,W4' : 'W1,W2,W3,W4').split(',').map((s) => s.trim().toUpperCase()));
   const sizes = quick ? QUICK : FULL;
+  const dIdx = argv.indexOf('--dir');
+  const parent = dIdx >= 0 ? path.resolve(argv[dIdx + 1] ?? '') : os.tmpdir();
+  if (!(await fsp.stat(parent).catch(() => null))?.isDirectory()) {
+    console.error(`bench: --dir ${argv[dIdx + 1] ?? ''}: not a directory`);
+    process.exitCode = 2;
+    return;
+  }
+  const fileSystem = fileSystemOf(parent);
 
   const tools: Tool[] = [gitml];
   if (await hasGitLfs()) tools.push(gitLfs);
   else console.log('git-lfs is not installed (apt-get install git-lfs): measuring gitml alone.');
 
-  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-bench-'));
+  const root = await fsp.mkdtemp(path.join(parent, 'gitml-bench-'));
   const rows: Row[] = [];
   const notes: string[] = [];
   const w3Gc: W3Gc[] = [];
@@ -237,7 +255,7 @@ async function main(): Promise<void> {
     const rss = `ours ${m.toolPeakMiB.toFixed(0)} MiB, tree ${m.treePeakMiB.toFixed(0)} MiB`;
     console.log(`  ${tool.name.padEnd(8)} ${workload} ${step.padEnd(20)} ${m.seconds.toFixed(2).padStart(7)} s  (${rss})${m.storeBytes !== undefined ? `  store +${formatBytes(m.storeBytes)}` : ''}   [${COMMANDS[step] ?? step}]`);
   };
-  console.log(`gitml bench in ${root} (${quick ? 'quick' : 'full'} sizes; workloads ${[...workloads].join(',')}; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'cpu'}; ${process.argv.slice(1).join(' ')})`);
+  console.log(`gitml bench in ${root} on ${fileSystem} (${quick ? 'quick' : 'full'} sizes; workloads ${[...workloads].join(',')}; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'cpu'}; ${process.argv.slice(1).join(' ')})`);
   try {
     const data = path.join(root, 'data');
     const files: Record<string, string[]> = {};
@@ -376,7 +394,7 @@ async function main(): Promise<void> {
     const out = path.join(DIST, '..', 'bench', 'results');
     await fsp.mkdir(out, { recursive: true });
     const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, chunkSeconds, copy, rows, w3Gc, notes }, null, 2));
+    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), fileSystem, quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, chunkSeconds, copy, rows, w3Gc, notes }, null, 2));
     console.log(`\nraw results: ${file}`);
   } finally {
     if (keep) console.log(`(kept ${root})`);
