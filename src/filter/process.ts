@@ -304,10 +304,10 @@ export class FilterServer {
       return;
     }
     void this.downloads(async () => {
-      // A file checked out directly gets its work-tree copy in the same pass as the cache's (when the
-      // download makes one: placeStaged checks that it is there and whole).
-      item.staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
       try {
+        // A file checked out directly gets its work-tree copy in the same pass as the cache's (when
+        // the download makes one: placeStaged checks that it is there and whole).
+        item.staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
         if ((await ensureCached(gitml, pointer, pathname, item.staged)) === 'downloaded') this.downloaded(pointer.oid);
       } catch (e) {
         item.error = e;
@@ -321,7 +321,10 @@ export class FilterServer {
     });
   }
 
-  /** A delayed download ended, well or not: a waiting list_available_blobs may answer now. */
+  /**
+   * A delayed download ended, well or not: a waiting list_available_blobs may answer now. Every
+   * delayed file must get here, whatever fails, or git would wait for it forever.
+   */
   private settle(pathname: string, item: DelayedItem): void {
     this.pendingDelayed--;
     if (!item.error) this.ready.push(pathname);
