@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { GitmlError } from '../errors';
 import { mayBePointer, parsePointer, type Pointer } from '../pointer';
-import { CatFileBatch } from './cat-file';
+import { CatFileBatch, type BlobContent } from './cat-file';
 import { gitZ, type GitContext } from './exec';
 
 /** A blob in git whose content is a pointer. */
@@ -29,8 +29,36 @@ const BATCH_CHECK_FORMAT = '--batch-check=%(objectname) %(objecttype) %(objectsi
 export async function scanRangeForPointers(ctx: GitContext, include: readonly string[], exclude: readonly string[]): Promise<PointerBlob[]> {
   if (include.length === 0) return [];
   const input = [...include, ...exclude.map((e) => `^${e}`)].join('\n') + '\n';
-  const candidates = await pipeRevListToBatchCheck(ctx, input);
-  return readPointers(ctx, candidates);
+  // Each candidate's content is asked for as soon as batch-check names it, from a third git process
+  // on the other core: right after a commit of many files their blobs are loose, and the two passes
+  // over 20,000 loose objects took 1.5 s one after the other.
+  const batch = new CatFileBatch(ctx);
+  const contents = new Map<string, Promise<BlobContent | null>>();
+  try {
+    const candidates = await pipeRevListToBatchCheck(ctx, input, (blob) => {
+      if (contents.has(blob)) return;
+      const content = batch.get(blob);
+      content.catch(() => undefined); // awaited below, unless the scan failed first
+      contents.set(blob, content);
+    });
+    const pointers = new Map<string, Pointer>();
+    for (const [blob, content] of contents) {
+      const pointer = pointerIn(await content);
+      if (pointer) pointers.set(blob, pointer);
+    }
+    const out: PointerBlob[] = [];
+    for (const c of candidates) {
+      const pointer = pointers.get(c.blob);
+      if (pointer) out.push({ ...c, pointer });
+    }
+    return out;
+  } finally {
+    batch.close();
+  }
+}
+
+function pointerIn(content: BlobContent | null): Pointer | null {
+  return content && content.type === 'blob' ? parsePointer(content.content) : null;
 }
 
 /** Pointer blobs in a tree (a commit, tree or ref), recursively. */
@@ -90,9 +118,8 @@ async function readPointerContents(ctx: GitContext, blobs: string[]): Promise<Ma
   try {
     const results = await Promise.all(blobs.map((b) => batch.get(b)));
     for (const r of results) {
-      if (!r || r.type !== 'blob') continue;
-      const pointer = parsePointer(r.content);
-      if (pointer) out.set(r.oid, pointer);
+      const pointer = pointerIn(r);
+      if (pointer) out.set(r!.oid, pointer);
     }
   } finally {
     batch.close();
@@ -125,7 +152,8 @@ function streamLines(ctx: GitContext, args: string[], input: string, onLine: (li
   });
 }
 
-function pipeRevListToBatchCheck(ctx: GitContext, input: string): Promise<Candidate[]> {
+/** Candidates (blobs small enough to be pointers), each also handed to `onCandidate` as it is found. */
+function pipeRevListToBatchCheck(ctx: GitContext, input: string, onCandidate: (blob: string) => void): Promise<Candidate[]> {
   return new Promise((resolve, reject) => {
     const revList = spawn('git', ['rev-list', '--objects', '--ignore-missing', '--stdin'], {
       cwd: ctx.cwd,
@@ -146,7 +174,10 @@ function pipeRevListToBatchCheck(ctx: GitContext, input: string): Promise<Candid
       if (a < 0 || b < 0) return;
       if (line.slice(a + 1, b) !== 'blob') return;
       const size = Number(c < 0 ? line.slice(b + 1) : line.slice(b + 1, c));
-      if (mayBePointer(size)) candidates.push({ blob: line.slice(0, a), path: c < 0 ? '' : line.slice(c + 1) });
+      if (!mayBePointer(size)) return;
+      const blob = line.slice(0, a);
+      candidates.push({ blob, path: c < 0 ? '' : line.slice(c + 1) });
+      onCandidate(blob);
     });
     let pending = 2;
     let failed = false;
