@@ -213,10 +213,13 @@ describe('asset integrity', () => {
       const trace = box.path(`trace-${label}`);
       await fsp.writeFile(path.join(repo, 'README.md'), `${label}\n`);
       await git(['add', 'README.md']);
-      // Files written within the index's own timestamp are racily clean: git would re-clean them
-      // through the filter during the commit (processes the hook did not start). A status first
-      // refreshes the index, so only the hook's own work is counted.
-      await git(['status', '--porcelain']);
+      // Files written within the index's own second are racily clean: git would re-clean them through
+      // the filter during the commit (processes the hook did not start). A status was not enough (a
+      // file could still share the second of the index it wrote). Every file is dated a minute back
+      // and the index refreshed, so it is newer than all of them, and only the hook's work is counted.
+      const past = new Date(Date.now() - 60_000);
+      for (const file of (await git(['ls-files', '-z'])).split('\0').filter(Boolean)) await fsp.utimes(path.join(repo, file), past, past);
+      await git(['update-index', '-q', '--refresh']);
       const r = await box.run(repo, 'git', ['commit', '-q', '-m', label], { env: { GIT_TRACE: trace } });
       expect(r.code).toBe(0);
       return (await fsp.readFile(trace, 'utf8')).split('\n').filter((l) => / trace: (built-in|exec|run_command): /.test(l)).length;
