@@ -218,7 +218,6 @@ export class DirectoryStore implements Store {
     });
   }
 
-  /** Hard-links `file` as `tmp` (read-only, synced); false where that is not possible (another file system). */
   /**
    * A sealed local file as the temp file: hard-linked on the same file system, else copied by the
    * kernel (copy_file_range: a reflink where the file system has them, a server-side copy on NFS 4.2;
