@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from './log';
 import { ObjectCache } from './cache';
 import { boolOf, cacheRootOf, concurrencyOf, loadSettings, retriesOf, storeLocationOf, timeoutMsOf, type Settings } from './config';
 import { ObjectStore } from './objects/object-store';

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { Argv, CommandModule } from 'yargs';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { ObjectCache } from '../cache';
 import { GitmlError, isGitmlError } from '../errors';
 import { shortOid } from '../pointer';

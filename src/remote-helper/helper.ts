@@ -1,6 +1,6 @@
 import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { fetchModeOf, skipSmudge } from '../config';
 import { openGitml, type Gitml } from '../context';
 import { installLfsCompat } from '../install';

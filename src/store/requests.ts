@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { GitmlError, isGitmlError } from '../errors';
 import type { BodySource, ByteRange, PutOptions, PutResult, Store, StoreEntry } from './store';
 import { deadlineSignal, idleGuard } from '../util/deadline';

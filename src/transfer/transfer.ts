@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
 import { isStored, type ObjectRef, type ObjectStore, type Presence } from '../objects/object-store';
