@@ -32,33 +32,52 @@ export async function scanRangeForPointers(ctx: GitContext, include: readonly st
   // Each candidate's content is asked for as soon as batch-check names it, from a third git process
   // on the other core: right after a commit of many files their blobs are loose, and the two passes
   // over 20,000 loose objects took 1.5 s one after the other.
-  const batch = new CatFileBatch(ctx);
-  const contents = new Map<string, Promise<BlobContent | null>>();
+  const reader = new PointerReader(ctx);
   try {
-    const candidates = await pipeRevListToBatchCheck(ctx, input, (blob) => {
-      if (contents.has(blob)) return;
-      const content = batch.get(blob);
-      content.catch(() => undefined); // awaited below, unless the scan failed first
-      contents.set(blob, content);
-    });
-    const pointers = new Map<string, Pointer>();
-    for (const [blob, content] of contents) {
-      const pointer = pointerIn(await content);
-      if (pointer) pointers.set(blob, pointer);
-    }
-    const out: PointerBlob[] = [];
-    for (const c of candidates) {
-      const pointer = pointers.get(c.blob);
-      if (pointer) out.push({ ...c, pointer });
-    }
-    return out;
+    const candidates = await pipeRevListToBatchCheck(ctx, input, (blob) => reader.want(blob));
+    return await reader.attach(candidates);
   } finally {
-    batch.close();
+    reader.close();
   }
 }
 
-function pointerIn(content: BlobContent | null): Pointer | null {
-  return content && content.type === 'blob' ? parsePointer(content.content) : null;
+/**
+ * Reads candidate blobs through one `git cat-file --batch` (started with the first) as they are
+ * named, and attaches to each item the pointer its blob holds.
+ */
+class PointerReader {
+  private batch: CatFileBatch | null = null;
+  private readonly contents = new Map<string, Promise<BlobContent | null>>();
+
+  constructor(private readonly ctx: GitContext) {}
+
+  want(blob: string): void {
+    if (this.contents.has(blob)) return;
+    this.batch ??= new CatFileBatch(this.ctx);
+    const content = this.batch.get(blob);
+    content.catch(() => undefined); // awaited by attach(), unless the caller failed first
+    this.contents.set(blob, content);
+  }
+
+  /** The items whose blob (asked for with `want`) is a pointer, in order, each with its pointer. */
+  async attach<T extends { blob: string }>(items: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
+    const pointers = new Map<string, Pointer>();
+    for (const [blob, request] of this.contents) {
+      const content = await request;
+      const pointer = content && content.type === 'blob' ? parsePointer(content.content) : null;
+      if (pointer) pointers.set(blob, pointer);
+    }
+    const out: (T & { pointer: Pointer })[] = [];
+    for (const item of items) {
+      const pointer = pointers.get(item.blob);
+      if (pointer) out.push({ ...item, pointer });
+    }
+    return out;
+  }
+
+  close(): void {
+    this.batch?.close();
+  }
 }
 
 /** Pointer blobs in a tree (a commit, tree or ref), recursively. */
@@ -91,40 +110,17 @@ export async function scanIndexForPointers(ctx: GitContext, pathspecs: readonly 
   }
   if (staged.length === 0) return [];
   const sizes = await batchCheckSizes(ctx, [...new Set(staged.map((s) => s.blob))]);
-  const candidates = staged.filter((s) => mayBePointer(sizes.get(s.blob) ?? -1));
-  const pointers = await readPointerContents(ctx, [...new Set(candidates.map((c) => c.blob))]);
-  const out: IndexPointer[] = [];
-  for (const c of candidates) {
-    const pointer = pointers.get(c.blob);
-    if (pointer) out.push({ blob: c.blob, path: c.path, mode: c.mode, pointer });
-  }
-  return out;
+  return readPointers(ctx, staged.filter((s) => mayBePointer(sizes.get(s.blob) ?? -1)));
 }
 
-async function readPointers(ctx: GitContext, candidates: Candidate[]): Promise<PointerBlob[]> {
-  const contents = await readPointerContents(ctx, [...new Set(candidates.map((c) => c.blob))]);
-  const out: PointerBlob[] = [];
-  for (const c of candidates) {
-    const pointer = contents.get(c.blob);
-    if (pointer) out.push({ ...c, pointer });
-  }
-  return out;
-}
-
-async function readPointerContents(ctx: GitContext, blobs: string[]): Promise<Map<string, Pointer>> {
-  const out = new Map<string, Pointer>();
-  if (blobs.length === 0) return out;
-  const batch = new CatFileBatch(ctx);
+async function readPointers<T extends Candidate>(ctx: GitContext, candidates: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
+  const reader = new PointerReader(ctx);
   try {
-    const results = await Promise.all(blobs.map((b) => batch.get(b)));
-    for (const r of results) {
-      const pointer = pointerIn(r);
-      if (pointer) out.set(r!.oid, pointer);
-    }
+    for (const c of candidates) reader.want(c.blob);
+    return await reader.attach(candidates);
   } finally {
-    batch.close();
+    reader.close();
   }
-  return out;
 }
 
 async function batchCheckSizes(ctx: GitContext, blobs: string[]): Promise<Map<string, number>> {
