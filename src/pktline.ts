@@ -206,8 +206,9 @@ export class PktLineReader {
   }
 }
 
-/** Answers up to this size are framed in one reused buffer (small files: most answers of a checkout). */
-const ANSWER_FRAME = framedLength(1 << 20, SUCCESS_THEN_FLUSH, TWO_FLUSHES);
+/** Answers with up to this much content are framed in a reused buffer (small files: most answers of a checkout). */
+const ANSWER_FRAME_CONTENT = 1 << 20;
+const ANSWER_FRAME = framedLength(ANSWER_FRAME_CONTENT, SUCCESS_THEN_FLUSH, TWO_FLUSHES);
 
 /** Writes packets with backpressure: every write resolves once the stream can take more. */
 export class PktLineWriter {
@@ -240,7 +241,7 @@ export class PktLineWriter {
    * more than the bytes did.
    */
   async answer(content: Buffer): Promise<void> {
-    if (framedLength(content.length, SUCCESS_THEN_FLUSH, TWO_FLUSHES) > ANSWER_FRAME) {
+    if (content.length > ANSWER_FRAME_CONTENT) {
       await this.raw(frameData(content, SUCCESS_THEN_FLUSH, TWO_FLUSHES));
       return;
     }
