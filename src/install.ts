@@ -3,6 +3,7 @@ import path from 'node:path';
 import { REGISTRY_PATHS } from './assets/names';
 import { errnoCode, GitmlError } from './errors';
 import { gitText, runGit, type GitContext } from './git/exec';
+import { HELPER_PREFIX } from './git/remote';
 import { makeDirs } from './safe-path';
 
 /** The git configuration `gitml install` writes (docs/install.md). */
@@ -130,6 +131,7 @@ export function hookScript(name: HookName): string {
     '}',
     `chained="$(dirname "$0")/${name}${CHAINED_SUFFIX}"`,
     ...(name === 'pre-commit' ? skipWhenRegistryUntouched() : []),
+    ...(name === 'pre-push' ? skipForHelperRemotes() : []),
     'if [ -x "$chained" ]; then',
     '  input=$(mktemp) || exit 2',
     '  trap \'rm -f "$input"\' EXIT',
@@ -154,6 +156,20 @@ function skipWhenRegistryUntouched(): string[] {
     '  if [ -x "$chained" ]; then exec "$chained" "$@"; fi',
     '  exit 0',
     'fi',
+  ];
+}
+
+/**
+ * A push through a gitml:: remote uploads in git-remote-gitml; `gitml pre-push` would only say so,
+ * after starting Node (0.13 s a push). The hook's second argument is the remote's URL.
+ */
+function skipForHelperRemotes(): string[] {
+  return [
+    'case "$2" in',
+    `  ${HELPER_PREFIX}*)`,
+    '    if [ -x "$chained" ]; then exec "$chained" "$@"; fi',
+    '    exit 0 ;;',
+    'esac',
   ];
 }
 

@@ -125,9 +125,24 @@ describe('CLI commands', () => {
     await box.git(repo, ['add', 'w.pt']);
     await box.git(repo, ['commit', '-q', '-m', 'w']);
     expect(storeHolds(box.path('store'), sha256(data))).toBe(false);
-    const pushed = await box.git(repo, ['push', '-q', 'origin', 'main']);
+    // A gitml ahead of the real one on PATH notes each command it is started with.
+    const shims = box.path('noting-shims');
+    const calls = box.path('gitml-calls.txt');
+    await fsp.mkdir(shims, { recursive: true });
+    await fsp.writeFile(path.join(shims, 'gitml'), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${box.path('bin', 'gitml')}' "$@"\n`, { mode: 0o755 });
+    const noting = { PATH: `${shims}${path.delimiter}${box.env.PATH}` };
+    const pushed = await box.run(repo, 'git', ['push', '-q', 'origin', 'main'], { env: noting });
+    expect(pushed.code).toBe(0);
     expect(storeHolds(box.path('store'), sha256(data))).toBe(true);
     expect(pushed.stderr).toContain('mine'); // the user's own hook ran too
+    expect(await fsp.readFile(calls, 'utf8')).toContain('pre-push');
+    // Through a gitml:: remote the helper uploads: the hook runs the user's hook, not `gitml pre-push`.
+    await fsp.rm(calls);
+    await box.git(box.root, ['init', '-q', '--bare', box.path('helper.git')]);
+    const viaHelper = await box.run(repo, 'git', ['push', '-q', `gitml::${box.path('helper.git')}`, 'main'], { env: noting });
+    expect(viaHelper.code).toBe(0);
+    expect(viaHelper.stderr).toContain('mine');
+    expect(await fsp.readFile(calls, 'utf8').catch(() => '')).not.toContain('pre-push');
     // Uninstalling puts the user's hook back as it was.
     await box.ok(repo, 'gitml', ['uninstall', '--local', '--hooks']);
     expect(await fsp.readFile(hook, 'utf8')).toBe('#!/bin/sh\ncat > /dev/null\necho mine >&2\n');
