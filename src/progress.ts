@@ -16,6 +16,8 @@ export interface ProgressOptions {
 
 export class Progress {
   private done = 0;
+  /** Whether more items may still be announced with `expect` (the total is a count so far). */
+  private growing = false;
   private bytes = 0;
   private lastRender = 0;
   private shown = false;
@@ -25,13 +27,26 @@ export class Progress {
 
   constructor(
     private readonly title: string,
-    private readonly total: number,
+    private total: number,
     private readonly sink: ProgressSink,
     private readonly options: ProgressOptions,
   ) {
     this.now = options.now ?? Date.now;
     this.delayMs = options.delayMs ?? 1000;
     this.started = this.now();
+  }
+
+  /**
+   * Adds `n` items to the total, for work whose list is still being made (a push uploads while it
+   * scans); until `allExpected`, the line shows the count so far rather than a percentage.
+   */
+  expect(n: number): void {
+    this.total += n;
+    this.growing = true;
+  }
+
+  allExpected(): void {
+    this.growing = false;
   }
 
   addBytes(n: number): void {
@@ -54,7 +69,8 @@ export class Progress {
     const pct = this.total === 0 ? 100 : Math.floor((this.done * 100) / this.total);
     const seconds = Math.max((this.now() - this.started) / 1000, 0.001);
     const rate = this.bytes / seconds;
-    return `${this.title}: ${String(pct).padStart(3)}% (${this.done}/${this.total}), ${formatBytes(this.bytes)} | ${formatBytes(rate)}/s`;
+    const count = this.growing ? `${this.done}/${this.total} so far` : `${String(pct).padStart(3)}% (${this.done}/${this.total})`;
+    return `${this.title}: ${count}, ${formatBytes(this.bytes)} | ${formatBytes(rate)}/s`;
   }
 
   private maybeRender(): void {

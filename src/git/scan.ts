@@ -25,8 +25,15 @@ const BATCH_CHECK_FORMAT = '--batch-check=%(objectname) %(objecttype) %(objectsi
  * Pointer blobs reachable from `include` but not from `exclude` (commit ids or ref names), like
  * `git rev-list --objects include --not exclude`. Only blobs small enough to be pointers are read.
  * Streams rev-list into cat-file --batch-check so memory does not grow with the history.
+ * `onPointer` hears of each pointer blob as soon as it is read (once per blob, in no set order), so
+ * a push can upload while the scan goes on; every call has happened when the promise settles.
  */
-export async function scanRangeForPointers(ctx: GitContext, include: readonly string[], exclude: readonly string[]): Promise<PointerBlob[]> {
+export async function scanRangeForPointers(
+  ctx: GitContext,
+  include: readonly string[],
+  exclude: readonly string[],
+  onPointer?: (found: PointerBlob) => void,
+): Promise<PointerBlob[]> {
   if (include.length === 0) return [];
   const input = [...include, ...exclude.map((e) => `^${e}`)].join('\n') + '\n';
   // Each candidate's content is asked for as soon as batch-check names it, from a third git process
@@ -34,7 +41,12 @@ export async function scanRangeForPointers(ctx: GitContext, include: readonly st
   // over 20,000 loose objects took 1.5 s one after the other.
   const reader = new PointerReader(ctx);
   try {
-    const candidates = await pipeRevListToBatchCheck(ctx, input, (blob) => reader.want(blob));
+    const candidates = await pipeRevListToBatchCheck(ctx, input, (candidate) => {
+      const first = !reader.asked(candidate.blob);
+      const pointer = reader.want(candidate.blob);
+      // Registered before attach() awaits the same promise, so each call comes before it returns.
+      if (first && onPointer) void pointer.then((p) => p && onPointer({ ...candidate, pointer: p }), () => undefined);
+    });
     return await reader.attach(candidates);
   } finally {
     reader.close();
@@ -47,24 +59,31 @@ export async function scanRangeForPointers(ctx: GitContext, include: readonly st
  */
 class PointerReader {
   private batch: CatFileBatch | null = null;
-  private readonly contents = new Map<string, Promise<BlobContent | null>>();
+  private readonly pointers = new Map<string, Promise<Pointer | null>>();
 
   constructor(private readonly ctx: GitContext) {}
 
-  want(blob: string): void {
-    if (this.contents.has(blob)) return;
-    this.batch ??= new CatFileBatch(this.ctx);
-    const content = this.batch.get(blob);
-    content.catch(() => undefined); // awaited by attach(), unless the caller failed first
-    this.contents.set(blob, content);
+  asked(blob: string): boolean {
+    return this.pointers.has(blob);
+  }
+
+  /** The pointer `blob` holds, null when it holds none; each blob is read once however often asked. */
+  want(blob: string): Promise<Pointer | null> {
+    let pointer = this.pointers.get(blob);
+    if (!pointer) {
+      this.batch ??= new CatFileBatch(this.ctx);
+      pointer = this.batch.get(blob).then(pointerIn);
+      pointer.catch(() => undefined); // awaited by attach(), unless the caller failed first
+      this.pointers.set(blob, pointer);
+    }
+    return pointer;
   }
 
   /** The items whose blob (asked for with `want`) is a pointer, in order, each with its pointer. */
   async attach<T extends { blob: string }>(items: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
     const pointers = new Map<string, Pointer>();
-    for (const [blob, request] of this.contents) {
-      const content = await request;
-      const pointer = content && content.type === 'blob' ? parsePointer(content.content) : null;
+    for (const [blob, request] of this.pointers) {
+      const pointer = await request;
       if (pointer) pointers.set(blob, pointer);
     }
     const out: (T & { pointer: Pointer })[] = [];
@@ -113,6 +132,10 @@ export async function scanIndexForPointers(ctx: GitContext, pathspecs: readonly 
   return readPointers(ctx, staged.filter((s) => mayBePointer(sizes.get(s.blob) ?? -1)));
 }
 
+function pointerIn(content: BlobContent | null): Pointer | null {
+  return content && content.type === 'blob' ? parsePointer(content.content) : null;
+}
+
 async function readPointers<T extends Candidate>(ctx: GitContext, candidates: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
   const reader = new PointerReader(ctx);
   try {
@@ -149,7 +172,7 @@ function streamLines(ctx: GitContext, args: string[], input: string, onLine: (li
 }
 
 /** Candidates (blobs small enough to be pointers), each also handed to `onCandidate` as it is found. */
-function pipeRevListToBatchCheck(ctx: GitContext, input: string, onCandidate: (blob: string) => void): Promise<Candidate[]> {
+function pipeRevListToBatchCheck(ctx: GitContext, input: string, onCandidate: (candidate: Candidate) => void): Promise<Candidate[]> {
   return new Promise((resolve, reject) => {
     const revList = spawn('git', ['rev-list', '--objects', '--ignore-missing', '--stdin'], {
       cwd: ctx.cwd,
@@ -171,9 +194,9 @@ function pipeRevListToBatchCheck(ctx: GitContext, input: string, onCandidate: (b
       if (line.slice(a + 1, b) !== 'blob') return;
       const size = Number(c < 0 ? line.slice(b + 1) : line.slice(b + 1, c));
       if (!mayBePointer(size)) return;
-      const blob = line.slice(0, a);
-      candidates.push({ blob, path: c < 0 ? '' : line.slice(c + 1) });
-      onCandidate(blob);
+      const candidate = { blob: line.slice(0, a), path: c < 0 ? '' : line.slice(c + 1) };
+      candidates.push(candidate);
+      onCandidate(candidate);
     });
     let pending = 2;
     let failed = false;

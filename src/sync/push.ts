@@ -4,6 +4,7 @@ import { scanRangeForPointers, type PointerBlob } from '../git/scan';
 import { shortOid } from '../pointer';
 import { formatBytes, type ProgressSink } from '../progress';
 import { planUpload, uploadObjects, type ObjectRef, type UploadReport } from '../transfer/transfer';
+import { BatchChannel } from '../util/batches';
 
 /** One ref being pushed: the commit (or tag) it will point at. Deletes have no objects to send. */
 export interface RefUpdate {
@@ -43,30 +44,55 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
   const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map(), release: async () => undefined };
   const perRef = new Map<string, PointerBlob[]>();
   const all = new Map<string, ObjectRef>();
-  for (const update of updates) {
-    if (!update.sha) continue;
-    const found = await scanRangeForPointers(gitml.repo.git, [update.sha], options.remoteHas);
-    perRef.set(update.dst, found);
-    for (const p of found) if (!all.has(p.pointer.oid)) all.set(p.pointer.oid, { oid: p.pointer.oid, size: p.pointer.size, path: p.path });
+  // The store named by the commit being pushed (its .gitmlconfig), unless env or git config override.
+  const firstSha = updates.find((u) => u.sha)?.sha;
+  const target = async () => (firstSha ? await gitml.atTreeish(firstSha) : gitml);
+  // Uploading starts with the first pointer found and goes on while the scan does (git reads the
+  // pointer blobs in processes of its own): a push of 20,000 small files had scanned for 1.2 s
+  // before its first upload. A dry run, and a push that finds no pointer, never open the store.
+  const found = new BatchChannel<ObjectRef>();
+  const upload: { report: Promise<UploadReport> | null } = { report: null };
+  const startUpload = async (): Promise<UploadReport> => {
+    const at = await target();
+    result.storeUrl = (await at.store()).url;
+    const lock = await (await at.objects()).beginPush(options.repoUrl);
+    result.release = lock.release;
+    return uploadObjects(found, await at.transferOptions(options.progress));
+  };
+  const onPointer = (p: PointerBlob) => {
+    if (all.has(p.pointer.oid)) return;
+    const ref = { oid: p.pointer.oid, size: p.pointer.size, path: p.path };
+    all.set(ref.oid, ref);
+    if (options.dryRun) return;
+    if (!upload.report) {
+      upload.report = startUpload();
+      upload.report.catch(() => undefined); // awaited once the scan has ended
+    }
+    found.push(ref);
+  };
+  try {
+    for (const update of updates) {
+      if (update.sha) perRef.set(update.dst, await scanRangeForPointers(gitml.repo.git, [update.sha], options.remoteHas, onPointer));
+    }
+  } catch (e) {
+    // What was uploaded meanwhile is stored whole and harmless; the caller moves no ref.
+    found.close();
+    await upload.report?.catch(() => undefined);
+    await result.release();
+    throw e;
   }
+  found.close();
   result.pointers = all.size;
   gitml.log.debug({ refs: updates.length, pointers: all.size }, 'push scan');
   if (all.size === 0) return result;
 
-  // The store named by the commit being pushed (its .gitmlconfig), unless env or git config override.
-  const firstSha = updates.find((u) => u.sha)?.sha;
-  const target = firstSha ? await gitml.atTreeish(firstSha) : gitml;
   let report: UploadReport;
   try {
-    const store = await target.store();
-    result.storeUrl = store.url;
     if (options.dryRun) {
-      report = await dryRunReport([...all.values()], target);
-    } else {
-      const lock = await (await target.objects()).beginPush(options.repoUrl);
-      result.release = lock.release;
-      report = await uploadObjects([...all.values()], await target.transferOptions(options.progress));
-    }
+      const at = await target();
+      result.storeUrl = (await at.store()).url;
+      report = await dryRunReport([...all.values()], at);
+    } else report = await upload.report!;
   } catch (e) {
     await result.release();
     const why = e instanceof GitmlError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e);

@@ -1,7 +1,7 @@
 import type { Logger } from '../log';
 import type { ObjectCache } from '../cache';
 import { GitmlError } from '../errors';
-import { isStored, type ObjectRef, type ObjectStore, type Presence } from '../objects/object-store';
+import { isStored, type ObjectRef, type ObjectStore, type ObjectUploader, type Presence } from '../objects/object-store';
 import { CHUNKED_MIN_SIZE } from '../objects/layout';
 import { describe } from '../objects/read';
 import { Progress, type ProgressSink } from '../progress';
@@ -73,7 +73,7 @@ function dedupe(objects: readonly ObjectRef[]): ObjectRef[] {
   return [...seen.values()];
 }
 
-function progressOf(title: string, total: number, options: TransferOptions): Progress {
+function progressOf(title: string, options: TransferOptions, total = 0): Progress {
   return new Progress(title, total, options.progress?.sink ?? { write: () => undefined }, { enabled: options.progress?.enabled ?? false });
 }
 
@@ -94,50 +94,70 @@ export async function planUpload(
 }
 
 /**
- * Makes sure the store has every object: one round of existence checks, then uploads from the cache
- * of what is missing, largest first, `concurrency` at a time. Re-running after an interruption
- * uploads only what is still missing.
+ * Makes sure the store has every object: existence checks, then uploads from the cache of what is
+ * missing, largest first, `concurrency` at a time. `objects` is a list, or batches still being found
+ * (a push uploads while it scans): each batch is checked and uploaded as it comes. Re-running after
+ * an interruption uploads only what is still missing.
  */
-export async function uploadObjects(objects: readonly ObjectRef[], options: TransferOptions): Promise<UploadReport> {
+export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterable<readonly ObjectRef[]>, options: TransferOptions): Promise<UploadReport> {
   const { cache, log } = options;
-  const unique = dedupe(objects);
   const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0, newBytes: 0, warnings: [] };
-  if (unique.length === 0) return report;
-
-  const { present, todo } = await planUpload(unique, options);
-  report.present = present.length;
-  log.debug({ total: unique.length, present: report.present, todo: todo.length }, 'upload plan');
-  if (todo.length === 0) return report;
-
-  const progress = progressOf('Uploading gitml objects', todo.length, options);
-  const session = options.objects.uploader(cache, (n) => progress.addBytes(n));
-  const { cached: available, absent } = await splitByCache(todo, cache, (t) => t.ref);
-  report.missing.push(...absent.map((t) => t.ref));
+  const streamed = Symbol.asyncIterator in objects;
+  const batches: Iterable<readonly ObjectRef[]> | AsyncIterable<readonly ObjectRef[]> = streamed ? objects : [objects];
+  const seen = new Set<string>();
+  let progress: Progress | null = null;
+  let session: ObjectUploader | null = null;
   const fail = (ref: ObjectRef, e: unknown) => report.failed.push({ ref, error: asTransferError(e, `cannot upload ${describe(ref)} to ${options.objects.url}`) });
-  // Chunked objects feed one stream of packs, in turn; whole ones upload side by side.
-  const deferred = available.filter((t) => session.deferred(t.ref));
-  const direct = largestFirst(available.filter((t) => !session.deferred(t.ref)).map((t) => ({ ...t, size: t.ref.size })));
   const added: ObjectRef[] = [];
+  let todoCount = 0;
   try {
-    for (const t of deferred) {
-      try {
-        await session.add(t.ref, t.presence);
-        added.push(t.ref);
-        progress.itemDone();
-      } catch (e) {
-        fail(t.ref, e);
+    for await (const batch of batches) {
+      const unique = dedupe(batch.filter((o) => !seen.has(o.oid)));
+      for (const o of unique) seen.add(o.oid);
+      if (unique.length === 0) continue;
+      const { present, todo } = await planUpload(unique, options);
+      report.present += present.length;
+      todoCount += todo.length;
+      if (todo.length === 0) continue;
+      progress ??= progressOf('Uploading gitml objects', options);
+      progress.expect(todo.length);
+      if (!streamed) progress.allExpected();
+      const shown = progress;
+      session ??= options.objects.uploader(cache, (n) => shown.addBytes(n));
+      const { cached: available, absent } = await splitByCache(todo, cache, (t) => t.ref);
+      report.missing.push(...absent.map((t) => t.ref));
+      // Chunked objects feed one stream of packs, in turn; whole ones upload side by side.
+      for (const t of available) {
+        if (!session.deferred(t.ref)) continue;
+        try {
+          await session.add(t.ref, t.presence);
+          added.push(t.ref);
+          shown.itemDone();
+        } catch (e) {
+          fail(t.ref, e);
+        }
+      }
+      const direct = largestFirst(available.filter((t) => !session!.deferred(t.ref)).map((t) => ({ ...t, size: t.ref.size })));
+      const outcomes = await runAll(direct, options.concurrency, async (t) => {
+        await session!.add(t.ref, t.presence);
+        shown.itemDone();
+      });
+      for (const o of outcomes) {
+        if (o.ok) {
+          report.uploaded.push(o.item.ref);
+          report.bytes += o.item.ref.size;
+        } else fail(o.item.ref, o.error);
       }
     }
-    const outcomes = await runAll(direct, options.concurrency, async (t) => {
-      await session.add(t.ref, t.presence);
-      progress.itemDone();
-    });
-    for (const o of outcomes) {
-      if (o.ok) {
-        report.uploaded.push(o.item.ref);
-        report.bytes += o.item.ref.size;
-      } else fail(o.item.ref, o.error);
-    }
+  } catch (e) {
+    // The store could not be asked what it has, or the cache read: nothing deferred becomes visible.
+    await session?.abort();
+    throw e;
+  }
+  log.debug({ total: seen.size, present: report.present, todo: todoCount }, 'upload plan');
+  if (!session) return report;
+  progress?.allExpected();
+  try {
     await session.finish();
     for (const ref of added) {
       report.uploaded.push(ref);
@@ -156,7 +176,7 @@ export async function uploadObjects(objects: readonly ObjectRef[], options: Tran
     );
   }
   report.newBytes = session.newBytes;
-  progress.finish();
+  progress?.finish();
   return report;
 }
 
@@ -172,7 +192,7 @@ export async function downloadObjects(objects: readonly ObjectRef[], options: Tr
   report.cached = cached.length;
   log.debug({ total: unique.length, cached: report.cached, todo: todo.length }, 'download plan');
   if (todo.length === 0) return report;
-  const progress = progressOf('Downloading gitml objects', todo.length, options);
+  const progress = progressOf('Downloading gitml objects', options, todo.length);
   // Small objects come many to a request from their packs; what that does not bring (whole objects
   // of older stores, a failure) is fetched one by one below, which also says what went wrong.
   const small = todo.filter((r) => r.size < CHUNKED_MIN_SIZE);

@@ -3,6 +3,7 @@ import { mergePointers } from '../../src/merge';
 import { formatBytes, Progress } from '../../src/progress';
 import { isSafeUnderlyingUrl, parsePorcelainLine, parsePushSpec } from '../../src/remote-helper/refspec';
 import { backoffDelay, withRetry } from '../../src/util/retry';
+import { BatchChannel } from '../../src/util/batches';
 import { GitmlError } from '../../src/errors';
 import { objectKey, parseKey } from '../../src/objects/layout';
 
@@ -68,6 +69,48 @@ describe('remote helper parsing', () => {
   });
 });
 
+describe('batch channel', () => {
+  test('each pull takes everything found since the last; the loop ends after close once drained', async () => {
+    const channel = new BatchChannel<number>();
+    channel.push(1);
+    channel.push(2);
+    const seen: number[][] = [];
+    let tookThreeAndFour!: () => void;
+    const waitingForMore = new Promise<void>((resolve) => (tookThreeAndFour = resolve));
+    const consumer = (async () => {
+      for await (const batch of channel) {
+        seen.push(batch);
+        // Found while this batch is being worked on: the next pull takes them together.
+        if (batch.includes(2)) {
+          channel.push(3);
+          channel.push(4);
+        }
+        if (batch.includes(4)) tookThreeAndFour();
+      }
+    })();
+    await waitingForMore;
+    channel.push(5);
+    channel.close();
+    await consumer;
+    expect(seen).toEqual([[1, 2], [3, 4], [5]]);
+    expect(() => channel.push(6)).toThrow(/after close/);
+  });
+
+  test('a consumer that stops early drops what comes later', async () => {
+    const channel = new BatchChannel<number>();
+    channel.push(1);
+    for await (const batch of channel) {
+      expect(batch).toEqual([1]);
+      break;
+    }
+    channel.push(2);
+    channel.close();
+    const rest: number[][] = [];
+    for await (const batch of channel) rest.push(batch);
+    expect(rest).toEqual([]);
+  });
+});
+
 describe('retry', () => {
   test('backoff doubles up to the cap, with jitter in the upper half', () => {
     const policy = { retries: 8, baseDelayMs: 250, maxDelayMs: 10_000 };
@@ -122,6 +165,22 @@ describe('progress and sizes', () => {
     p.finish();
     expect(lines[0]).toBe('\rUploading gitml objects:  50% (2/4), 1.00 KiB | 512 B/s');
     expect(lines[1]).toMatch(/, done\.\n$/);
+  });
+  test('a total still growing is shown as a count so far, then as a percentage', () => {
+    let now = 0;
+    const lines: string[] = [];
+    const p = new Progress('Uploading gitml objects', 0, { write: (t) => lines.push(t) }, { enabled: true, delayMs: 1000, now: () => (now += 2000) });
+    p.expect(3);
+    p.itemDone();
+    p.expect(1);
+    p.itemDone();
+    p.allExpected();
+    p.itemDone();
+    expect(lines).toEqual([
+      expect.stringMatching(/^\rUploading gitml objects: 1\/3 so far, /),
+      expect.stringMatching(/^\rUploading gitml objects: 2\/4 so far, /),
+      expect.stringMatching(/^\rUploading gitml objects:  75% \(3\/4\), /),
+    ]);
   });
 });
 
