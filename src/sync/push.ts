@@ -1,6 +1,6 @@
 import type { Gitml } from '../context';
 import { GitmlError } from '../errors';
-import { scanRangeForPointers, type PointerBlob } from '../git/scan';
+import { forEachPointerInRange, type PointerBlob } from '../git/scan';
 import { shortOid } from '../pointer';
 import { formatBytes, type ProgressSink } from '../progress';
 import { planUpload, uploadObjects, type ObjectRef, type UploadReport } from '../transfer/transfer';
@@ -42,7 +42,8 @@ export interface PushObjectsOptions {
  */
 export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpdate[], options: PushObjectsOptions): Promise<PushObjectsResult> {
   const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map(), release: async () => undefined };
-  const perRef = new Map<string, PointerBlob[]>();
+  /** The objects each ref's new commits point at (to say which refs a failed object blocks). */
+  const perRef = new Map<string, Set<string>>();
   const all = new Map<string, ObjectRef>();
   // The store named by the commit being pushed (its .gitmlconfig), unless env or git config override.
   const firstSha = updates.find((u) => u.sha)?.sha;
@@ -72,7 +73,13 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
   };
   try {
     for (const update of updates) {
-      if (update.sha) perRef.set(update.dst, await scanRangeForPointers(gitml.repo.git, [update.sha], options.remoteHas, onPointer));
+      if (!update.sha) continue;
+      const oids = new Set<string>();
+      perRef.set(update.dst, oids);
+      await forEachPointerInRange(gitml.repo.git, [update.sha], options.remoteHas, (p) => {
+        oids.add(p.pointer.oid);
+        onPointer(p);
+      });
     }
   } catch (e) {
     // What was uploaded meanwhile is stored whole and harmless; the caller moves no ref.
@@ -96,7 +103,7 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
   } catch (e) {
     await result.release();
     const why = e instanceof GitmlError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e);
-    for (const dst of perRef.keys()) if ((perRef.get(dst) ?? []).length > 0) result.blocked.set(dst, `gitml: ${why}`);
+    for (const [dst, oids] of perRef) if (oids.size > 0) result.blocked.set(dst, `gitml: ${why}`);
     return result;
   }
   result.report = report;
@@ -104,8 +111,8 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
   const problems = new Map<string, string>();
   for (const m of report.missing) problems.set(m.oid, `'${m.path}' (sha256:${shortOid(m.oid)}) is in neither the local cache nor the store`);
   for (const f of report.failed) problems.set(f.ref.oid, f.error.hint ? `${f.error.message} (hint: ${f.error.hint})` : f.error.message);
-  for (const [dst, pointers] of perRef) {
-    const reasons = [...new Set(pointers.filter((p) => problems.has(p.pointer.oid)).map((p) => problems.get(p.pointer.oid)!))];
+  for (const [dst, oids] of perRef) {
+    const reasons = [...new Set([...problems].filter(([oid]) => oids.has(oid)).map(([, why]) => why))];
     if (reasons.length === 0) continue;
     const shown = reasons.slice(0, 3).join('; ');
     const more = reasons.length > 3 ? `; and ${reasons.length - 3} more` : '';

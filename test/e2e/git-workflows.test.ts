@@ -111,6 +111,37 @@ describe('everyday git: workflows', () => {
     expect(push.stderr.match(/gitml: stored/g)?.length).toBe(1);
   });
 
+  test('a push of more pointers than the scan reads at once stores every one; a ref with a lost object is refused alone', async () => {
+    const { repo, remote } = await makeRepoWithRemote(box);
+    // 3,000 pointers: more than the push's scan keeps in flight (1,024), so it pauses and resumes
+    // while the upload runs beside it.
+    const count = 3000;
+    await fsp.mkdir(path.join(repo, 'data'), { recursive: true });
+    for (let i = 0; i < count; i++) await fsp.writeFile(path.join(repo, 'data', `f${i}.bin`), `${i} `.repeat(40 + (i % 7)));
+    await box.git(repo, ['add', 'data']);
+    await box.git(repo, ['commit', '-q', '-m', 'many']);
+    // A second branch whose new file's bytes are gone from the cache.
+    await box.git(repo, ['checkout', '-q', '-b', 'broken']);
+    const lost = randomBytesSeeded(5_000, 77);
+    await fsp.writeFile(path.join(repo, 'lost.pt'), lost);
+    await box.git(repo, ['add', 'lost.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'lost']);
+    const oid = sha256(lost);
+    await fsp.rm(path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+    const push = await box.run(repo, 'git', ['push', 'origin', 'main', 'broken']);
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(/broken.*'lost\.pt'|'lost\.pt'[\s\S]*broken/);
+    const refs = (await box.git(remote, ['for-each-ref', '--format=%(refname)'])).stdout;
+    expect(refs).toContain('refs/heads/main');
+    expect(refs).not.toContain('refs/heads/broken');
+    // Every file of main comes back from the store in a clone (its cache is its own).
+    const clone = box.path('clone');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
+    for (let i = 0; i < count; i++) {
+      expect(await fsp.readFile(path.join(clone, 'data', `f${i}.bin`), 'utf8')).toBe(`${i} `.repeat(40 + (i % 7)));
+    }
+  });
+
   test('--force-with-lease, --atomic and --push-option go through to the real push', async () => {
     const { repo, remote } = await makeRepoWithRemote(box);
     await box.git(remote, ['config', 'receive.advertisePushOptions', 'true']);
