@@ -79,6 +79,9 @@ export async function forEachPointerInRange(
   try {
     await candidates.done;
     if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+  } catch (error) {
+    // Reads still in flight end after this returns: none of them may reach onPointer then.
+    failure ??= { error };
   } finally {
     (batch as CatFileBatch | null)?.close();
   }

@@ -55,6 +55,25 @@ describe('everyday git: failures end promptly with git\'s usual message', () => 
     }
   });
 
+  test('a push whose history is damaged (a tree object lost) fails at once, uploads or not, and moves no ref', async () => {
+    const { repo, remote } = await makeRepoWithRemote(box);
+    const before = (await box.git(remote, ['rev-parse', 'refs/heads/main'])).stdout.trim();
+    for (const dir of ['a', 'b']) {
+      await fsp.mkdir(path.join(repo, 'data', dir), { recursive: true });
+      for (let i = 0; i < 1500; i++) await fsp.writeFile(path.join(repo, 'data', dir, `f${i}.bin`), `${dir}${i} `.repeat(30));
+    }
+    await box.git(repo, ['add', 'data']);
+    await box.git(repo, ['commit', '-q', '-m', 'two folders']);
+    const tree = (await box.git(repo, ['rev-parse', 'HEAD:data/b'])).stdout.trim();
+    await fsp.rm(path.join(repo, '.git', 'objects', tree.slice(0, 2), tree.slice(2)));
+    const r = await bounded(box, repo, ['push', 'origin', 'main']);
+    expect(r.hung).toBe(false);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/git rev-list failed|missing|bad tree|could not/i);
+    expect(r.stderr).not.toMatch(/internal error|TypeError|push after close/);
+    expect((await box.git(remote, ['rev-parse', 'refs/heads/main'])).stdout.trim()).toBe(before);
+  });
+
   test('an unreachable store at checkout says it cannot connect (no "mkdir" advice), and ends', async () => {
     const { repo, remote } = await makeRepoWithRemote(box);
     await fsp.writeFile(path.join(repo, 'm.pt'), randomBytesSeeded(20_000, 1));
