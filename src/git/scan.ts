@@ -33,9 +33,9 @@ export async function scanRangeForPointers(ctx: GitContext, include: readonly st
 }
 
 /**
- * Blobs of a range read from `git cat-file --batch` at most: enough to keep it busy, and a bound on
- * what waits in memory. Asked for all at once, 100,000 waiting reads held the push's helper at
- * 340 MiB (each a promise, its callbacks and the candidate).
+ * Reads of candidate blobs waiting on `git cat-file --batch` at most: enough to keep it busy, and a
+ * bound on what waits in memory. Asked for all at once, 100,000 waiting reads held the push's helper
+ * at 340 MiB (each a promise, its callbacks and the candidate).
  */
 const POINTER_READS_IN_FLIGHT = 1024;
 
