@@ -18,6 +18,7 @@ import { classifySmudgeInput, ensureCached, readCachedSmall, smudgeFailure, stre
 import { Spool } from './spool';
 import { CHUNKED_MIN_SIZE } from '../objects/layout';
 import type { ObjectStore } from '../objects/object-store';
+import { detached } from '../util/detached';
 
 /**
  * git's long-running filter protocol, version 2 (gitattributes(5), "Long Running Filter Process"):
@@ -52,6 +53,8 @@ interface DelayedItem {
   /** Direct checkout: the copy of the bytes written during the download, when one was. */
   staged?: string;
   error?: unknown;
+  /** This process downloaded and verified the bytes: no need to hash them again on the way out. */
+  verified?: boolean;
 }
 
 const CAPABILITIES = ['clean', 'smudge', 'delay'];
@@ -73,8 +76,6 @@ export class FilterServer {
   /** Wakes a list_available_blobs that waits for the next download to finish. */
   private wakeLister: (() => void) | null = null;
   private readonly byTreeish = new Map<string, Promise<Gitml>>();
-  /** Objects this process downloaded and verified: no need to hash them again on the way out. */
-  private readonly verified = new Set<string>();
   /** Small objects are read into this on their way to git (answers copy it into their packets). */
   private readonly scratch = Buffer.allocUnsafeSlow(SMALL_OBJECT + 1);
   private readonly downloads: ReturnType<typeof pLimit>;
@@ -146,9 +147,12 @@ export class FilterServer {
     }
   }
 
-  /** An object this process downloaded and verified: no need to hash it again on the way out. */
-  private downloaded(oid: string): void {
-    this.verified.add(oid);
+  /**
+   * A delayed file's object was downloaded and verified by this process (a flag on the file rather
+   * than a set of every object: a checkout of 100,000 files keeps them all until git takes them).
+   */
+  private downloaded(item: DelayedItem): void {
+    item.verified = true;
     this.grew = true;
   }
 
@@ -254,7 +258,7 @@ export class FilterServer {
         this.delayed.delete(request.pathname);
         if (earlier.error) return await this.writer.texts(['status=error']); // reported when it failed
         if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml, earlier.staged);
-        return await this.sendObject(request, earlier.pointer, earlier.gitml);
+        return await this.sendObject(request, earlier.pointer, earlier.gitml, earlier.verified ?? false);
       }
       const small = spool.inMemory();
       const kind = small ? classifySmudgeInput(small, gitml.env) : ({ kind: 'passthrough' } as const);
@@ -278,20 +282,22 @@ export class FilterServer {
         await this.writer.texts(['status=delayed']);
         return;
       }
+      let verified: boolean;
       try {
-        if ((await ensureCached(target, pointer, request.pathname)) === 'downloaded') this.downloaded(pointer.oid);
+        verified = (await ensureCached(target, pointer, request.pathname)) === 'downloaded';
       } catch (e) {
         return await this.smudgeFailed(request, pointer, target, e);
       }
       if (direct) await this.sendPlaceholder(request, pointer, target);
-      else await this.sendObject(request, pointer, target);
+      else await this.sendObject(request, pointer, target, verified);
     } finally {
       await spool.dispose();
     }
   }
 
   private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml, direct: boolean): void {
-    const item: DelayedItem = { pointer, gitml, direct };
+    // Every field from the start: one shape, no property store added later to each of 100,000 items.
+    const item: DelayedItem = { pointer, gitml, direct, staged: undefined, error: undefined, verified: false };
     this.delayed.set(pathname, item);
     this.pendingDelayed++;
     if (pointer.size < CHUNKED_MIN_SIZE) {
@@ -308,7 +314,7 @@ export class FilterServer {
         // A file checked out directly gets its work-tree copy in the same pass as the cache's (when
         // the download makes one: placeStaged checks that it is there and whole).
         item.staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
-        if ((await ensureCached(gitml, pointer, pathname, item.staged)) === 'downloaded') this.downloaded(pointer.oid);
+        if ((await ensureCached(gitml, pointer, pathname, item.staged)) === 'downloaded') this.downloaded(item);
       } catch (e) {
         item.error = e;
         // Said now, for every file that fails: git stops at the first failure it asks for, and
@@ -353,8 +359,8 @@ export class FilterServer {
           entries.map((e) =>
             this.downloads(async () => {
               try {
-                if (fetched.has(e.pointer.oid)) this.downloaded(e.pointer.oid);
-                else if ((await ensureCached(gitml, e.pointer, e.pathname)) === 'downloaded') this.downloaded(e.pointer.oid);
+                if (fetched.has(e.pointer.oid)) this.downloaded(e.item);
+                else if ((await ensureCached(gitml, e.pointer, e.pathname)) === 'downloaded') this.downloaded(e.item);
               } catch (err) {
                 e.item.error = err;
                 const storeUrl = await gitml.store().then((st) => st.url, () => null);
@@ -385,12 +391,13 @@ export class FilterServer {
     await this.writer.texts(['status=success']);
   }
 
-  private async sendObject(request: Request, pointer: Pointer, gitml: Gitml): Promise<void> {
+  /** `verified`: this process downloaded and checked the bytes just now (they are not hashed again). */
+  private async sendObject(request: Request, pointer: Pointer, gitml: Gitml, verified: boolean): Promise<void> {
     this.grew = true;
     if (pointer.size <= SMALL_OBJECT) {
       let data: Buffer;
       try {
-        data = await readCachedSmall(gitml, pointer, !this.verified.has(pointer.oid), this.scratch);
+        data = await readCachedSmall(gitml, pointer, !verified, this.scratch);
       } catch (e) {
         this.options.report(smudgeFailure(request.pathname, pointer, null, e));
         await this.writer.texts(['status=error']);
@@ -400,7 +407,7 @@ export class FilterServer {
     }
     await this.writer.texts(['status=success']);
     try {
-      await streamCached(gitml, pointer, (chunk) => this.writer.data(chunk), !this.verified.has(pointer.oid));
+      await streamCached(gitml, pointer, (chunk) => this.writer.data(chunk), !verified);
     } catch (e) {
       // Content already went out: an error status after it makes git discard the file.
       await this.writer.flush();
@@ -442,7 +449,8 @@ function parseRequest(headers: string[]): Request {
   const fields = new Map<string, string>();
   for (const line of headers) {
     const eq = line.indexOf('=');
-    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
+    // Detached from the line: a delayed file's path is kept until git takes it.
+    if (eq > 0) fields.set(line.slice(0, eq), detached(line.slice(eq + 1)));
   }
   return {
     command: fields.get('command') ?? '',

@@ -4,6 +4,7 @@ import { GitmlError } from '../errors';
 import { mayBePointer, parsePointer, type Pointer } from '../pointer';
 import { CatFileBatch, type BlobContent } from './cat-file';
 import { gitZ, type GitContext } from './exec';
+import { detached } from '../util/detached';
 
 /** A blob in git whose content is a pointer. */
 export interface PointerBlob {
@@ -233,9 +234,8 @@ function pipeRevListToBatchCheck(
       if (line.slice(a + 1, b) !== 'blob') return;
       const size = Number(c < 0 ? line.slice(b + 1) : line.slice(b + 1, c));
       if (!mayBePointer(size)) return;
-      // The path copied, not sliced: a slice keeps the whole line alive for as long as the path is
-      // held (a push keeps one per object to name it in errors: 11 MiB of lines for 100,000).
-      onCandidate({ blob: line.slice(0, a), path: c < 0 ? '' : copyString(line.slice(c + 1)) });
+      // The path detached from the line: a push keeps one per object to name it in errors.
+      onCandidate({ blob: line.slice(0, a), path: c < 0 ? '' : detached(line.slice(c + 1)) });
     });
     let pending = 2;
     let failed = false;
@@ -256,8 +256,4 @@ function pipeRevListToBatchCheck(
     revList.stdin.end(input);
   });
   return { done, pause: () => lines.pause(), resume: () => lines.resume() };
-}
-
-function copyString(text: string): string {
-  return Buffer.from(text, 'utf8').toString('utf8');
 }
