@@ -42,9 +42,14 @@ export interface PushObjectsOptions {
  */
 export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpdate[], options: PushObjectsOptions): Promise<PushObjectsResult> {
   const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map(), release: async () => undefined };
-  /** The objects each ref's new commits point at (to say which refs a failed object blocks). */
-  const perRef = new Map<string, Set<string>>();
-  const all = new Map<string, ObjectRef>();
+  /**
+   * The objects each ref's new commits point at, to say which refs a failed object blocks; null when
+   * one ref is pushed (every object is its own: no set of 100,000 entries for a large push).
+   */
+  const perRef = new Map<string, { pointers: number; oids: Set<string> | null }>();
+  const several = updates.filter((u) => u.sha).length > 1;
+  const seen = new Set<string>();
+  const forDryRun: ObjectRef[] = [];
   // The store named by the commit being pushed (its .gitmlconfig), unless env or git config override.
   const firstSha = updates.find((u) => u.sha)?.sha;
   const target = async () => (firstSha ? await gitml.atTreeish(firstSha) : gitml);
@@ -61,10 +66,13 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
     return uploadObjects(found, await at.transferOptions(options.progress));
   };
   const onPointer = (p: PointerBlob) => {
-    if (all.has(p.pointer.oid)) return;
+    if (seen.has(p.pointer.oid)) return;
+    seen.add(p.pointer.oid);
     const ref = { oid: p.pointer.oid, size: p.pointer.size, path: p.path };
-    all.set(ref.oid, ref);
-    if (options.dryRun) return;
+    if (options.dryRun) {
+      forDryRun.push(ref);
+      return;
+    }
     if (!upload.report) {
       upload.report = startUpload();
       upload.report.catch(() => undefined); // awaited once the scan has ended
@@ -74,10 +82,11 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
   try {
     for (const update of updates) {
       if (!update.sha) continue;
-      const oids = new Set<string>();
-      perRef.set(update.dst, oids);
+      const mine = { pointers: 0, oids: several ? new Set<string>() : null };
+      perRef.set(update.dst, mine);
       await forEachPointerInRange(gitml.repo.git, [update.sha], options.remoteHas, (p) => {
-        oids.add(p.pointer.oid);
+        mine.pointers++;
+        mine.oids?.add(p.pointer.oid);
         onPointer(p);
       });
     }
@@ -89,21 +98,21 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
     throw e;
   }
   found.close();
-  result.pointers = all.size;
-  gitml.log.debug({ refs: updates.length, pointers: all.size }, 'push scan');
-  if (all.size === 0) return result;
+  result.pointers = seen.size;
+  gitml.log.debug({ refs: updates.length, pointers: seen.size }, 'push scan');
+  if (seen.size === 0) return result;
 
   let report: UploadReport;
   try {
     if (options.dryRun) {
       const at = await target();
       result.storeUrl = (await at.store()).url;
-      report = await dryRunReport([...all.values()], at);
+      report = await dryRunReport(forDryRun, at);
     } else report = await upload.report!;
   } catch (e) {
     await result.release();
     const why = e instanceof GitmlError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e);
-    for (const [dst, oids] of perRef) if (oids.size > 0) result.blocked.set(dst, `gitml: ${why}`);
+    for (const [dst, { pointers }] of perRef) if (pointers > 0) result.blocked.set(dst, `gitml: ${why}`);
     return result;
   }
   result.report = report;
@@ -111,8 +120,8 @@ export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpda
   const problems = new Map<string, string>();
   for (const m of report.missing) problems.set(m.oid, `'${m.path}' (sha256:${shortOid(m.oid)}) is in neither the local cache nor the store`);
   for (const f of report.failed) problems.set(f.ref.oid, f.error.hint ? `${f.error.message} (hint: ${f.error.hint})` : f.error.message);
-  for (const [dst, oids] of perRef) {
-    const reasons = [...new Set([...problems].filter(([oid]) => oids.has(oid)).map(([, why]) => why))];
+  for (const [dst, { oids }] of perRef) {
+    const reasons = [...new Set([...problems].filter(([oid]) => !oids || oids.has(oid)).map(([, why]) => why))];
     if (reasons.length === 0) continue;
     const shown = reasons.slice(0, 3).join('; ');
     const more = reasons.length > 3 ? `; and ${reasons.length - 3} more` : '';

@@ -95,8 +95,9 @@ export async function planUpload(
 
 /**
  * Makes sure the store has every object: existence checks, then uploads from the cache of what is
- * missing, largest first, `concurrency` at a time. `objects` is a list, or batches still being found
- * (a push uploads while it scans): each batch is checked and uploaded as it comes. Re-running after
+ * missing, largest first, `concurrency` at a time. `objects` is a list (repeats are dropped), or
+ * batches still being found, in which no object comes twice (a push uploads while it scans and
+ * drops repeats as it finds them): each batch is checked and uploaded as it comes. Re-running after
  * an interruption uploads only what is still missing.
  */
 export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterable<readonly ObjectRef[]>, options: TransferOptions): Promise<UploadReport> {
@@ -104,7 +105,7 @@ export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterabl
   const report: UploadReport = { uploaded: [], present: 0, missing: [], failed: [], bytes: 0, newBytes: 0, warnings: [] };
   const streamed = Symbol.asyncIterator in objects;
   const batches: Iterable<readonly ObjectRef[]> | AsyncIterable<readonly ObjectRef[]> = streamed ? objects : [objects];
-  const seen = new Set<string>();
+  let total = 0;
   let progress: Progress | null = null;
   let session: ObjectUploader | null = null;
   const fail = (ref: ObjectRef, e: unknown) => report.failed.push({ ref, error: asTransferError(e, `cannot upload ${describe(ref)} to ${options.objects.url}`) });
@@ -112,8 +113,8 @@ export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterabl
   let todoCount = 0;
   try {
     for await (const batch of batches) {
-      const unique = dedupe(batch.filter((o) => !seen.has(o.oid)));
-      for (const o of unique) seen.add(o.oid);
+      const unique = streamed ? batch : dedupe(batch);
+      total += unique.length;
       if (unique.length === 0) continue;
       const { present, todo } = await planUpload(unique, options);
       report.present += present.length;
@@ -154,7 +155,7 @@ export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterabl
     await session?.abort();
     throw e;
   }
-  log.debug({ total: seen.size, present: report.present, todo: todoCount }, 'upload plan');
+  log.debug({ total, present: report.present, todo: todoCount }, 'upload plan');
   if (!session) return report;
   progress?.allExpected();
   try {
