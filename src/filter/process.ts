@@ -449,12 +449,12 @@ function parseRequest(headers: string[]): Request {
   const fields = new Map<string, string>();
   for (const line of headers) {
     const eq = line.indexOf('=');
-    // Detached from the line: a delayed file's path is kept until git takes it.
-    if (eq > 0) fields.set(line.slice(0, eq), detached(line.slice(eq + 1)));
+    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
   }
   return {
     command: fields.get('command') ?? '',
-    pathname: fields.get('pathname') ?? '',
+    // Detached from its line: a delayed file's path is kept until git takes it.
+    pathname: detached(fields.get('pathname') ?? ''),
     treeish: fields.get('treeish') || undefined,
     canDelay: fields.get('can-delay') === '1',
   };
