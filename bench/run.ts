@@ -8,16 +8,16 @@ import { Chunker } from '../src/objects/cdc';
 import { formatBytes } from '../src/progress';
 import { createMachine, dirBytes, DIST, run, type Machine } from '../scripts/machine';
 import { RssWatcher } from '../scripts/rss';
-import { w1, w2, w3Versions, w4, w5 } from './workloads';
+import { w1, w2, w3Versions, w4, w5, w6 } from './workloads';
 
 /**
  * `npm run bench`: the same workloads through gitml and git-lfs (when installed) side by side on this
  * machine, printing time ratios, peak memory and store growth. Not part of `npm test`.
  *
- *   npm run bench -- [--quick] [--workloads W1,W2,W3,W4,W5] [--repeat N] [--keep] [--dir DIR]
+ *   npm run bench -- [--quick] [--workloads W1,W2,W3,W4,W5,W6] [--repeat N] [--keep] [--dir DIR]
  *
  * W1 one 1 GiB file, W2 2,000 × 64 KiB, W3 a checkpoint series (dedup), W4 20,000 files of 4-64 KiB,
- * W5 one 10 GiB file (only when named). --quick: smaller sizes and W1,W2,W4, about two minutes.
+ * W5 one 10 GiB file and W6 100,000 files of 4 KiB (each only when named). --quick: smaller sizes and W1,W2,W4, about two minutes.
  * With --repeat, the tools take turns N times and each step reports its median time (this machine's
  * timings vary by ±30% from run to run). Each add is measured twice: after `sync` and right after
  * the files were written (still dirty in the page cache, as a training job leaves them). --dir: where
@@ -199,10 +199,11 @@ interface Sizes {
   w3: number;
   w4Count: number;
   w5: number;
+  w6Count: number;
 }
 
-const FULL: Sizes = { w1: 1 << 30, w2Count: 2000, w2Size: 64 << 10, w3: 256 << 20, w4Count: 20_000, w5: 10 * (1 << 30) };
-const QUICK: Sizes = { w1: 256 << 20, w2Count: 500, w2Size: 64 << 10, w3: 64 << 20, w4Count: 2_000, w5: 2 * (1 << 30) };
+const FULL: Sizes = { w1: 1 << 30, w2Count: 2000, w2Size: 64 << 10, w3: 256 << 20, w4Count: 20_000, w5: 10 * (1 << 30), w6Count: 100_000 };
+const QUICK: Sizes = { w1: 256 << 20, w2Count: 500, w2Size: 64 << 10, w3: 64 << 20, w4Count: 2_000, w5: 2 * (1 << 30), w6Count: 10_000 };
 
 /** The command each step runs, printed beside its figure. */
 const COMMANDS: Record<string, string> = {
@@ -228,7 +229,8 @@ async function main(): Promise<void> {
   const rIdx = argv.indexOf('--repeat');
   const repeat = rIdx >= 0 ? Math.max(1, Number(argv[rIdx + 1]) || 1) : 1;
   const wIdx = argv.indexOf('--workloads');
-  // W5 (10 GiB) only when asked for: it needs ~60 GiB of disk and several minutes a tool.
+  // W5 (10 GiB) and W6 (100,000 files) only when asked for: ~60 GiB of disk, or several minutes a
+  // tool (git-lfs's add and clone of 100,000 files).
   const workloads = new Set((wIdx >= 0 ? argv[wIdx + 1]! : quick ? 'W1,W2,W4' : 'W1,W2,W3,W4').split(',').map((s) => s.trim().toUpperCase()));
   const sizes = quick ? QUICK : FULL;
   const dIdx = argv.indexOf('--dir');
@@ -263,6 +265,7 @@ async function main(): Promise<void> {
     if (workloads.has('W2')) files.W2 = await w2(data, sizes.w2Count, sizes.w2Size);
     if (workloads.has('W4')) files.W4 = await w4(data, sizes.w4Count);
     if (workloads.has('W5')) files.W5 = await w5(data, sizes.w5);
+    if (workloads.has('W6')) files.W6 = await w6(data, sizes.w6Count);
     let hashSeconds: number | null = null;
     let chunkSeconds: number | null = null;
     if (files.W1) {
@@ -290,11 +293,11 @@ async function main(): Promise<void> {
       await run(m, m.root, 'git', ['config', '--global', 'gc.auto', '0']);
       await run(m, m.root, 'git', ['config', '--global', 'maintenance.auto', 'false']);
       await tool.install(m);
-      for (const w of ['W1', 'W2', 'W4', 'W5'] as const) {
+      for (const w of ['W1', 'W2', 'W4', 'W5', 'W6'] as const) {
         if (!files[w]) continue;
         // Added fresh: the files were just written (by training, here by cp) and are still dirty in
-        // the page cache, as a user's are. Not for W5 (twice 10 GiB of disk).
-        if (w !== 'W5') {
+        // the page cache, as a user's are. Not for W5 (twice 10 GiB of disk) nor W6 (its time).
+        if (w !== 'W5' && w !== 'W6') {
           const fresh = await setUpRepo(m, tool, `${w}-fresh`);
           spawnSync('sync');
           await copyInto(data, files[w]!, fresh.repo);
@@ -324,9 +327,9 @@ async function main(): Promise<void> {
         const cloneDir = path.join(m.root, `${w}-clone`);
         const clone = await timed(m, tool, m.root, ['clone', '-q', tool.remoteUrl(bare), cloneDir]);
         record(w, 'clone', tool, clone);
-        if (w === 'W4') record(w, 'status after clone', tool, await timed(m, tool, cloneDir, ['status', '--porcelain']));
-        if (w === 'W5') {
-          // 10 GiB several times over: removed at once, then the file system settles.
+        if (w === 'W4' || w === 'W6') record(w, 'status after clone', tool, await timed(m, tool, cloneDir, ['status', '--porcelain']));
+        if (w === 'W5' || w === 'W6') {
+          // 10 GiB, or 100,000 files, several times over: removed at once, then the file system settles.
           for (const dir of [cloneDir, repo, store, bare]) await fsp.rm(dir, { recursive: true, force: true });
           await settleAfterDeleting();
         }

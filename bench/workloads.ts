@@ -62,6 +62,23 @@ export async function w4(dir: string, count: number): Promise<string[]> {
   return names;
 }
 
+/**
+ * W6: `count` files of 4 KiB in folders of 1,000 (incompressible): a dataset of 100,000 thumbnails,
+ * where per-file costs and per-file memory are all there is.
+ */
+export async function w6(dir: string, count: number): Promise<string[]> {
+  const next = keystream(6);
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const folder = `w6/part-${String(Math.floor(i / 1000)).padStart(3, '0')}`;
+    if (i % 1000 === 0) await fsp.mkdir(path.join(dir, folder), { recursive: true });
+    const name = `${folder}/thumb-${String(i).padStart(6, '0')}.pt`;
+    await fsp.writeFile(path.join(dir, name), next(4096));
+    names.push(name);
+  }
+  return names;
+}
+
 /** W5: one very large file (linear scaling and flat memory). */
 export async function w5(dir: string, size: number): Promise<string[]> {
   await writeRandomFile(path.join(dir, 'w5', 'model.pt'), size, 5);
