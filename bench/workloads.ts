@@ -49,34 +49,36 @@ export async function w2(dir: string, count: number, size: number): Promise<stri
 export const W4_SIZES = [4, 8, 16, 32, 64].map((k) => k * 1024);
 
 /** W4: `count` small files in folders of 200, sizes cycling through W4_SIZES (incompressible). */
-export async function w4(dir: string, count: number): Promise<string[]> {
-  const next = keystream(4);
-  const names: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const folder = `w4/class-${String(Math.floor(i / 200)).padStart(3, '0')}`;
-    if (i % 200 === 0) await fsp.mkdir(path.join(dir, folder), { recursive: true });
-    const name = `${folder}/img-${String(i).padStart(5, '0')}.pt`;
-    await fsp.writeFile(path.join(dir, name), next(W4_SIZES[i % W4_SIZES.length]!));
-    names.push(name);
-  }
-  return names;
+export function w4(dir: string, count: number): Promise<string[]> {
+  return smallFiles(dir, count, { seed: 4, perFolder: 200, sizes: W4_SIZES, name: (i) => `w4/class-${pad(i / 200, 3)}/img-${pad(i, 5)}.pt` });
 }
 
 /**
  * W6: `count` files of 4 KiB in folders of 1,000 (incompressible): a dataset of 100,000 thumbnails,
  * where per-file costs and per-file memory are all there is.
  */
-export async function w6(dir: string, count: number): Promise<string[]> {
-  const next = keystream(6);
+export function w6(dir: string, count: number): Promise<string[]> {
+  return smallFiles(dir, count, { seed: 6, perFolder: 1000, sizes: [4096], name: (i) => `w6/part-${pad(i / 1000, 3)}/thumb-${pad(i, 6)}.pt` });
+}
+
+async function smallFiles(
+  dir: string,
+  count: number,
+  shape: { seed: number; perFolder: number; sizes: readonly number[]; name: (i: number) => string },
+): Promise<string[]> {
+  const next = keystream(shape.seed);
   const names: string[] = [];
   for (let i = 0; i < count; i++) {
-    const folder = `w6/part-${String(Math.floor(i / 1000)).padStart(3, '0')}`;
-    if (i % 1000 === 0) await fsp.mkdir(path.join(dir, folder), { recursive: true });
-    const name = `${folder}/thumb-${String(i).padStart(6, '0')}.pt`;
-    await fsp.writeFile(path.join(dir, name), next(4096));
+    const name = shape.name(i);
+    if (i % shape.perFolder === 0) await fsp.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await fsp.writeFile(path.join(dir, name), next(shape.sizes[i % shape.sizes.length]!));
     names.push(name);
   }
   return names;
+}
+
+function pad(n: number, width: number): string {
+  return String(Math.floor(n)).padStart(width, '0');
 }
 
 /** W5: one very large file (linear scaling and flat memory). */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { makeRepo, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
+import { commitWithLostBytes, makeRepo, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 
 /**
  * Everyday git, as a new user runs it (docs/git-workflows.md has the table, with what git-lfs does).
@@ -141,12 +141,7 @@ describe('everyday git: workflows', () => {
     await box.git(repo, ['commit', '-q', '-m', 'many']);
     // A second branch whose new file's bytes are gone from the cache.
     await box.git(repo, ['checkout', '-q', '-b', 'broken']);
-    const lost = randomBytesSeeded(5_000, 77);
-    await fsp.writeFile(path.join(repo, 'lost.pt'), lost);
-    await box.git(repo, ['add', 'lost.pt']);
-    await box.git(repo, ['commit', '-q', '-m', 'lost']);
-    const oid = sha256(lost);
-    await fsp.rm(path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+    await commitWithLostBytes(box, repo, 'lost.pt', randomBytesSeeded(5_000, 77));
     const push = await box.run(repo, 'git', ['push', 'origin', 'main', 'broken']);
     expect(push.code).not.toBe(0);
     expect(push.stderr).toMatch(/broken.*'lost\.pt'|'lost\.pt'[\s\S]*broken/);

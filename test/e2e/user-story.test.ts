@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { storedAt } from '../helpers/store-layout';
 import { parsePointer } from '../../src/pointer';
-import { makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { commitWithLostBytes, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 /** The user story, exactly, with the real git: install, track, commit, push, clone elsewhere. */
 describe('user story: version a large file with plain git, get it back on another machine', () => {
@@ -166,11 +166,7 @@ describe('push and clone details', () => {
     await box.git(repo, ['checkout', '-q', 'main']);
     const before = (await box.git(remote, ['rev-parse', 'refs/heads/main'])).stdout.trim();
     const lost = randomBytesSeeded(20_000, 1234);
-    await fsp.writeFile(path.join(repo, 'lost.pt'), lost);
-    await box.git(repo, ['add', 'lost.pt']);
-    await box.git(repo, ['commit', '-q', '-m', 'lost']);
-    const oid = sha256(lost);
-    await fsp.rm(path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+    await commitWithLostBytes(box, repo, 'lost.pt', lost);
     const r = await box.run(repo, 'git', ['push', 'origin', 'main']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("'lost.pt'");

@@ -175,6 +175,19 @@ export function sha256(data: Buffer | string): string {
 }
 
 /** Whether a directory store holds the object: whole, packed or chunked (test/helpers/store-layout.ts). */
+/**
+ * Commits `file` with `data` in `repo`, then removes its bytes from the repository's cache: a pointer
+ * whose object is in neither the cache nor (yet) the store. Returns the object's oid.
+ */
+export async function commitWithLostBytes(box: Sandbox, repo: string, file: string, data: Buffer): Promise<string> {
+  await fsp.writeFile(path.join(repo, file), data);
+  await box.git(repo, ['add', file]);
+  await box.git(repo, ['commit', '-q', '-m', `${file}, bytes lost`]);
+  const oid = sha256(data);
+  await fsp.rm(path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+  return oid;
+}
+
 export function storeHolds(store: string, oid: string): boolean {
   return storedAt(store, oid) !== null;
 }
