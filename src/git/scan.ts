@@ -243,7 +243,7 @@ function pipeRevListToBatchCheck(
       if (failed) return;
       if (code !== 0) {
         failed = true;
-        reject(new GitmlError('E_GIT', `git ${name} failed (exit ${code}): ${stderr.trim()}`));
+        reject(scanFailure(name, code, stderr));
         return;
       }
       if (--pending === 0) resolve();
@@ -256,4 +256,15 @@ function pipeRevListToBatchCheck(
     revList.stdin.end(input);
   });
   return { done, pause: () => lines.pause(), resume: () => lines.resume() };
+}
+
+/** git's words for objects it cannot read: the repository is damaged, not the push. */
+const DAMAGED_REPOSITORY = /bad (tree |commit |blob |tag )?object|missing (tree|blob|commit|tag)|is corrupt|unable to read|did not receive expected object/i;
+
+function scanFailure(name: string, code: number | null, stderr: string): GitmlError {
+  return new GitmlError('E_GIT', `git ${name} failed (exit ${code}): ${stderr.trim()}`, {
+    hint: DAMAGED_REPOSITORY.test(stderr)
+      ? 'This repository\'s git objects are damaged: `git fsck --full` names them; fetch them again from a clone that has them (nothing was pushed).'
+      : undefined,
+  });
 }
