@@ -43,8 +43,8 @@ const POINTER_READS_IN_FLIGHT = 1024;
 /**
  * Hands each pointer blob of a range (as scanRangeForPointers finds them, in the same order) to
  * `onPointer` as soon as it is read, so a push can upload while the scan goes on. Memory does not
- * grow with the range: rev-list streams into cat-file --batch-check, and the reads of candidates
- * wait for each other beyond POINTER_READS_IN_FLIGHT.
+ * grow with the range: rev-list streams into cat-file --batch-check, whose output waits while
+ * POINTER_READS_IN_FLIGHT reads of candidates do.
  */
 export async function forEachPointerInRange(
   ctx: GitContext,
@@ -57,77 +57,78 @@ export async function forEachPointerInRange(
   // Each candidate's content is asked for as soon as batch-check names it, from a third git process
   // on the other core: right after a commit of many files their blobs are loose, and the two passes
   // over 20,000 loose objects took 1.5 s one after the other.
-  let batch: CatFileBatch | null = null;
-  let inFlight = 0;
-  let failure: { error: unknown } | null = null;
-  let drained: (() => void) | null = null;
-  const candidates = pipeRevListToBatchCheck(ctx, input, (candidate) => {
-    batch ??= new CatFileBatch(ctx);
-    if (++inFlight >= POINTER_READS_IN_FLIGHT) candidates.pause();
-    // cat-file answers in the order it was asked: pointers reach onPointer in rev-list's order.
-    void batch
-      .get(candidate.blob)
-      .then((content) => {
-        const pointer = pointerIn(content);
-        if (pointer && !failure) onPointer({ ...candidate, pointer });
-      })
-      .catch((error: unknown) => (failure ??= { error }))
-      .finally(() => {
-        if (--inFlight === POINTER_READS_IN_FLIGHT / 2) candidates.resume();
-        if (inFlight === 0) drained?.();
-      });
-  });
+  const reads = new PointerReads<Candidate>(ctx, onPointer, { pause: () => candidates.pause(), resume: () => candidates.resume() });
+  const candidates = pipeRevListToBatchCheck(ctx, input, (candidate) => reads.read(candidate));
   try {
     await candidates.done;
-    if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
   } catch (error) {
-    // Reads still in flight end after this returns: none of them may reach onPointer then.
-    failure ??= { error };
-  } finally {
-    (batch as CatFileBatch | null)?.close();
+    reads.stop(error);
   }
-  if (failure) throw (failure as { error: unknown }).error;
+  await reads.settled();
 }
 
 /**
- * Reads candidate blobs through one `git cat-file --batch` (started with the first) as they are
- * named, and attaches to each item the pointer its blob holds.
+ * Reads candidates' blobs through one `git cat-file --batch` (started with the first) and hands each
+ * item whose blob is a pointer to `onPointer`, in the order they were read (cat-file answers in
+ * order). Beyond POINTER_READS_IN_FLIGHT waiting reads the source is paused, and resumed at half.
  */
-class PointerReader {
+class PointerReads<T extends Candidate> {
   private batch: CatFileBatch | null = null;
-  private readonly pointers = new Map<string, Promise<Pointer | null>>();
+  private inFlight = 0;
+  private failure: { error: unknown } | null = null;
+  private drained: (() => void) | null = null;
+  private wakeSource: (() => void) | null = null;
 
-  constructor(private readonly ctx: GitContext) {}
+  /** `source`: a stream to pause when the bound is reached (a list waits on room() instead). */
+  constructor(
+    private readonly ctx: GitContext,
+    private readonly onPointer: (item: T & { pointer: Pointer }) => void,
+    private readonly source?: { pause(): void; resume(): void },
+  ) {}
 
-  /** The pointer `blob` holds, null when it holds none; each blob is read once however often asked. */
-  want(blob: string): Promise<Pointer | null> {
-    let pointer = this.pointers.get(blob);
-    if (!pointer) {
-      this.batch ??= new CatFileBatch(this.ctx);
-      pointer = this.batch.get(blob).then(pointerIn);
-      pointer.catch(() => undefined); // awaited by attach(), unless the caller failed first
-      this.pointers.set(blob, pointer);
-    }
-    return pointer;
+  get full(): boolean {
+    return this.inFlight >= POINTER_READS_IN_FLIGHT;
   }
 
-  /** The items whose blob (asked for with `want`) is a pointer, in order, each with its pointer. */
-  async attach<T extends { blob: string }>(items: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
-    const pointers = new Map<string, Pointer>();
-    for (const [blob, request] of this.pointers) {
-      const pointer = await request;
-      if (pointer) pointers.set(blob, pointer);
-    }
-    const out: (T & { pointer: Pointer })[] = [];
-    for (const item of items) {
-      const pointer = pointers.get(item.blob);
-      if (pointer) out.push({ ...item, pointer });
-    }
-    return out;
+  /** Resolves once the reads in flight are down to half the bound. */
+  room(): Promise<void> {
+    return this.full ? new Promise<void>((resolve) => (this.wakeSource = resolve)) : Promise.resolve();
   }
 
-  close(): void {
-    this.batch?.close();
+  read(item: T): void {
+    if (this.failure) return;
+    this.batch ??= new CatFileBatch(this.ctx);
+    if (++this.inFlight >= POINTER_READS_IN_FLIGHT) this.source?.pause();
+    void this.batch
+      .get(item.blob)
+      .then((content) => {
+        const pointer = pointerIn(content);
+        if (pointer && !this.failure) this.onPointer({ ...item, pointer });
+      })
+      .catch((error: unknown) => this.stop(error))
+      .finally(() => {
+        if (--this.inFlight === POINTER_READS_IN_FLIGHT / 2) {
+          this.source?.resume();
+          this.wakeSource?.();
+          this.wakeSource = null;
+        }
+        if (this.inFlight === 0) this.drained?.();
+      });
+  }
+
+  /** Nothing more is read or handed on; settled() throws `error` (or an earlier failure). */
+  stop(error: unknown): void {
+    this.failure ??= { error };
+  }
+
+  /** Waits for the reads in flight, ends cat-file, and throws the first failure. */
+  async settled(): Promise<void> {
+    try {
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    } finally {
+      this.batch?.close();
+    }
+    if (this.failure) throw this.failure.error;
   }
 }
 
@@ -168,14 +169,16 @@ function pointerIn(content: BlobContent | null): Pointer | null {
   return content && content.type === 'blob' ? parsePointer(content.content) : null;
 }
 
+/** The candidates whose blob is a pointer, in order, each with its pointer; reads bounded as above. */
 async function readPointers<T extends Candidate>(ctx: GitContext, candidates: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
-  const reader = new PointerReader(ctx);
-  try {
-    for (const c of candidates) reader.want(c.blob);
-    return await reader.attach(candidates);
-  } finally {
-    reader.close();
+  const out: (T & { pointer: Pointer })[] = [];
+  const reads = new PointerReads<T>(ctx, (p) => out.push(p));
+  for (const c of candidates) {
+    if (reads.full) await reads.room();
+    reads.read(c);
   }
+  await reads.settled();
+  return out;
 }
 
 async function batchCheckSizes(ctx: GitContext, blobs: string[]): Promise<Map<string, number>> {
