@@ -54,7 +54,7 @@ interface DelayedItem {
   staged?: string;
   error?: unknown;
   /** This process downloaded and verified the bytes: no need to hash them again on the way out. */
-  verified?: boolean;
+  verified: boolean;
 }
 
 const CAPABILITIES = ['clean', 'smudge', 'delay'];
@@ -258,7 +258,7 @@ export class FilterServer {
         this.delayed.delete(request.pathname);
         if (earlier.error) return await this.writer.texts(['status=error']); // reported when it failed
         if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml, earlier.staged);
-        return await this.sendObject(request, earlier.pointer, earlier.gitml, earlier.verified ?? false);
+        return await this.sendObject(request, earlier.pointer, earlier.gitml, earlier.verified);
       }
       const small = spool.inMemory();
       const kind = small ? classifySmudgeInput(small, gitml.env) : ({ kind: 'passthrough' } as const);
