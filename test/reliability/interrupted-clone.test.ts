@@ -26,7 +26,11 @@ describe('reliability: interrupted clone', () => {
       const random = prng(42);
       let passed = 0;
       let interrupted = 0;
-      for (let i = 0; i < iterations; i++) {
+      // A clone that finished before the kill landed interrupted nothing: on a loaded machine the
+      // poll below can wake after the last object. Such rounds still count (and must pass), and more
+      // are run, with no extra delay, until one clone was killed while running (a bounded number).
+      let rounds = 0;
+      for (let i = 0; i < iterations || (interrupted === 0 && i < iterations * 5); i++, rounds++) {
         const clone = box.path(`clone-${i}`);
         // Downloads happen during checkout (the filter, delayed), which is what gets interrupted.
         const child = spawn('git', ['clone', '-q', `gitml::${remote}`, clone], { cwd: box.root, env: { ...box.env, GITML_FETCH: 'none', GITML_CONCURRENCY: '2' }, detached: true, stdio: 'ignore' });
@@ -34,7 +38,7 @@ describe('reliability: interrupted clone', () => {
         // Wait until the first object has landed in the clone's cache, then a little more.
         const cacheDir = path.join(clone, '.git', 'gitml', 'objects');
         for (let t = 0; t < 400 && !(fs.existsSync(cacheDir) && fs.readdirSync(cacheDir).length > 0); t++) await sleep(10);
-        await sleep(Math.floor(random() * 150));
+        if (i < iterations) await sleep(Math.floor(random() * 150));
         if (child.exitCode === null) interrupted++;
         killGroup(child.pid!);
         await exited;
@@ -53,11 +57,11 @@ describe('reliability: interrupted clone', () => {
         for (const [j, d] of files.entries()) if (sha256(await fsp.readFile(path.join(clone, `f${j}.pt`))) !== sha256(d)) intact = false;
         if (intact) passed++;
       }
-      report({ fault: 'kill -9 of git clone during download, then checkout + gitml pull', cases: iterations, passed, bytesLost: 0, danglingPointers: 0, secretsLeaked: 0, notes: `${interrupted} interrupted while running` });
+      report({ fault: 'kill -9 of git clone during download, then checkout + gitml pull', cases: rounds, passed, bytesLost: 0, danglingPointers: 0, secretsLeaked: 0, notes: `${interrupted} interrupted while running` });
       expect(interrupted).toBeGreaterThan(0);
-      expect(passed).toBe(iterations);
+      expect(passed).toBe(rounds);
     } finally {
       await box.cleanup();
     }
-  }, 120_000 + iterations * 45_000);
+  }, 120_000 + iterations * 5 * 45_000); // a hang guard for the most rounds the loop may run
 });
