@@ -17,8 +17,8 @@ import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholde
 import { classifySmudgeInput, ensureCached, readCachedSmall, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
 import { CHUNKED_MIN_SIZE } from '../objects/layout';
-import type { ObjectStore } from '../objects/object-store';
 import { detached } from '../util/detached';
+import { DelayedFiles } from './delayed';
 
 /**
  * git's long-running filter protocol, version 2 (gitattributes(5), "Long Running Filter Process"):
@@ -45,33 +45,26 @@ interface Request {
   canDelay: boolean;
 }
 
-interface DelayedItem {
-  pointer: Pointer;
-  gitml: Gitml;
-  /** Answer with the pointer and write the bytes at the end (direct checkout). */
-  direct: boolean;
-  /** Direct checkout: the copy of the bytes written during the download, when one was. */
-  staged?: string;
-  error?: unknown;
-  /** This process downloaded and verified the bytes: no need to hash them again on the way out. */
-  verified: boolean;
-}
-
 const CAPABILITIES = ['clean', 'smudge', 'delay'];
 /** Small delayed objects fetched in one go at most (the store reads them a few MiB per request). */
 const SMALL_BATCH = 1024;
+/**
+ * Batches fetched at once (each reads `concurrency` ranges at a time): the others wait as slot
+ * numbers, so a store slower than git's requests holds no pointer, promise or closure per file.
+ */
+const BATCHES_IN_FLIGHT = 4;
 
 export class FilterServer {
   private readonly reader: PktLineReader;
   private readonly writer: PktLineWriter;
-  private readonly delayed = new Map<string, DelayedItem>();
+  private readonly delayed = new DelayedFiles();
   /**
-   * Delayed files whose download succeeded and that git has not been told of yet, in the order they
-   * finished. A queue rather than a scan: git asks for the list many times in a checkout of 20,000
-   * files, and a scan (or a race over every pending download) each time costs time and memory in
-   * proportion to the whole checkout.
+   * Delayed files (slots) whose download succeeded and that git has not been told of yet, in the
+   * order they finished. A queue rather than a scan: git asks for the list many times in a checkout
+   * of 20,000 files, and a scan (or a race over every pending download) each time costs time and
+   * memory in proportion to the whole checkout.
    */
-  private readonly ready: string[] = [];
+  private readonly ready: number[] = [];
   private pendingDelayed = 0;
   /** Wakes a list_available_blobs that waits for the next download to finish. */
   private wakeLister: (() => void) | null = null;
@@ -85,9 +78,11 @@ export class FilterServer {
   private written: Promise<Map<string, WrittenFile>> | null = null;
   /** Whether this process added or used cached objects (then gitml.cache.maxsize is checked at the end). */
   private grew = false;
-  /** Small delayed objects waiting to be fetched together (many per store request). */
-  private batch: { gitml: Gitml; entries: { pathname: string; pointer: Pointer; item: DelayedItem }[] }[] = [];
+  /** Small delayed objects (slots) waiting to be fetched together (many per store request), by settings. */
+  private batch: { gitml: Gitml; slots: number[] }[] = [];
   private batchTimer: NodeJS.Timeout | null = null;
+  /** Batches fetched at once: a few, whatever the checkout (the others wait as slot numbers). */
+  private readonly batches = pLimit(BATCHES_IN_FLIGHT);
 
   constructor(private readonly options: FilterServerOptions) {
     this.reader = new PktLineReader(options.input);
@@ -122,7 +117,7 @@ export class FilterServer {
     // git closed the pipe: its checkout is written. Now the large files' bytes (git waits for this).
     await materializeDeferred(this.deferred, this.options.report);
     // Copies made for files git never asked for again (it stopped early) are not left behind.
-    for (const item of this.delayed.values()) if (item.staged) await fsp.rm(item.staged, { force: true }).catch(() => undefined);
+    for (const staged of this.delayed.leftoverStaged()) await fsp.rm(staged, { force: true }).catch(() => undefined);
     if (this.grew) await this.keepCacheUnderLimit();
     await hooks;
   }
@@ -147,12 +142,9 @@ export class FilterServer {
     }
   }
 
-  /**
-   * A delayed file's object was downloaded and verified by this process (a flag on the file rather
-   * than a set of every object: a checkout of 100,000 files keeps them all until git takes them).
-   */
-  private downloaded(item: DelayedItem): void {
-    item.verified = true;
+  /** A delayed file's object was downloaded and verified by this process. */
+  private downloaded(slot: number): void {
+    this.delayed.markVerified(slot);
     this.grew = true;
   }
 
@@ -252,10 +244,9 @@ export class FilterServer {
     const spool = new Spool(gitml.cache.tmpDir);
     try {
       await this.readContent((chunk) => spool.write(chunk));
-      const earlier = this.delayed.get(request.pathname);
-      if (earlier && spool.size === 0) {
+      if (spool.size === 0 && this.delayed.slot(request.pathname) !== undefined) {
         // git asks again for a file it was told was delayed, with empty content.
-        this.delayed.delete(request.pathname);
+        const earlier = this.delayed.take(request.pathname)!;
         if (earlier.error) return await this.writer.texts(['status=error']); // reported when it failed
         if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml, earlier.staged);
         return await this.sendObject(request, earlier.pointer, earlier.gitml, earlier.verified);
@@ -296,16 +287,14 @@ export class FilterServer {
   }
 
   private startDelayed(pathname: string, pointer: Pointer, gitml: Gitml, direct: boolean): void {
-    // Every field from the start: one shape, no property store added later to each of 100,000 items.
-    const item: DelayedItem = { pointer, gitml, direct, staged: undefined, error: undefined, verified: false };
-    this.delayed.set(pathname, item);
+    const slot = this.delayed.add(pathname, pointer, gitml, direct);
     this.pendingDelayed++;
     if (pointer.size < CHUNKED_MIN_SIZE) {
       // Small objects are fetched in batches: a packed store answers hundreds per ranged read.
       let group = this.batch.find((b) => b.gitml === gitml);
-      if (!group) this.batch.push((group = { gitml, entries: [] }));
-      group.entries.push({ pathname, pointer, item });
-      if (group.entries.length >= SMALL_BATCH) this.flushBatch();
+      if (!group) this.batch.push((group = { gitml, slots: [] }));
+      group.slots.push(slot);
+      if (group.slots.length >= SMALL_BATCH) this.flushBatch();
       else this.batchTimer ??= setTimeout(() => this.flushBatch(), 20);
       return;
     }
@@ -313,66 +302,79 @@ export class FilterServer {
       try {
         // A file checked out directly gets its work-tree copy in the same pass as the cache's (when
         // the download makes one: placeStaged checks that it is there and whole).
-        item.staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
-        if ((await ensureCached(gitml, pointer, pathname, item.staged)) === 'downloaded') this.downloaded(item);
+        const staged = (direct && gitml.repo.workTree ? await stagingFileFor(gitml.cache, gitml.repo.workTree) : null) ?? undefined;
+        this.delayed.setStaged(slot, staged);
+        if ((await ensureCached(gitml, pointer, pathname, staged)) === 'downloaded') this.downloaded(slot);
       } catch (e) {
-        item.error = e;
-        // Said now, for every file that fails: git stops at the first failure it asks for, and
-        // would never tell the person about the others.
-        const storeUrl = await gitml.store().then((s) => s.url, () => null);
-        this.options.report(smudgeFailure(pathname, pointer, storeUrl, e));
+        await this.failed(slot, pathname, pointer, gitml, e);
       } finally {
-        this.settle(pathname, item);
+        this.settle(slot);
       }
     });
+  }
+
+  /**
+   * Said now, for every file that fails: git stops at the first failure it asks for, and would never
+   * tell the person about the others.
+   */
+  private async failed(slot: number, pathname: string, pointer: Pointer, gitml: Gitml, error: unknown): Promise<void> {
+    this.delayed.markFailed(slot, error);
+    const storeUrl = await gitml.store().then((s) => s.url, () => null);
+    this.options.report(smudgeFailure(pathname, pointer, storeUrl, error));
   }
 
   /**
    * A delayed download ended, well or not: a waiting list_available_blobs may answer now. Every
    * delayed file must get here, whatever fails, or git would wait for it forever.
    */
-  private settle(pathname: string, item: DelayedItem): void {
+  private settle(slot: number): void {
     this.pendingDelayed--;
-    if (!item.error) this.ready.push(pathname);
+    if (!this.delayed.failed(slot)) this.ready.push(slot);
     const wake = this.wakeLister;
     this.wakeLister = null;
     wake?.();
   }
 
-  /** Starts fetching the small objects queued so far (git asked for them, or enough have gathered). */
+  /** Queues the small objects gathered so far (git asked for them, or enough have gathered). */
   private flushBatch(): void {
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = null;
-    const groups = this.batch;
+    for (const group of this.batch) void this.batches(() => this.fetchBatch(group));
     this.batch = [];
-    for (const { gitml, entries } of groups) {
-      void (async () => {
-        let packed: Awaited<ReturnType<ObjectStore['downloadPacked']>> = [];
-        const refs = entries.map((e) => ({ oid: e.pointer.oid, size: e.pointer.size, path: e.pathname }));
-        try {
-          packed = await (await gitml.objects()).downloadPacked(refs, gitml.cache, () => undefined, gitml.concurrency);
-        } catch {
-          // Each object is tried on its own below, which says what is wrong with it.
-        }
-        const fetched = new Set(packed.filter((o) => o.ok).map((o) => o.ref.oid));
-        await Promise.all(
-          entries.map((e) =>
-            this.downloads(async () => {
-              try {
-                if (fetched.has(e.pointer.oid)) this.downloaded(e.item);
-                else if ((await ensureCached(gitml, e.pointer, e.pathname)) === 'downloaded') this.downloaded(e.item);
-              } catch (err) {
-                e.item.error = err;
-                const storeUrl = await gitml.store().then((st) => st.url, () => null);
-                this.options.report(smudgeFailure(e.pathname, e.pointer, storeUrl, err));
-              } finally {
-                this.settle(e.pathname, e.item);
-              }
-            }),
-          ),
-        );
-      })();
+  }
+
+  /**
+   * One batch of small objects, fetched many per ranged read; what that does not bring is tried on
+   * its own, which also says what is wrong with it. Every slot settles, whatever fails.
+   */
+  private async fetchBatch({ gitml, slots }: { gitml: Gitml; slots: number[] }): Promise<void> {
+    const refs = slots.map((slot) => ({ ...this.delayed.pointer(slot), path: this.delayed.pathname(slot) }));
+    let fetched = new Set<string>();
+    try {
+      const packed = await (await gitml.objects()).downloadPacked(refs, gitml.cache, () => undefined, gitml.concurrency);
+      fetched = new Set(packed.filter((o) => o.ok).map((o) => o.ref.oid));
+    } catch {
+      // Each object is tried on its own below.
     }
+    await Promise.all(
+      slots.map(async (slot, n) => {
+        const ref = refs[n]!;
+        if (fetched.has(ref.oid)) {
+          this.downloaded(slot);
+          return this.settle(slot);
+        }
+        await this.downloads(async () => {
+          const pathname = ref.path ?? '';
+          try {
+            if ((await ensureCached(gitml, ref, pathname)) === 'downloaded') this.downloaded(slot);
+          } catch (err) {
+            await this.failed(slot, pathname, ref, gitml, err);
+          } finally {
+            this.settle(slot);
+          }
+        });
+      }),
+    );
   }
 
   /**
@@ -383,10 +385,17 @@ export class FilterServer {
   private async listAvailable(): Promise<void> {
     // git waits for answers now: what is queued goes out.
     if (this.batch.length > 0) this.flushBatch();
-    while (this.ready.length === 0 && this.pendingDelayed > 0) await new Promise<void>((wake) => (this.wakeLister = wake));
+    const listed: string[] = [];
+    do {
+      while (this.ready.length === 0 && this.pendingDelayed > 0) await new Promise<void>((wake) => (this.wakeLister = wake));
+      for (const slot of this.ready.splice(0)) {
+        const pathname = this.delayed.pathname(slot);
+        if (pathname !== undefined) listed.push(pathname);
+      }
+    } while (listed.length === 0 && this.pendingDelayed > 0);
     // Nothing succeeded and nothing is pending: what is left (failures) is listed, so git asks for
     // each and hears status=error.
-    const listed = this.ready.length > 0 ? this.ready.splice(0) : [...this.delayed.keys()];
+    if (listed.length === 0) listed.push(...this.delayed.pathnames());
     await this.writer.texts(listed.map((p) => `pathname=${p}`));
     await this.writer.texts(['status=success']);
   }
