@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, isGitmlError } from '../errors';
 import { makeDirs } from '../safe-path';
-import { runAll } from '../util/pool';
+import { runInOrder } from '../util/pool';
 import { decodePackIndex, decodePackTrailer, encodePackIndex, maxIndexBytes, PACK_FOOTER_BYTES, trailerLength, type PackIndex } from './format';
 import { packIndexKey, packKey, parseKey, PACKS_PREFIX } from './layout';
 import { damagedData as damaged, type Requests } from '../store/requests';
@@ -37,6 +37,8 @@ export class ChunkIndex {
   private offsetOf = new Float64Array(1024);
   private lengthOf = new Float64Array(1024);
   private count = 0;
+  /** Entries found already sorted when merged (their columns stay unused). */
+  private repeated = 0;
   /**
    * Entry numbers in hash order, found by binary search: O(log n) whatever hashes a store lists (a
    * hash table keyed by hashes a bucket's writer chose could be made to collide).
@@ -59,8 +61,10 @@ export class ChunkIndex {
   /** Packs whose .idx was damaged or missing and whose own index copy was used instead. */
   readonly recovered: { pack: string; why: string }[] = [];
 
+  /** Distinct chunks indexed. */
   get size(): number {
-    return this.count;
+    if (this.recent.size > 0) this.merge();
+    return this.count - this.repeated;
   }
 
   get(hash: string): ChunkLocation | undefined {
@@ -88,7 +92,9 @@ export class ChunkIndex {
       this.packNumbers.set(idx.pack, packNo);
     }
     for (const [hash, offset, length] of idx.chunks) {
-      if (!this.setProbe(hash) || this.findSorted() !== undefined) continue;
+      // A hash already sorted is dropped at the next merge (a binary search per entry here doubled
+      // the time to load a large index); until then lookups find the sorted, first, place.
+      if (!this.setProbe(hash)) continue;
       const key = this.probeBytes.toString('latin1');
       if (this.recent.has(key)) continue;
       const i = this.count++;
@@ -140,10 +146,16 @@ export class ChunkIndex {
     let i = 0;
     let j = 0;
     let k = 0;
-    while (i < old.length && j < fresh.length) out[k++] = compareWords(words, old[i]! * HASH_WORDS, words, fresh[j]! * HASH_WORDS) <= 0 ? old[i++]! : fresh[j++]!;
+    while (i < old.length && j < fresh.length) {
+      const c = compareWords(words, old[i]! * HASH_WORDS, words, fresh[j]! * HASH_WORDS);
+      if (c === 0) {
+        j++; // indexed before: the first place stays
+        this.repeated++;
+      } else out[k++] = c < 0 ? old[i++]! : fresh[j++]!;
+    }
     while (i < old.length) out[k++] = old[i++]!;
     while (j < fresh.length) out[k++] = fresh[j++]!;
-    this.sorted = out;
+    this.sorted = out.subarray(0, k);
     this.recent.clear();
   }
 
@@ -182,16 +194,17 @@ export class ChunkIndex {
       else return true;
       return false;
     });
-    // Indexes are read side by side (a clone of a store with hundreds of packs), added in listing order.
-    const loaded = new Map<string, PackIndex | null>();
-    const outcomes = await runAll(usable, 16, async ({ pack }) => {
+    // Indexes are read side by side (a clone of a store with hundreds of packs) and added in listing
+    // order a group at a time: a decoded index costs ~150 bytes an entry, so holding every one until
+    // the last had arrived took more memory than the whole index in a store of a million chunks.
+    await runInOrder(usable, INDEX_READS_IN_FLIGHT, async ({ pack }): Promise<PackIndex | null> => {
       const packSize = packSizes.get(pack)!;
       const local = path.join(localDir, `${pack}.idx`);
       try {
         let data: Buffer | null = await fsp.readFile(local).catch((e) => (errnoCode(e) === 'ENOENT' ? null : Promise.reject(e)));
         const fresh = data === null;
         data ??= await requests.readAll(packIndexKey(pack), maxIndexBytes(packSize), `pack index ${pack.slice(0, 12)}`);
-        if (data === null) return loaded.set(pack, null); // deleted since the listing
+        if (data === null) return null; // deleted since the listing
         const idx = decodePackIndex(data, pack, packSize, requests.url);
         if (fresh) {
           const tmp = `${local}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -199,42 +212,32 @@ export class ChunkIndex {
           await fsp.rename(tmp, local);
           fetched++;
         }
-        loaded.set(pack, idx);
+        return idx;
       } catch (e) {
         if (!isGitmlError(e, 'E_OBJECT_CORRUPT')) throw e;
         await fsp.rm(local, { force: true });
         index.skipped.push({ pack, why: e.message });
-        loaded.set(pack, null);
+        return null;
       }
-    });
-    const failed = outcomes.find((o) => !o.ok);
-    if (failed && !failed.ok) throw failed.error;
-    for (const { pack } of usable) {
-      const idx = loaded.get(pack);
+    }, ({ pack }, idx) => {
       if (idx) index.add(idx, packSizes.get(pack)!);
-    }
+    });
     // A pack whose .idx is damaged or gone keeps a copy of its index (format.ts): without it the
     // packed objects in it could not be found at all. Recovered copies are kept locally like indexes.
     const orphans = [...packSizes.keys()].filter((pack) => index.packSize(pack) === undefined);
-    const recovered = new Map<string, PackIndex>();
-    const recovery = await runAll(orphans, 16, async (pack) => {
+    await runInOrder(orphans, INDEX_READS_IN_FLIGHT, async (pack): Promise<PackIndex | null> => {
       const packSize = packSizes.get(pack)!;
       const local = path.join(localDir, `${pack}.trailer.idx`);
       const cached = await fsp.readFile(local).catch(() => null);
       const idx = cached ? decodePackIndex(cached, pack, packSize, 'local copy') : await readTrailer(requests, pack, packSize).catch((e) => (isGitmlError(e, 'E_OBJECT_CORRUPT') ? null : Promise.reject(e)));
+      if (idx && !cached) await writeLocal(local, encodePackIndex(idx));
+      return idx;
+    }, (pack, idx) => {
       if (!idx) return;
-      if (!cached) await writeLocal(local, encodePackIndex(idx));
-      recovered.set(pack, idx);
-    });
-    const recoveryFailed = recovery.find((o) => !o.ok);
-    if (recoveryFailed && !recoveryFailed.ok) throw recoveryFailed.error;
-    for (const pack of orphans) {
-      const idx = recovered.get(pack);
-      if (!idx) continue;
       const skipped = index.skipped.findIndex((x) => x.pack === pack);
       index.recovered.push({ pack, why: skipped >= 0 ? index.skipped.splice(skipped, 1)[0]!.why : 'its index is not in the store' });
       index.add(idx, packSizes.get(pack)!);
-    }
+    });
     // Indexes of packs gc removed from the store are dropped here too.
     for (const name of await fsp.readdir(localDir).catch(() => [] as string[])) {
       const pack = name.endsWith('.idx') ? name.slice(0, -4) : null;
@@ -249,6 +252,8 @@ const HASH_BYTES = 32;
 const HASH_WORDS = HASH_BYTES / 4;
 /** Below this many recent entries no merge: a small index is a Map and nothing more. */
 const MERGE_MIN = 4096;
+/** Pack indexes read at once while the index loads. */
+const INDEX_READS_IN_FLIGHT = 16;
 
 /** Orders two hashes by their words (any fixed total order serves a binary search). Pure. */
 function compareWords(x: Uint32Array, at: number, y: Uint32Array, yt: number): number {

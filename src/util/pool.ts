@@ -28,6 +28,22 @@ export async function runAll<T, R>(items: readonly T[], concurrency: number, wor
 }
 
 /**
+ * Runs `worker` over `items`, `concurrency` at once, and hands each result to `use` in the items'
+ * order, one group of `concurrency` items after another: no more than a group's results are ever
+ * held, whatever the number of items. A failure is thrown once its group has ended; later groups do
+ * not start.
+ */
+export async function runInOrder<T, R>(items: readonly T[], concurrency: number, worker: (item: T) => Promise<R>, use: (item: T, value: R) => void): Promise<void> {
+  const size = Math.max(1, concurrency);
+  for (let at = 0; at < items.length; at += size) {
+    const outcomes = await runAll(items.slice(at, at + size), size, worker);
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw failed.error;
+    for (const o of outcomes) if (o.ok) use(o.item, o.value);
+  }
+}
+
+/**
  * Runs `worker` over a sequence pulled lazily, at most `concurrency` at once. The first failure stops
  * taking new items; the ones in flight finish, then that failure is thrown.
  */

@@ -4,6 +4,7 @@ import { formatBytes, Progress } from '../../src/progress';
 import { isSafeUnderlyingUrl, parsePorcelainLine, parsePushSpec } from '../../src/remote-helper/refspec';
 import { backoffDelay, withRetry } from '../../src/util/retry';
 import { BatchChannel } from '../../src/util/batches';
+import { runInOrder } from '../../src/util/pool';
 import { GitmlError } from '../../src/errors';
 import { objectKey, parseKey } from '../../src/objects/layout';
 
@@ -108,6 +109,50 @@ describe('batch channel', () => {
     const rest: number[][] = [];
     for await (const batch of channel) rest.push(batch);
     expect(rest).toEqual([]);
+  });
+});
+
+describe('runInOrder', () => {
+  test('results come in the items\' order, and no group starts before the one before it was used', async () => {
+    const events: string[] = [];
+    const used: number[] = [];
+    const items = Array.from({ length: 10 }, (_, i) => i);
+    await runInOrder(
+      items,
+      3,
+      async (i) => {
+        events.push(`start ${i}`);
+        // Later items of a group finish first.
+        await new Promise((resolve) => setTimeout(resolve, (3 - (i % 3)) * 5));
+        return i * i;
+      },
+      (i, value) => {
+        events.push(`use ${i}`);
+        used.push(value);
+      },
+    );
+    expect(used).toEqual(items.map((i) => i * i));
+    for (let group = 1; group * 3 < items.length; group++) {
+      expect(events.indexOf(`start ${group * 3}`)).toBeGreaterThan(events.indexOf(`use ${group * 3 - 1}`));
+    }
+  });
+
+  test('a failure is thrown once its group ended; later groups never start', async () => {
+    const started: number[] = [];
+    const used: number[] = [];
+    const run = runInOrder(
+      [0, 1, 2, 3, 4, 5],
+      2,
+      async (i) => {
+        started.push(i);
+        if (i === 3) throw new Error('three');
+        return i;
+      },
+      (i) => used.push(i),
+    );
+    await expect(run).rejects.toThrow('three');
+    expect(started.sort()).toEqual([0, 1, 2, 3]);
+    expect(used).toEqual([0, 1]);
   });
 });
 
