@@ -157,6 +157,47 @@ describe('everyday git: workflows', () => {
     }
   });
 
+  test('a push of many loose objects packs them beside the upload: the remote gets every one, none stays loose', async () => {
+    const { repo, remote } = await makeRepoWithRemote(box);
+    // The remote has a commit this clone never fetched: the packing must skip that tip, not fail on it.
+    const other = box.path('other');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, other]);
+    await box.git(other, ['checkout', '-q', '-b', 'elsewhere']);
+    await fsp.writeFile(path.join(other, 'elsewhere.pt'), randomBytesSeeded(3_000, 5));
+    await box.git(other, ['add', 'elsewhere.pt']);
+    await box.git(other, ['commit', '-q', '-m', 'elsewhere']);
+    await box.git(other, ['push', '-q', 'origin', 'elsewhere']);
+    // 1,500 pointer blobs, loose as a commit leaves them (1,000 loose objects is where packing starts).
+    await fsp.mkdir(path.join(repo, 'data'), { recursive: true });
+    for (let i = 0; i < 1500; i++) await fsp.writeFile(path.join(repo, 'data', `f${i}.bin`), `${i} `.repeat(30));
+    await box.git(repo, ['add', 'data']);
+    await box.git(repo, ['commit', '-q', '-m', 'many']);
+    const loose = async () => Number(/^count: (\d+)$/m.exec((await box.git(repo, ['count-objects', '-v'])).stdout)![1]);
+    const pushedBefore = await box.git(repo, ['rev-list', '--objects', 'origin/main']);
+    const alreadyThere = pushedBefore.stdout.trim().split('\n').length;
+    expect(await loose()).toBeGreaterThan(1500);
+    const push = await box.run(repo, 'git', ['push', 'origin', 'main']);
+    expect(push.code).toBe(0);
+    // What this push sent is packed; only objects the remote had before may still be loose.
+    expect(await loose()).toBeLessThanOrEqual(alreadyThere);
+    await box.git(repo, ['fsck', '--no-progress']);
+    await box.git(remote, ['fsck', '--no-progress']);
+    expect((await box.git(remote, ['rev-parse', 'main'])).stdout).toBe((await box.git(repo, ['rev-parse', 'main'])).stdout);
+    const clone = box.path('clone-many');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
+    for (const i of [0, 749, 1499]) expect(await fsp.readFile(path.join(clone, 'data', `f${i}.bin`), 'utf8')).toBe(`${i} `.repeat(30));
+  });
+
+  test('a push with few loose objects leaves them as they are', async () => {
+    const { repo } = await makeRepoWithRemote(box);
+    await fsp.writeFile(path.join(repo, 'one.pt'), randomBytesSeeded(2_000, 6));
+    await box.git(repo, ['add', 'one.pt']);
+    await box.git(repo, ['commit', '-q', '-m', 'one']);
+    const before = (await box.git(repo, ['count-objects', '-v'])).stdout;
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    expect((await box.git(repo, ['count-objects', '-v'])).stdout).toBe(before);
+  });
+
   test('--force-with-lease, --atomic and --push-option go through to the real push', async () => {
     const { repo, remote } = await makeRepoWithRemote(box);
     await box.git(remote, ['config', 'receive.advertisePushOptions', 'true']);

@@ -5,6 +5,7 @@ import { isSafeUnderlyingUrl, parsePorcelainLine, parsePushSpec } from '../../sr
 import { backoffDelay, withRetry } from '../../src/util/retry';
 import { BatchChannel } from '../../src/util/batches';
 import { runInOrder } from '../../src/util/pool';
+import { looseObjectCount } from '../../src/git/pack-loose';
 import { GitmlError } from '../../src/errors';
 import { objectKey, parseKey } from '../../src/objects/layout';
 
@@ -109,6 +110,16 @@ describe('batch channel', () => {
     const rest: number[][] = [];
     for await (const batch of channel) rest.push(batch);
     expect(rest).toEqual([]);
+  });
+});
+
+describe('git count-objects', () => {
+  test('reads the loose-object count, and nothing from anything else', () => {
+    expect(looseObjectCount('20108 objects, 80832 kilobytes\n')).toBe(20108);
+    expect(looseObjectCount('1 object, 4 kilobytes\n')).toBe(1);
+    expect(looseObjectCount('0 objects, 0 kilobytes')).toBe(0);
+    expect(looseObjectCount('')).toBe(0);
+    expect(looseObjectCount('warning: garbage found: x\n12 objects, 48 kilobytes')).toBe(0);
   });
 });
 

@@ -1,0 +1,43 @@
+import path from 'node:path';
+import { runGit, type GitContext } from './exec';
+
+/** Below this many loose objects in the repository nothing is packed ahead (git's push is quick). */
+export const LOOSE_OBJECTS_WORTH_PACKING = 1000;
+
+/**
+ * Packs the loose objects a push is about to send (reachable from `tips`, not from `remoteHas`) into
+ * a pack of the repository, as git's own `gc --auto` would sooner or later. git's push then copies
+ * them out of the pack instead of reading and compressing each loose file: a push of 20,000 loose
+ * pointer blobs spent 1.2 s there, and this runs while gitml uploads the bytes. Objects already
+ * packed are left alone (`--unpacked`); the loose copies of those packed are removed. Whether a pack
+ * was written; a failure only means git's push does the work, as it did before.
+ */
+export async function packLooseObjects(ctx: GitContext, tips: readonly string[], remoteHas: readonly string[]): Promise<boolean> {
+  if (tips.length === 0) return false;
+  const counted = (await runGit(ctx, ['count-objects'])).stdout.toString('utf8');
+  if (looseObjectCount(counted) < LOOSE_OBJECTS_WORTH_PACKING) return false;
+  // pack-objects stops at a revision it does not have; the remote's tips may be commits never fetched.
+  const known = remoteHas.length === 0 ? [] : await existing(ctx, remoteHas);
+  const objects = (await runGit(ctx, ['rev-parse', '--git-path', 'objects'])).stdout.toString('utf8').trim();
+  const input = `${[...tips, ...known.map((sha) => `^${sha}`)].join('\n')}\n`;
+  await runGit(ctx, ['pack-objects', '--revs', '--unpacked', '-q', path.resolve(ctx.cwd, objects, 'pack', 'pack')], { input });
+  // The loose copies of what is now packed go, as after `git repack -d`: left, they would count
+  // towards the next push's threshold and leave it a pack of a few objects each time. git finds an
+  // object that vanished under a reader (the scan's cat-file) in the packs.
+  await runGit(ctx, ['prune-packed', '-q']);
+  return true;
+}
+
+/** The loose-object count of `git count-objects` ("N objects, M kilobytes"). Pure. */
+export function looseObjectCount(output: string): number {
+  const m = /^(\d+) objects?,/.exec(output.trim());
+  return m ? Number(m[1]) : 0;
+}
+
+async function existing(ctx: GitContext, shas: readonly string[]): Promise<string[]> {
+  const r = await runGit(ctx, ['cat-file', '--batch-check=%(objectname)'], { input: `${shas.join('\n')}\n` });
+  return r.stdout
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => /^[0-9a-f]{40,64}$/.test(line));
+}
