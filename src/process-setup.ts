@@ -4,8 +4,8 @@ import v8 from 'node:v8';
  * Heap growth allowed past what a full collection finds live, in percent. V8 lets the heap grow up to
  * four times the live data before it collects again when a process allocates fast, as the filter and
  * the helper do through a checkout or push of 100,000 files: their live data was ~25-60 MiB, their
- * heap 110-130 MiB of mostly garbage, the process 190-240 MiB. At 1.5 times: 155-170 MiB, the same
- * time (docs/performance.md, "100,000 small files").
+ * heap 110-130 MiB of mostly garbage, the process 190-240 MiB. At 1.5 times: 155-175 MiB, for more
+ * full collections (a 20,000-file clone 3% slower; docs/performance.md, "100,000 small files").
  */
 const HEAP_GROWING_PERCENT = 50;
 

@@ -18,8 +18,7 @@ export interface DelayedFile {
 
 const DIRECT = 1;
 const VERIFIED = 2;
-const FAILED = 4;
-const LFS = 8;
+const LFS = 4;
 const OID_BYTES = 32;
 
 /**
@@ -32,14 +31,14 @@ const OID_BYTES = 32;
  */
 export class DelayedFiles {
   private readonly slotOf = new Map<string, number>();
-  private pathOf: (string | undefined)[] = [];
+  private readonly pathOf: (string | undefined)[] = [];
   private oids = Buffer.alloc(1024 * OID_BYTES);
   private sizes = new Float64Array(1024);
   private flags = new Uint8Array(1024);
   private settingsOf = new Uint16Array(1024);
   /** The settings files are checked out with (one per treeish git names: a handful at most). */
   private readonly settings: Gitml[] = [];
-  /** Rare per-file extras: a direct checkout's staged copy, a failure. */
+  /** Rare per-file extras: a direct checkout's staged copy, a failure (a file failed when it has one). */
   private readonly staged = new Map<number, string>();
   private readonly errors = new Map<number, unknown>();
   private used = 0;
@@ -64,11 +63,6 @@ export class DelayedFiles {
     return slot;
   }
 
-  /** The slot of a delayed file git has not taken back yet. */
-  slot(pathname: string): number | undefined {
-    return this.slotOf.get(pathname);
-  }
-
   /** The file's path, or undefined once git has taken it back. */
   pathname(slot: number): string | undefined {
     return this.pathOf[slot];
@@ -80,25 +74,16 @@ export class DelayedFiles {
     return { oid: this.oids.toString('hex', at, at + OID_BYTES), size: this.sizes[slot]!, spec: this.flags[slot]! & LFS ? LFS_SPEC : GITML_SPEC };
   }
 
-  settingsFor(slot: number): Gitml {
-    return this.settings[this.settingsOf[slot]!]!;
-  }
-
-  isDirect(slot: number): boolean {
-    return (this.flags[slot]! & DIRECT) !== 0;
-  }
-
   markVerified(slot: number): void {
     this.flags[slot]! |= VERIFIED;
   }
 
   markFailed(slot: number, error: unknown): void {
-    this.flags[slot]! |= FAILED;
     this.errors.set(slot, error);
   }
 
   failed(slot: number): boolean {
-    return (this.flags[slot]! & FAILED) !== 0;
+    return this.errors.has(slot);
   }
 
   setStaged(slot: number, file: string | undefined): void {
@@ -114,10 +99,10 @@ export class DelayedFiles {
     const file: DelayedFile = {
       pathname,
       pointer: this.pointer(slot),
-      gitml: this.settingsFor(slot),
+      gitml: this.settings[this.settingsOf[slot]!]!,
       direct: (flags & DIRECT) !== 0,
       staged: this.staged.get(slot),
-      error: flags & FAILED ? (this.errors.get(slot) ?? new Error('download failed')) : undefined,
+      error: this.errors.has(slot) ? (this.errors.get(slot) ?? new Error('download failed')) : undefined,
       verified: (flags & VERIFIED) !== 0,
     };
     this.release(slot);

@@ -244,9 +244,9 @@ export class FilterServer {
     const spool = new Spool(gitml.cache.tmpDir);
     try {
       await this.readContent((chunk) => spool.write(chunk));
-      if (spool.size === 0 && this.delayed.slot(request.pathname) !== undefined) {
-        // git asks again for a file it was told was delayed, with empty content.
-        const earlier = this.delayed.take(request.pathname)!;
+      // git asks again for a file it was told was delayed, with empty content.
+      const earlier = spool.size === 0 ? this.delayed.take(request.pathname) : undefined;
+      if (earlier) {
         if (earlier.error) return await this.writer.texts(['status=error']); // reported when it failed
         if (earlier.direct) return await this.sendPlaceholder(request, earlier.pointer, earlier.gitml, earlier.staged);
         return await this.sendObject(request, earlier.pointer, earlier.gitml, earlier.verified);

@@ -28,7 +28,7 @@ export interface ChunkLocation {
 export class ChunkIndex {
   /**
    * Every entry in the order it was added: its hash as eight 32-bit words, then its place (pack
-   * number, offset, length). ~56 bytes an entry, where a Map keyed by the hash cost ~97: the index
+   * number, offset, length). ~62 bytes an entry, where a Map keyed by the hash cost ~98: the index
    * holds every chunk of the store (163,840 for a 10 GiB file; a million for a large store) in every
    * process that reads or writes packed objects.
    */

@@ -252,11 +252,12 @@ export class RemoteHelper {
     const remoteRefs = this.remoteRefs ?? (await this.lsRemote());
     const started = Date.now();
     // git's share of the push, packing what it sends, goes on beside the upload (src/git/pack-loose.ts).
-    const prepacked = this.dryRun ? Promise.resolve(false) : this.packAhead(updates, remoteRefs.map((r) => r.sha));
+    const remoteHas = remoteRefs.map((r) => r.sha);
+    const prepacked = this.dryRun ? Promise.resolve(false) : this.packAhead(updates, remoteHas);
     let objects: Awaited<ReturnType<typeof pushObjectsForRefs>>;
     try {
       objects = await pushObjectsForRefs(gitml, updates, {
-        remoteHas: remoteRefs.map((r) => r.sha),
+        remoteHas,
         progress: { sink: this.options.stderr, enabled: this.progress },
         dryRun: this.dryRun,
         repoUrl: this.options.url,
