@@ -16,13 +16,25 @@ import { FileWriterThread } from './util/file-writer-thread';
 export const SMALL_OBJECT = 1 << 20;
 
 /**
- * The local object cache: `<root>/objects/<aa>/<bb>/<oid>`, temp files in `<root>/tmp` on the same
+ * The local object cache: `<root>/objects-v2/<aa>/<oid>`, temp files in `<root>/tmp` on the same
  * filesystem. An object only ever appears under its name after its bytes were hashed and matched,
  * so a killed process leaves at most a temp file, never a wrong object.
+ *
+ * One level of fan-out, as git's own loose objects: 256 directories at most. The first layout,
+ * `<root>/objects/<aa>/<bb>/<oid>`, made a directory for nearly every object of a small-file
+ * dataset (17,200 for 20,000 objects), and on ext4 creating an inode is what a checkout of many
+ * small files waits for (a 20,000-file clone 12.7-14.2 s -> 9.3-11.0 s, docs/performance.md).
+ * Caches in that layout are still read: an object found there is moved into this one the first
+ * time it is looked for (a rename on the same filesystem), so nothing that was added and not yet
+ * pushed is lost by an upgrade, and nothing is migrated in bulk.
  */
 export class ObjectCache {
   readonly objectsDir: string;
+  /** The first layout's objects (`<aa>/<bb>/<oid>`), read and moved from while it exists. */
+  readonly legacyObjectsDir: string;
   readonly tmpDir: string;
+  /** Whether legacyObjectsDir exists, looked at once per instance (a stat): no cost per object without it. */
+  private legacyPresent: boolean | undefined;
   private tmpReady: Promise<unknown> | null = null;
   private writerThread: FileWriterThread | null = null;
   private readonly tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -32,7 +44,8 @@ export class ObjectCache {
     readonly root: string,
     private readonly options: { fsync: boolean } = { fsync: true },
   ) {
-    this.objectsDir = path.join(root, 'objects');
+    this.objectsDir = path.join(root, 'objects-v2');
+    this.legacyObjectsDir = path.join(root, 'objects');
     this.tmpDir = path.join(root, 'tmp');
   }
 
@@ -43,13 +56,56 @@ export class ObjectCache {
     return path.join(this.tmpDir, `${this.tempPrefix}-${++this.tempCount}.tmp`);
   }
 
+  /** Where the object is named (written to, and read from once any copy in the first layout was moved). */
   pathOf(oid: string): string {
     if (!isValidOid(oid)) throw new GitmlError('E_INTERNAL', `refusing to build a cache path from an invalid oid: ${JSON.stringify(oid)}`);
     // Joined here, not by path.join: objectsDir is already normalized and an oid is 64 hex digits,
     // and this runs several times for each of 20,000 objects in a checkout (path.join's garbage was
     // 70 MiB). Array#join makes one flat string; a template literal would keep six rope nodes alive
     // for every path held on to.
-    return [this.objectsDir, oid.slice(0, 2), oid.slice(2, 4), oid].join(path.sep);
+    return [this.objectsDir, oid.slice(0, 2), oid].join(path.sep);
+  }
+
+  /**
+   * The path to read the object from: pathOf, after moving a copy in the first layout there (see the
+   * class). For callers that open the file themselves; the object may still be missing.
+   */
+  locate(oid: string): string {
+    const target = this.pathOf(oid);
+    if (this.hasLegacyLayout() && !fs.existsSync(target)) this.adoptLegacy(oid);
+    return target;
+  }
+
+  private hasLegacyLayout(): boolean {
+    this.legacyPresent ??= fs.existsSync(this.legacyObjectsDir);
+    return this.legacyPresent;
+  }
+
+  private legacyPathOf(oid: string): string {
+    return [this.legacyObjectsDir, oid.slice(0, 2), oid.slice(2, 4), oid].join(path.sep);
+  }
+
+  /**
+   * Moves the object from the first layout to pathOf, when it is there; true when pathOf now holds
+   * it. Two processes may race: the loser's source is gone and the winner's copy is in place.
+   */
+  private adoptLegacy(oid: string): boolean {
+    if (!this.hasLegacyLayout()) return false;
+    const from = this.legacyPathOf(oid);
+    const to = this.pathOf(oid);
+    try {
+      try {
+        fs.renameSync(from, to);
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT' || !fs.existsSync(from)) throw e;
+        makeDirsSync(path.dirname(to));
+        fs.renameSync(from, to);
+      }
+      return true;
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return fs.existsSync(to);
+      throw cacheIoError(`cannot move object sha256:${shortOid(oid)} into the cache's current layout at ${this.root}`, e);
+    }
   }
 
   /** True when the object is present with the expected size (when one is given). */
@@ -58,7 +114,8 @@ export class ObjectCache {
       // A small object's stat is blocking, as its read is (SMALL_OBJECT): through the thread pool,
       // 20,000 of them cost a push 0.2 s of this thread's time in dispatch alone (docs/performance.md).
       // (A miss is answered without an exception: a checkout's first look at 20,000 objects misses.)
-      const st = size !== undefined && size <= SMALL_OBJECT ? fs.statSync(this.pathOf(oid), { throwIfNoEntry: false }) : await fsp.stat(this.pathOf(oid));
+      const file = this.locate(oid);
+      const st = size !== undefined && size <= SMALL_OBJECT ? fs.statSync(file, { throwIfNoEntry: false }) : await fsp.stat(file);
       return st !== undefined && st.isFile() && (size === undefined || st.size === size);
     } catch (e) {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return false;
@@ -94,7 +151,7 @@ export class ObjectCache {
     const oid = createHash('sha256').update(content).digest('hex');
     // Already there (git re-cleaning a racily clean file after checkout, a re-add): nothing to write.
     try {
-      if (fs.statSync(this.pathOf(oid)).size === content.length) return { oid, size: content.length };
+      if (fs.statSync(this.locate(oid)).size === content.length) return { oid, size: content.length };
     } catch {
       // not cached yet
     }
@@ -188,7 +245,7 @@ export class ObjectCache {
    * its next use): a checkout of 20,000 files otherwise leaves 20,000 buffers for the collector.
    */
   readSmall(oid: string, size: number, scratch?: Buffer): Buffer {
-    const fd = fs.openSync(this.pathOf(oid), 'r');
+    const fd = fs.openSync(this.locate(oid), 'r');
     try {
       const buffer = scratch && scratch.length >= size + 1 ? scratch.subarray(0, size + 1) : Buffer.allocUnsafe(size + 1);
       let length = 0;
@@ -209,13 +266,12 @@ export class ObjectCache {
    */
   openRead(oid: string, range?: { start: number; end: number }, size?: number): fs.ReadStream {
     const length = range ? range.end - range.start : size;
-    return fs.createReadStream(this.pathOf(oid), {
+    return fs.createReadStream(this.locate(oid), {
       highWaterMark: readBufferSize(length),
       ...(range ? { start: range.start, end: Math.max(range.start, range.end) - 1 } : {}),
     });
   }
 
-  /** Every object in the cache, in no particular order. Names that are not oids are skipped. */
   /**
    * Marks an object as just used (its mtime is the cache's least-recently-used clock: gitml never
    * reads an object's mtime for anything else). Best effort: a failure only makes eviction less exact.
@@ -225,23 +281,23 @@ export class ObjectCache {
     fs.utimes(this.pathOf(oid), now, now, () => undefined);
   }
 
-  /** Every object in the cache, with its size and when it was last used. */
+  /**
+   * Every object in the cache, with its size and when it was last used: the current layout's, then
+   * those still in the first layout (an object in both is listed twice; remove() takes both).
+   */
   async *list(): AsyncIterable<{ oid: string; size: number; path: string; used: number }> {
     for (const a of await readdirOrEmpty(this.objectsDir)) {
-      for (const b of await readdirOrEmpty(path.join(this.objectsDir, a))) {
-        const dir = path.join(this.objectsDir, a, b);
-        for (const name of await readdirOrEmpty(dir)) {
-          if (!isValidOid(name) || name.slice(0, 2) !== a || name.slice(2, 4) !== b) continue;
-          const file = path.join(dir, name);
-          const st = await fsp.stat(file).catch(() => null);
-          if (st?.isFile()) yield { oid: name, size: st.size, path: file, used: st.mtimeMs };
-        }
-      }
+      yield* objectsIn(path.join(this.objectsDir, a), a);
+    }
+    if (!this.hasLegacyLayout()) return;
+    for (const a of await readdirOrEmpty(this.legacyObjectsDir)) {
+      for (const b of await readdirOrEmpty(path.join(this.legacyObjectsDir, a))) yield* objectsIn(path.join(this.legacyObjectsDir, a, b), a + b);
     }
   }
 
   async remove(oid: string): Promise<void> {
     await fsp.rm(this.pathOf(oid), { force: true });
+    if (this.hasLegacyLayout()) await fsp.rm(this.legacyPathOf(oid), { force: true });
   }
 
   /** Removes temp files older than `olderThanMs` (left by killed processes). */
@@ -484,6 +540,16 @@ async function renameCreatingDir(from: string, to: string): Promise<void> {
     if (errnoCode(e) !== 'ENOENT') throw e;
     await makeDirs(path.dirname(to));
     await fsp.rename(from, to);
+  }
+}
+
+/** The objects in one fan-out directory whose names start with `prefix`; other names are skipped. */
+async function* objectsIn(dir: string, prefix: string): AsyncIterable<{ oid: string; size: number; path: string; used: number }> {
+  for (const name of await readdirOrEmpty(dir)) {
+    if (!isValidOid(name) || !name.startsWith(prefix)) continue;
+    const file = path.join(dir, name);
+    const st = await fsp.stat(file).catch(() => null);
+    if (st?.isFile()) yield { oid: name, size: st.size, path: file, used: st.mtimeMs };
   }
 }
 

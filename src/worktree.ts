@@ -75,7 +75,7 @@ export const WRITTEN_MTIME_AGE_MS = 60_000;
 export async function writeFromCache(cache: ObjectCache, target: string, pointer: Pick<Pointer, 'oid' | 'size'>, mode: number): Promise<void> {
   const tmp = tempNameIn(await tempDirFor(cache, target));
   try {
-    const source = cache.pathOf(pointer.oid);
+    const source = cache.locate(pointer.oid);
     const [copied] = await Promise.all([
       sha256Of(fs.createReadStream(source, { highWaterMark: readBufferSize(pointer.size) })),
       fsp.copyFile(source, tmp, fs.constants.COPYFILE_FICLONE),

@@ -124,7 +124,7 @@ async function writeAsset(gitml: Gitml, located: Located, dest: string, result: 
     result.downloaded += report.downloaded.length;
     for (const p of pointers) {
       // Objects in the cache were verified when they entered it.
-      await fsp.copyFile(ctx.cache.pathOf(p.oid), await confinedPath(dest, p.rel, origin, { mkdir: true }), fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+      await fsp.copyFile(ctx.cache.locate(p.oid), await confinedPath(dest, p.rel, origin, { mkdir: true }), fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
       result.files++;
       result.bytes += p.size;
     }

@@ -238,7 +238,7 @@ export class ChunkedUploader {
   async add(ref: { oid: string; size: number; path?: string }, replaceManifest = false): Promise<void> {
     const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
     // Large objects are re-checked on another core while this one cuts and hashes chunks.
-    const beside = ref.size >= VERIFY_BESIDE_MIN_SIZE ? hashFileOnWorker(this.options.cache.pathOf(ref.oid)) : null;
+    const beside = ref.size >= VERIFY_BESIDE_MIN_SIZE ? hashFileOnWorker(this.options.cache.locate(ref.oid)) : null;
     beside?.catch(() => undefined); // awaited below; an early failure here must not go unhandled meanwhile
     const whole = beside ? null : createHash('sha256');
     const runs: PendingRun[] = [];

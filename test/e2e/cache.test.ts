@@ -1,6 +1,6 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { cachedObjectPath, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 async function cacheBytes(box: Sandbox, repo: string): Promise<{ objects: number; bytes: number }> {
   const status = JSON.parse((await box.ok(repo, 'gitml', ['status', '--json'])).stdout);
@@ -15,7 +15,7 @@ async function committedModel(box: Sandbox, size: number, seed: number) {
   await box.git(repo, ['add', 'model.pt']);
   await box.git(repo, ['commit', '-q', '-m', 'model']);
   const oid = sha256(data);
-  const cached = path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+  const cached = cachedObjectPath(repo, oid);
   return { repo, remote, data, oid, cached };
 }
 
@@ -116,5 +116,39 @@ describe('the local cache: prune and a size limit', () => {
     const inTree = await fsp.readFile(path.join(repo, 'model.pt')).catch(() => null);
     expect(inTree === null || !inTree.equals(damaged)).toBe(true);
     await expect(fsp.stat(cached)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('a cache written by an earlier gitml (objects/<aa>/<bb>/<oid>)', () => {
+  let box: Sandbox;
+  beforeEach(async () => {
+    box = await Sandbox.create();
+  });
+  afterEach(() => box.cleanup());
+
+  test('what was added and not pushed before the upgrade is pushed whole, and status still counts it', async () => {
+    const { repo, remote, data, oid, cached } = await committedModel(box, 300_000, 41);
+    const small = randomBytesSeeded(2_000, 42);
+    await fsp.mkdir(path.join(repo, 'data'));
+    await fsp.writeFile(path.join(repo, 'data', 'labels.txt'), small);
+    await box.git(repo, ['add', 'data/labels.txt']);
+    await box.git(repo, ['commit', '-q', '-m', 'labels']);
+    // Move both cached objects where the first layout kept them, as an upgrade finds them.
+    const gitmlDir = path.join(repo, '.git', 'gitml');
+    for (const o of [oid, sha256(small)]) {
+      const legacy = path.join(gitmlDir, 'objects', o.slice(0, 2), o.slice(2, 4), o);
+      await fsp.mkdir(path.dirname(legacy), { recursive: true });
+      await fsp.rename(cachedObjectPath(repo, o), legacy);
+    }
+    await fsp.rm(path.dirname(path.dirname(cached)), { recursive: true });
+    expect(await cacheBytes(box, repo)).toEqual({ objects: 2, bytes: 302_000 });
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const clone = box.path('clone');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
+    expect(await fsp.readFile(path.join(clone, 'model.pt'))).toEqual(data);
+    expect(await fsp.readFile(path.join(clone, 'data', 'labels.txt'))).toEqual(small);
+    // The push read them from the first layout and moved them into the current one.
+    expect(await fsp.readFile(cached)).toEqual(data);
+    await expect(fsp.stat(path.join(gitmlDir, 'objects', oid.slice(0, 2), oid.slice(2, 4), oid))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

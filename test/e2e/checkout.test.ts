@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { flipStoredByte } from '../helpers/store-layout';
 import { formatPointer, parsePointer } from '../../src/pointer';
-import { listFiles, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { cachedObjectPath, listFiles, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 
 describe('checkout', () => {
@@ -109,7 +109,7 @@ describe('checkout', () => {
     const victim = path.join(clone, 'models/victim.pt');
     if (fs.existsSync(victim)) expect(sha256(await fsp.readFile(victim))).not.toBe(sha256(bytes));
     // Nothing damaged entered the clone's cache.
-    expect(fs.existsSync(path.join(clone, '.git/gitml/objects', oid.slice(0, 2), oid.slice(2, 4), oid))).toBe(false);
+    expect(fs.existsSync(cachedObjectPath(clone, oid))).toBe(false);
 
     const fsck = await box.gitml(repo, ['fsck', '--store', '--json']);
     expect(fsck.code).toBe(2);

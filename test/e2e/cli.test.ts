@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { storedOids } from '../helpers/store-layout';
 import { parsePointer } from '../../src/pointer';
-import { makeRepo, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
+import { cachedObjectPath, makeRepo, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 
 describe('CLI commands', () => {
   let box: Sandbox;
@@ -184,7 +184,7 @@ describe('CLI commands', () => {
     await box.git(repo, ['commit', '-q', '-m', 'old']);
     await fsp.writeFile(path.join(repo, 'm.pt'), keep);
     await box.git(repo, ['commit', '-q', '-am', 'new']);
-    const cached = (oid: string) => path.join(repo, '.git/gitml/objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    const cached = (oid: string) => cachedObjectPath(repo, oid);
 
     // The old version is not needed by any ref tip, but the store does not have it yet: kept.
     let prune = JSON.parse((await box.gitml(repo, ['prune', '--json'])).stdout);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { azuriteConnectionString } from '../../scripts/servers';
-import { randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { cachedObjectPath, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { readStoredIn, tamperIn, type RawStore } from '../helpers/store-layout';
 import { azureEndpoint, azureEnv, createBucket, createContainer, s3Client, s3Endpoint, s3Env, uniqueName } from '../helpers/stores';
 
@@ -158,6 +158,6 @@ describe.each([s3Backend(), azureBackend()])('cloud store end to end: $name', (b
     const file = path.join(clone, 'victim.pt');
     if (fs.existsSync(file)) expect(sha256(await fsp.readFile(file))).not.toBe(sha256(swapped));
     const oid = sha256(victim);
-    expect(fs.existsSync(path.join(clone, '.git/gitml/objects', oid.slice(0, 2), oid.slice(2, 4), oid))).toBe(false);
+    expect(fs.existsSync(cachedObjectPath(clone, oid))).toBe(false);
   });
 });

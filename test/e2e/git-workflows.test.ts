@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { commitWithLostBytes, makeRepo, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
+import { cachedObjectsDir, commitWithLostBytes, makeRepo, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256, storeHolds } from '../helpers/sandbox';
 
 /**
  * Everyday git, as a new user runs it (docs/git-workflows.md has the table, with what git-lfs does).
@@ -274,10 +274,10 @@ describe('everyday git: workflows', () => {
     expect(sha256(await fsp.readFile(path.join(branch, 'model.pt')))).toBe(sha256(randomBytesSeeded(50_000, 'exp-b'.charCodeAt(4))));
     const none = box.path('none');
     await box.git(box.root, ['clone', '-q', '--no-checkout', `gitml::${remote}`, none]);
-    expect(fs.existsSync(path.join(none, '.git', 'gitml', 'objects'))).toBe(false);
+    expect(fs.existsSync(cachedObjectsDir(path.join(none, '.git')))).toBe(false);
     const mirror = box.path('mirror.git');
     await box.git(box.root, ['clone', '-q', '--mirror', `gitml::${remote}`, mirror]);
-    expect(fs.existsSync(path.join(mirror, 'gitml', 'objects'))).toBe(false);
+    expect(fs.existsSync(cachedObjectsDir(mirror))).toBe(false);
   });
 
   test('sparse checkout downloads only the cone, and widening it downloads what it adds', async () => {

@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { storedAt } from '../helpers/store-layout';
 import { parsePointer } from '../../src/pointer';
-import { commitWithLostBytes, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { cachedObjectPath, commitWithLostBytes, makeRepoWithRemote, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 /** The issue's user story, exactly, with the real git: install, track, commit, push, clone elsewhere. */
 describe('user story: version a large file with plain git, get it back on another machine', () => {
@@ -72,7 +72,7 @@ describe('user story: version a large file with plain git, get it back on anothe
       ['model.pt', true, true],
     ]);
     // The clone's objects came into its own cache, verified.
-    expect(fs.existsSync(path.join(clone, '.git', 'gitml', 'objects', sha256(model).slice(0, 2), sha256(model).slice(2, 4), sha256(model)))).toBe(true);
+    expect(fs.existsSync(cachedObjectPath(clone, sha256(model)))).toBe(true);
   });
 
   test('git gitml <cmd> works through the git-gitml binary', async () => {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { storedAt } from './store-layout';
+import { ObjectCache } from '../../src/cache';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -184,8 +185,18 @@ export async function commitWithLostBytes(box: Sandbox, repo: string, file: stri
   await box.git(repo, ['add', file]);
   await box.git(repo, ['commit', '-q', '-m', `${file}, bytes lost`]);
   const oid = sha256(data);
-  await fsp.rm(path.join(repo, '.git', 'gitml', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+  await fsp.rm(cachedObjectPath(repo, oid));
   return oid;
+}
+
+/** Where a repository's default cache (inside its git directory) keeps an object. */
+export function cachedObjectPath(repo: string, oid: string): string {
+  return new ObjectCache(path.join(repo, '.git', 'gitml')).pathOf(oid);
+}
+
+/** The folder under which the default cache of a git directory (`<repo>/.git`, or a bare one) keeps its objects. */
+export function cachedObjectsDir(gitDir: string): string {
+  return new ObjectCache(path.join(gitDir, 'gitml')).objectsDir;
 }
 
 export function storeHolds(store: string, oid: string): boolean {

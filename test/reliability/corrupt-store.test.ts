@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { cachedObjectPath, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { flipStoredByte, storedAt } from '../helpers/store-layout';
 import { checkRemote, report } from './lib';
 
@@ -72,7 +72,7 @@ describe('reliability: damaged objects in the store', () => {
         // Nothing damaged in the work tree or the cache.
         const onDisk = await fsp.readFile(path.join(clone, name)).catch(() => null);
         if (onDisk && onDisk.length === files[name as keyof typeof files].length) expect(sha256(onDisk)).toBe(oid);
-        expect(fs.existsSync(path.join(clone, '.git/gitml/objects', oid.slice(0, 2), oid.slice(2, 4), oid))).toBe(false);
+        expect(fs.existsSync(cachedObjectPath(clone, oid))).toBe(false);
       }
       expect(sha256(await fsp.readFile(path.join(clone, 'other.pt')))).toBe(sha256(files['other.pt']));
 

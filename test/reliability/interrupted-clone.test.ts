@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
+import { cachedObjectsDir, makeRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 import { killGroup, prng, report, SOAK } from './lib';
 
 /** kill -9 of a clone while it downloads; then `git checkout` / `gitml pull` complete it, verified. */
@@ -36,7 +36,7 @@ describe('reliability: interrupted clone', () => {
         const child = spawn('git', ['clone', '-q', `gitml::${remote}`, clone], { cwd: box.root, env: { ...box.env, GITML_FETCH: 'none', GITML_CONCURRENCY: '2' }, detached: true, stdio: 'ignore' });
         const exited = new Promise((r) => child.once('exit', r));
         // Wait until the first object has landed in the clone's cache, then a little more.
-        const cacheDir = path.join(clone, '.git', 'gitml', 'objects');
+        const cacheDir = cachedObjectsDir(path.join(clone, '.git'));
         for (let t = 0; t < 400 && !(fs.existsSync(cacheDir) && fs.readdirSync(cacheDir).length > 0); t++) await sleep(10);
         if (i < iterations) await sleep(Math.floor(random() * 150));
         if (child.exitCode === null) interrupted++;

@@ -20,12 +20,12 @@ describe('object cache', () => {
   });
   afterEach(() => fsp.rm(dir, { recursive: true, force: true }));
 
-  test('stores under objects/<aa>/<bb>/<oid> only after hashing', async () => {
+  test('stores under objects-v2/<aa>/<oid> only after hashing', async () => {
     const data = Buffer.from('model weights');
     const oid = sha256(data);
     const result = await cache.writeStream(Readable.from([data.subarray(0, 5), data.subarray(5)]));
     expect(result).toEqual({ oid, size: data.length });
-    expect(cache.pathOf(oid)).toBe(path.join(dir, 'objects', oid.slice(0, 2), oid.slice(2, 4), oid));
+    expect(cache.pathOf(oid)).toBe(path.join(dir, 'objects-v2', oid.slice(0, 2), oid));
     expect(fs.readFileSync(cache.pathOf(oid))).toEqual(data);
     expect(await cache.has(oid, data.length)).toBe(true);
     expect(await cache.has(oid, data.length + 1)).toBe(false);
@@ -50,10 +50,10 @@ describe('object cache', () => {
   });
 
   test('a small object that cannot be stored is a cache error and leaves nothing', async () => {
-    await fsp.mkdir(path.join(dir, 'objects'), { recursive: true });
+    await fsp.mkdir(cache.objectsDir, { recursive: true });
     const data = Buffer.from('labels');
     const oid = sha256(data);
-    await fsp.writeFile(path.join(dir, 'objects', oid.slice(0, 2)), 'a file where a directory belongs');
+    await fsp.writeFile(path.join(cache.objectsDir, oid.slice(0, 2)), 'a file where a directory belongs');
     expect(() => cache.putSmall(data)).toThrow(expect.objectContaining({ code: 'E_CACHE_IO' }));
     expect(listFiles(cache.tmpDir)).toEqual([]);
   });
@@ -116,10 +116,77 @@ describe('object cache', () => {
 
   test('lists only well-formed object names', async () => {
     const { oid } = await cache.writeStream(Readable.from([Buffer.from('x')]));
-    await fsp.writeFile(path.join(dir, 'objects', oid.slice(0, 2), oid.slice(2, 4), 'junk'), 'x');
+    await fsp.writeFile(path.join(cache.objectsDir, oid.slice(0, 2), 'junk'), 'x');
+    await fsp.writeFile(path.join(cache.objectsDir, oid.slice(0, 2), `ff${oid.slice(2)}`), 'an object in the wrong fan-out folder');
     const seen = [];
     for await (const o of cache.list()) seen.push(o.oid);
     expect(seen).toEqual([oid]);
+  });
+
+  describe('a cache in the first layout (objects/<aa>/<bb>/<oid>)', () => {
+    const legacyPath = (oid: string) => path.join(dir, 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    const putLegacy = async (data: Buffer) => {
+      const oid = sha256(data);
+      await fsp.mkdir(path.dirname(legacyPath(oid)), { recursive: true });
+      await fsp.writeFile(legacyPath(oid), data);
+      return oid;
+    };
+
+    test('an object there is found, read and moved into the current layout, whichever call looks first', async () => {
+      const small = Buffer.from('added before the upgrade, not pushed yet');
+      const streamed = Buffer.from('read as a stream');
+      const located = Buffer.from('opened by path');
+      const [a, b, c] = [await putLegacy(small), await putLegacy(streamed), await putLegacy(located)];
+      // A fresh instance, as a process started after the upgrade.
+      const upgraded = new ObjectCache(dir);
+      expect(await upgraded.has(a, small.length)).toBe(true);
+      expect(upgraded.readSmall(a, small.length)).toEqual(small);
+      const chunks: Buffer[] = [];
+      for await (const chunk of upgraded.openRead(b)) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks)).toEqual(streamed);
+      expect(fs.readFileSync(upgraded.locate(c))).toEqual(located);
+      for (const oid of [a, b, c]) {
+        expect(fs.existsSync(legacyPath(oid))).toBe(false);
+        expect(fs.existsSync(upgraded.pathOf(oid))).toBe(true);
+      }
+    });
+
+    test('an object only in the first layout is listed, and removed from there', async () => {
+      const data = Buffer.from('old');
+      const oid = await putLegacy(data);
+      const { oid: current } = await cache.writeStream(Readable.from([Buffer.from('new')]));
+      const seen = [];
+      for await (const o of new ObjectCache(dir).list()) seen.push(o.oid);
+      expect(seen.sort()).toEqual([oid, current].sort());
+      await new ObjectCache(dir).remove(oid);
+      expect(fs.existsSync(legacyPath(oid))).toBe(false);
+      expect(await new ObjectCache(dir).has(oid)).toBe(false);
+    });
+
+    test('storing bytes already in the first layout moves them rather than writing a second copy', async () => {
+      const data = Buffer.from('the same weights');
+      const oid = await putLegacy(data);
+      const upgraded = new ObjectCache(dir);
+      expect(upgraded.putSmall(data)).toEqual({ oid, size: data.length });
+      expect(fs.existsSync(legacyPath(oid))).toBe(false);
+      expect(fs.readFileSync(upgraded.pathOf(oid))).toEqual(data);
+    });
+
+    test('a missing object is a miss in both layouts, and a cache without the first layout never makes it', async () => {
+      await putLegacy(Buffer.from('something else'));
+      const upgraded = new ObjectCache(dir);
+      expect(await upgraded.has(sha256(Buffer.from('absent')))).toBe(false);
+      expect(() => upgraded.readSmall(sha256(Buffer.from('absent')), 6)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+      const fresh = await fsp.mkdtemp(path.join(os.tmpdir(), 'gitml-cache-'));
+      try {
+        const cacheOfFresh = new ObjectCache(fresh);
+        const { oid } = cacheOfFresh.putSmall(Buffer.from('x'));
+        expect(await cacheOfFresh.has(oid, 1)).toBe(true);
+        expect(fs.existsSync(path.join(fresh, 'objects'))).toBe(false);
+      } finally {
+        await fsp.rm(fresh, { recursive: true, force: true });
+      }
+    });
   });
 
   test('refuses paths built from invalid oids', () => {
