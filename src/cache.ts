@@ -272,6 +272,11 @@ export class ObjectCache {
     });
   }
 
+  /** The object opened for reading (positional reads: two threads may read it through one descriptor). */
+  async openHandle(oid: string): Promise<fsp.FileHandle> {
+    return fsp.open(this.locate(oid), 'r');
+  }
+
   /**
    * Marks an object as just used (its mtime is the cache's least-recently-used clock: gitml never
    * reads an object's mtime for anything else). Best effort: a failure only makes eviction less exact.

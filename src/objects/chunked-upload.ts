@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { hashFileOnWorker } from '../util/hash-file';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ObjectCache } from '../cache';
-import { cacheIoError, GitmlError } from '../errors';
+import { cacheIoError, errnoCode, GitmlError } from '../errors';
 import { shortOid } from '../pointer';
 import { makeDirs } from '../safe-path';
 import type { BodySource } from '../store/store';
@@ -14,6 +13,7 @@ import type { ChunkIndex } from './chunk-index';
 import { coalesce, encodeManifest, encodePackIndex, encodePackTrailer, PACK_MAX_ENTRIES, type Run } from './format';
 import { manifestKey, packIndexKey, packKey } from './layout';
 import type { Requests } from '../store/requests';
+import { PieceHasher, type FileHash } from '../util/hash-pieces';
 
 export interface ChunkedUploadOptions {
   requests: Requests;
@@ -213,8 +213,10 @@ interface PendingRun {
  * are written last, after every pack they name is stored, so an interrupted push leaves at worst
  * unreferenced packs, and a re-run reuses what already arrived.
  */
-/** From this size an object's whole-sha256 check runs on another thread (a thread costs ~20 ms to start). */
-const VERIFY_BESIDE_MIN_SIZE = 64 * 1024 * 1024;
+/** From this size an object's chunks are named and checked on another thread (a thread costs ~20 ms to start). */
+const HASH_BESIDE_MIN_SIZE = 64 * 1024 * 1024;
+/** Bytes of cut chunks that may wait for their names from the hashing thread. */
+const CHUNKS_AHEAD = 4 * 1024 * 1024;
 
 export class ChunkedUploader {
   private current: PackBuilder | null = null;
@@ -236,13 +238,7 @@ export class ChunkedUploader {
 
   /** Chunks one cached object into packs. Its manifest is written by finish(). */
   async add(ref: { oid: string; size: number; path?: string }, replaceManifest = false): Promise<void> {
-    const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
-    // Large objects are re-checked on another core while this one cuts and hashes chunks.
-    const beside = ref.size >= VERIFY_BESIDE_MIN_SIZE ? hashFileOnWorker(this.options.cache.locate(ref.oid)) : null;
-    beside?.catch(() => undefined); // awaited below; an early failure here must not go unhandled meanwhile
-    const whole = beside ? null : createHash('sha256');
     const runs: PendingRun[] = [];
-    let size = 0;
     // Runs are merged as they come (new chunks land side by side in one pack): a record per pack
     // rather than one per chunk, so memory does not grow with the size of the object.
     const addRun = (pack: PackBuilder | string, offset: number, length: number) => {
@@ -250,8 +246,7 @@ export class ChunkedUploader {
       if (last && last.pack === pack && last.offset + last.length === offset) last.length += length;
       else runs.push({ pack, offset, length });
     };
-    const take = async (chunk: Buffer) => {
-      const hash = createHash('sha256').update(chunk).digest('hex');
+    const take = async (chunk: Buffer, hash: string) => {
       const known = this.options.index.get(hash) ?? this.local.get(hash);
       if (known) return addRun(known.pack, known.offset, known.length);
       const pack = await this.packFor();
@@ -260,22 +255,83 @@ export class ChunkedUploader {
       addRun(pack, offset, chunk.length);
       if (pack.full(this.packTarget)) await this.sealCurrent();
     };
-    for await (const block of this.options.cache.openRead(ref.oid, undefined, ref.size)) {
-      const data = block as Buffer;
-      whole?.update(data);
-      size += data.length;
-      for (const chunk of chunker.push(data)) await take(chunk);
-      this.options.onBytes?.(data.length);
-    }
-    for (const chunk of chunker.end()) await take(chunk);
-    const checked = beside ? await beside : { sha256: whole!.digest('hex'), size };
-    if (checked.sha256 !== ref.oid || checked.size !== ref.size || size !== ref.size) {
+    // A cached copy that shrank while it was read is as damaged as one that hashes wrong.
+    const read =
+      ref.size >= HASH_BESIDE_MIN_SIZE
+        ? await this.chunkHashedBeside(ref, take).catch((e) => (errnoCode(e) === 'E_SHORT_READ' ? null : Promise.reject(e)))
+        : await this.chunkHashedHere(ref, take);
+    if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) {
       await this.options.cache.remove(ref.oid);
       throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${ref.path ? `'${ref.path}' ` : ''}(sha256:${shortOid(ref.oid)}) is damaged; it was removed from the cache and not published`, {
         hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
       });
     }
     this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
+  }
+
+  /** Cuts, names and hashes the object on this thread: for objects too small to pay for a thread. */
+  private async chunkHashedHere(ref: { oid: string; size: number }, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
+    const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
+    const whole = createHash('sha256');
+    let cut = 0;
+    const named = async (chunk: Buffer) => {
+      cut += chunk.length;
+      await take(chunk, createHash('sha256').update(chunk).digest('hex'));
+    };
+    for await (const block of this.options.cache.openRead(ref.oid, undefined, ref.size)) {
+      const data = block as Buffer;
+      whole.update(data);
+      for (const chunk of chunker.push(data)) await named(chunk);
+      this.options.onBytes?.(data.length);
+    }
+    for (const chunk of chunker.end()) await named(chunk);
+    return { sha256: whole.digest('hex'), size: cut, cut };
+  }
+
+  /**
+   * Cuts the object here while another thread names the chunks and checks the whole object
+   * (util/hash-pieces.ts), through the same open file: the cut points are a third of the work, the
+   * sha256s the rest. Chunks wait for their names in order, at most CHUNKS_AHEAD bytes of them.
+   */
+  private async chunkHashedBeside(ref: { oid: string; size: number }, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
+    const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
+    const handle = await this.options.cache.openHandle(ref.oid);
+    const hasher = new PieceHasher(handle.fd);
+    try {
+      const waiting: Buffer[] = [];
+      let waitingBytes = 0;
+      let cut = 0;
+      const enqueue = (chunks: Iterable<Buffer>) => {
+        const ends: number[] = [];
+        for (const chunk of chunks) {
+          waiting.push(chunk);
+          waitingBytes += chunk.length;
+          ends.push((cut += chunk.length));
+        }
+        hasher.cut(ends);
+      };
+      // Takes the chunks whose names have arrived, and waits for more while over `ahead` bytes wait.
+      const takeNamed = async (ahead: number) => {
+        while (waiting.length > 0 && (waitingBytes > ahead || hasher.ready > 0)) {
+          const hash = await hasher.next();
+          const chunk = waiting.shift()!;
+          waitingBytes -= chunk.length;
+          await take(chunk, hash);
+        }
+      };
+      for await (const block of handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false })) {
+        const data = block as Buffer;
+        enqueue(chunker.push(data));
+        await takeNamed(CHUNKS_AHEAD);
+        this.options.onBytes?.(data.length);
+      }
+      enqueue(chunker.end());
+      await takeNamed(0);
+      return { ...(await hasher.finish()), cut };
+    } finally {
+      await hasher.close();
+      await handle.close();
+    }
   }
 
   /**

@@ -10,7 +10,7 @@ import { manifestKey, objectKey, packIndexKey, packKey, PACKS_PREFIX } from '../
 export type StoredAt = { kind: 'whole'; file: string; offset: 0; length: number } | { kind: 'packed'; file: string; offset: number; length: number } | { kind: 'chunked'; file: string };
 
 /** Every pack of a directory store whose index reads, with its entries. */
-function* packsOf(store: string): Generator<{ packFile: string; chunks: [string, number, number][] }> {
+export function* packsOf(store: string): Generator<{ packFile: string; chunks: [string, number, number][] }> {
   const packs = path.join(store, PACKS_PREFIX);
   for (const name of fs.existsSync(packs) ? fs.readdirSync(packs) : []) {
     if (!name.endsWith('.idx')) continue;

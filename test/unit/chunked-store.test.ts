@@ -11,7 +11,7 @@ import { ObjectStore } from '../../src/objects/object-store';
 import { PackBuilder, StagingBuffers } from '../../src/objects/chunked-upload';
 import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/transfer';
 import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
-import { storedAt } from '../helpers/store-layout';
+import { packsOf, storedAt } from '../helpers/store-layout';
 import type { BodySource, ByteRange, PutOptions, RequestOptions, Store } from '../../src/store/store';
 
 const retry = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
@@ -140,6 +140,40 @@ describe('chunked objects in a store', () => {
       const fresh = w.cache('fresh');
       await downloadObjects(refs, options(fresh, w.store));
       expect(sha256(await readBack(fresh, refs[1]!.oid))).toBe(sha256(y));
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  // From 64 MiB the chunks are named on another thread (util/hash-pieces.ts) while this one cuts them;
+  // below, on this thread. Both must give every chunk the name of its own bytes: dedup trusts it.
+  test('a large object named beside the chunking: every chunk in the packs is named by its bytes, and a smaller object shares them', async () => {
+    const w = await world();
+    try {
+      const large = randomBytesSeeded(70 * 1024 * 1024, 5);
+      const smaller = Buffer.concat([large.subarray(0, 3 * 1024 * 1024), randomBytesSeeded(1024 * 1024, 6)]);
+      const local = w.cache('local');
+      const a = await put(local, large);
+      const first = await uploadObjects([a], options(local, w.store));
+      expect(first.failed).toEqual([]);
+      let entries = 0;
+      for (const { packFile, chunks } of packsOf(path.join(w.root, 'store'))) {
+        const pack = await fsp.readFile(packFile);
+        for (const [hash, offset, length] of chunks) {
+          expect(sha256(pack.subarray(offset, offset + length))).toBe(hash);
+          entries++;
+        }
+      }
+      expect(entries).toBeGreaterThan(500);
+      const b = await put(local, smaller);
+      const second = await uploadObjects([b], options(local, w.store));
+      expect(second.failed).toEqual([]);
+      // The shared 3 MiB are found by the names the other thread gave them.
+      expect(second.newBytes).toBeLessThan(1.8 * 1024 * 1024);
+      const fresh = w.cache('fresh');
+      expect((await downloadObjects([a, b], options(fresh, w.store))).failed).toEqual([]);
+      expect(sha256(await readBack(fresh, a.oid))).toBe(a.oid);
+      expect((await readBack(fresh, b.oid)).equals(smaller)).toBe(true);
     } finally {
       await w.cleanup();
     }
