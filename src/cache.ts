@@ -68,12 +68,19 @@ export class ObjectCache {
 
   /**
    * The path to read the object from: pathOf, after moving a copy in the first layout there (see the
-   * class). For callers that open the file themselves; the object may still be missing.
+   * class). For callers that open the file themselves; the object may still be missing. (The cache's
+   * own reads try pathOf first and look in the first layout only on a miss: no call more per object.)
    */
   locate(oid: string): string {
     const target = this.pathOf(oid);
     if (this.hasLegacyLayout() && !fs.existsSync(target)) this.adoptLegacy(oid);
     return target;
+  }
+
+  /** `use(pathOf(oid))`, once more after moving the object from the first layout when it missed. */
+  private orFromLegacy<T>(oid: string, use: (file: string) => T, missed: (result: T) => boolean): T {
+    const result = use(this.pathOf(oid));
+    return missed(result) && this.adoptLegacy(oid) ? use(this.pathOf(oid)) : result;
   }
 
   private hasLegacyLayout(): boolean {
@@ -114,8 +121,10 @@ export class ObjectCache {
       // A small object's stat is blocking, as its read is (SMALL_OBJECT): through the thread pool,
       // 20,000 of them cost a push 0.2 s of this thread's time in dispatch alone (docs/performance.md).
       // (A miss is answered without an exception: a checkout's first look at 20,000 objects misses.)
-      const file = this.locate(oid);
-      const st = size !== undefined && size <= SMALL_OBJECT ? fs.statSync(file, { throwIfNoEntry: false }) : await fsp.stat(file);
+      const st =
+        size !== undefined && size <= SMALL_OBJECT
+          ? this.orFromLegacy(oid, (file) => fs.statSync(file, { throwIfNoEntry: false }), (st) => st === undefined)
+          : await fsp.stat(this.locate(oid));
       return st !== undefined && st.isFile() && (size === undefined || st.size === size);
     } catch (e) {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return false;
@@ -151,7 +160,7 @@ export class ObjectCache {
     const oid = createHash('sha256').update(content).digest('hex');
     // Already there (git re-cleaning a racily clean file after checkout, a re-add): nothing to write.
     try {
-      if (fs.statSync(this.locate(oid)).size === content.length) return { oid, size: content.length };
+      if (this.orFromLegacy(oid, (file) => fs.statSync(file, { throwIfNoEntry: false }), (st) => st === undefined)?.size === content.length) return { oid, size: content.length };
     } catch {
       // not cached yet
     }
@@ -245,7 +254,7 @@ export class ObjectCache {
    * its next use): a checkout of 20,000 files otherwise leaves 20,000 buffers for the collector.
    */
   readSmall(oid: string, size: number, scratch?: Buffer): Buffer {
-    const fd = fs.openSync(this.locate(oid), 'r');
+    const fd = this.orFromLegacy(oid, (file) => openOrMiss(file), (fd) => fd === null) ?? fs.openSync(this.pathOf(oid), 'r');
     try {
       const buffer = scratch && scratch.length >= size + 1 ? scratch.subarray(0, size + 1) : Buffer.allocUnsafe(size + 1);
       let length = 0;
@@ -555,6 +564,16 @@ async function* objectsIn(dir: string, prefix: string): AsyncIterable<{ oid: str
     const file = path.join(dir, name);
     const st = await fsp.stat(file).catch(() => null);
     if (st?.isFile()) yield { oid: name, size: st.size, path: file, used: st.mtimeMs };
+  }
+}
+
+/** A file opened for reading, or null when it does not exist. */
+function openOrMiss(file: string): number | null {
+  try {
+    return fs.openSync(file, 'r');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return null;
+    throw e;
   }
 }
 
