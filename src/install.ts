@@ -147,12 +147,13 @@ export function hookScript(name: HookName): string {
 
 /**
  * The pre-commit check only concerns the registry's folders: a commit that stages nothing under them
- * skips it, in the shell, without starting Node (0.15 s a commit). Not for the first commit.
+ * skips it, in the shell, without starting Node (0.15 s a commit). The first commit too: with no
+ * HEAD yet, `git diff --cached` compares the index with an empty tree.
  */
 function skipWhenRegistryUntouched(): string[] {
   const paths = REGISTRY_PATHS.map((p) => `'${p}'`).join(' ');
   return [
-    `if git rev-parse -q --verify HEAD >/dev/null && git diff --cached --quiet HEAD -- ${paths}; then`,
+    `if git diff --cached --quiet -- ${paths}; then`,
     '  if [ -x "$chained" ]; then exec "$chained" "$@"; fi',
     '  exit 0',
     'fi',

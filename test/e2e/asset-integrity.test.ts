@@ -232,6 +232,28 @@ describe('asset integrity', () => {
     expect(many).toBe(few);
   });
 
+  test('a first commit, with no HEAD yet, starts gitml pre-commit only when it stages something under the registry folders', async () => {
+    const shims = box.path('noting-shims-first');
+    const calls = box.path('gitml-calls-first.txt');
+    await fsp.mkdir(shims, { recursive: true });
+    await fsp.writeFile(path.join(shims, 'gitml'), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${box.path('bin', 'gitml')}' "$@"\n`, { mode: 0o755 });
+    const env = { PATH: `${shims}${path.delimiter}${box.env.PATH}` };
+    const firstCommit = async (name: string, file: string) => {
+      const fresh = box.path(name);
+      await box.git(box.root, ['init', '-q', fresh]);
+      expect((await box.gitml(fresh, ['install', '--hooks'])).code).toBe(0);
+      await fsp.mkdir(path.dirname(path.join(fresh, file)), { recursive: true });
+      await fsp.writeFile(path.join(fresh, file), 'first\n');
+      await box.git(fresh, ['add', file]);
+      await fsp.rm(calls, { force: true });
+      const r = await box.run(fresh, 'git', ['commit', '-q', '-m', 'first'], { env });
+      expect(r.code).toBe(0);
+      return (await fsp.readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    };
+    expect(await firstCommit('first-outside', 'data/train.csv')).not.toContain('pre-commit');
+    expect(await firstCommit('first-inside', 'models/README.md')).toContain('pre-commit');
+  });
+
   test('the pre-commit hook starts gitml only for a commit that stages something under the registry folders', async () => {
     // A gitml ahead of the real one on PATH that notes each command it is started with.
     const shims = box.path('noting-shims');
