@@ -6,6 +6,27 @@ import { digestValue } from '../../src/assets/document';
 import { makeAssetRepo, randomBytesSeeded, Sandbox, sha256 } from '../helpers/sandbox';
 
 /**
+ * A gitml ahead of the real one on PATH that notes each command it is started with; `commit` runs
+ * `git commit` in a repository with it and returns the gitml commands that commit started.
+ */
+async function notingGitml(box: Sandbox, name: string) {
+  const shims = box.path(`noting-shims-${name}`);
+  const calls = box.path(`gitml-calls-${name}.txt`);
+  await fsp.mkdir(shims, { recursive: true });
+  await fsp.writeFile(path.join(shims, 'gitml'), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${box.path('bin', 'gitml')}' "$@"\n`, { mode: 0o755 });
+  const env = { PATH: `${shims}${path.delimiter}${box.env.PATH}` };
+  return {
+    env,
+    commit: async (repo: string, message: string): Promise<string[]> => {
+      await fsp.rm(calls, { force: true });
+      const r = await box.run(repo, 'git', ['commit', '-q', '-m', message], { env });
+      expect(r.code).toBe(0);
+      return (await fsp.readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    },
+  };
+}
+
+/**
  * A registered version stays exactly as first committed (asset.yaml included) and never disappears
  * without a recorded retirement: the pre-commit hook, `gitml verify <range>` and `gitml fsck` each
  * catch every way to break that, and their cost follows what a commit touches.
@@ -233,11 +254,7 @@ describe('asset integrity', () => {
   });
 
   test('a first commit, with no HEAD yet, starts gitml pre-commit only when it stages something under the registry folders', async () => {
-    const shims = box.path('noting-shims-first');
-    const calls = box.path('gitml-calls-first.txt');
-    await fsp.mkdir(shims, { recursive: true });
-    await fsp.writeFile(path.join(shims, 'gitml'), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${box.path('bin', 'gitml')}' "$@"\n`, { mode: 0o755 });
-    const env = { PATH: `${shims}${path.delimiter}${box.env.PATH}` };
+    const noting = await notingGitml(box, 'first');
     const firstCommit = async (name: string, file: string) => {
       const fresh = box.path(name);
       await box.git(box.root, ['init', '-q', fresh]);
@@ -245,30 +262,20 @@ describe('asset integrity', () => {
       await fsp.mkdir(path.dirname(path.join(fresh, file)), { recursive: true });
       await fsp.writeFile(path.join(fresh, file), 'first\n');
       await box.git(fresh, ['add', file]);
-      await fsp.rm(calls, { force: true });
-      const r = await box.run(fresh, 'git', ['commit', '-q', '-m', 'first'], { env });
-      expect(r.code).toBe(0);
-      return (await fsp.readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+      return noting.commit(fresh, 'first');
     };
     expect(await firstCommit('first-outside', 'data/train.csv')).not.toContain('pre-commit');
     expect(await firstCommit('first-inside', 'models/README.md')).toContain('pre-commit');
   });
 
   test('the pre-commit hook starts gitml only for a commit that stages something under the registry folders', async () => {
-    // A gitml ahead of the real one on PATH that notes each command it is started with.
-    const shims = box.path('noting-shims');
-    const calls = box.path('gitml-calls.txt');
-    await fsp.mkdir(shims, { recursive: true });
-    await fsp.writeFile(path.join(shims, 'gitml'), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${box.path('bin', 'gitml')}' "$@"\n`, { mode: 0o755 });
-    const env = { PATH: `${shims}${path.delimiter}${box.env.PATH}` };
+    const noting = await notingGitml(box, 'later');
+    const env = noting.env;
     const commit = async (file: string, label: string) => {
       await fsp.mkdir(path.dirname(path.join(repo, file)), { recursive: true });
       await fsp.writeFile(path.join(repo, file), `${label}\n`);
       await git(['add', file]);
-      await fsp.rm(calls, { force: true });
-      const r = await box.run(repo, 'git', ['commit', '-q', '-m', label], { env });
-      expect(r.code).toBe(0);
-      return (await fsp.readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+      return noting.commit(repo, label);
     };
     expect(await commit('notes/elsewhere.txt', 'outside the registry')).not.toContain('pre-commit');
     expect(await commit('models/README.md', 'inside the registry')).toContain('pre-commit');
