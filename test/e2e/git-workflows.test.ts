@@ -157,8 +157,13 @@ describe('everyday git: workflows', () => {
     }
   });
 
-  test('a push of many loose objects packs them beside the upload; the remote gets every one', async () => {
+  // Through the remote helper, and through the pre-push hook for a remote not written gitml::.
+  test.each([
+    ['through gitml::', false],
+    ['to a plain remote (the pre-push hook uploads)', true],
+  ])('a push of many loose objects %s packs them beside the upload; the remote gets every one', async (_how, plain) => {
     const { repo, remote } = await makeRepoWithRemote(box);
+    if (plain) await box.git(repo, ['remote', 'add', 'plain', remote]);
     // The remote has a commit this clone never fetched: the packing must skip that tip, not fail on it.
     const other = box.path('other');
     await box.git(box.root, ['clone', '-q', `gitml::${remote}`, other]);
@@ -174,8 +179,9 @@ describe('everyday git: workflows', () => {
     await box.git(repo, ['commit', '-q', '-m', 'many']);
     const inPack = async () => Number(/^in-pack: (\d+)$/m.exec((await box.git(repo, ['count-objects', '-v'])).stdout)![1]);
     expect(await inPack()).toBe(0);
-    const push = await box.run(repo, 'git', ['push', 'origin', 'main']);
+    const push = await box.run(repo, 'git', ['push', plain ? 'plain' : 'origin', 'main']);
     expect(push.code).toBe(0);
+    if (plain) expect(push.stderr).toMatch(/gitml: stored 1500 object/);
     // What this push sent is in a pack of the repository now (1,500 blobs, their trees, the commit).
     expect(await inPack()).toBeGreaterThan(1500);
     await box.git(repo, ['fsck', '--no-progress']);
