@@ -206,17 +206,19 @@ interface PendingRun {
   length: number;
 }
 
-/**
- * Stores objects as content-defined chunks in packs (docs/chunking.md): each object is read once from
- * the cache, its sha256 re-checked, cut with FastCDC, and only chunks the store does not have (per its
- * index, or earlier in this upload) go into new packs. Packs upload while chunking goes on; manifests
- * are written last, after every pack they name is stored, so an interrupted push leaves at worst
- * unreferenced packs, and a re-run reuses what already arrived.
- */
 /** From this size an object's chunks are named and checked on another thread (a thread costs ~20 ms to start). */
 const HASH_BESIDE_MIN_SIZE = 64 * 1024 * 1024;
 /** Bytes of cut chunks that may wait for their names from the hashing thread. */
 const CHUNKS_AHEAD = 4 * 1024 * 1024;
+
+/**
+ * Stores objects as content-defined chunks in packs (docs/chunking.md): each object is read from the
+ * cache (a large one by two threads, one cutting, one naming), its sha256 re-checked, cut with FastCDC,
+ * and only chunks the store does not have (per its
+ * index, or earlier in this upload) go into new packs. Packs upload while chunking goes on; manifests
+ * are written last, after every pack they name is stored, so an interrupted push leaves at worst
+ * unreferenced packs, and a re-run reuses what already arrived.
+ */
 
 export class ChunkedUploader {
   private current: PackBuilder | null = null;
