@@ -3,7 +3,6 @@ import readline from 'node:readline';
 import { GitmlError } from '../errors';
 import { remoteUrl, stripHelperPrefix, HELPER_PREFIX } from '../git/remote';
 import { runGit } from '../git/exec';
-import { packLooseObjects } from '../git/pack-loose';
 import { checkChange, headTree, indexTree } from '../assets/immutability';
 import { mergePointers } from '../merge';
 import { pushObjectsForRefs, summarizeUpload, type RefUpdate } from '../sync/push';
@@ -37,17 +36,7 @@ export const prePushCommand: Command = (io) => ({
       const tracking = await runGit(gitml.repo.git, ['for-each-ref', '--format=%(objectname)', `refs/remotes/${argv.remote as string}/`]);
       remoteHas.push(...tracking.stdout.toString('utf8').split('\n').filter(Boolean));
       const started = Date.now();
-      // git's share of the push, packing the loose objects it sends, goes on beside the upload
-      // (src/git/pack-loose.ts); a failure there only leaves the work to git.
-      const tips = updates.flatMap((u) => (u.sha ? [u.sha] : []));
-      const prepacked = packLooseObjects(gitml.repo.git, tips, remoteHas).catch(() => false);
-      let result: Awaited<ReturnType<typeof pushObjectsForRefs>>;
-      try {
-        result = await pushObjectsForRefs(gitml, updates, { remoteHas, progress: progressFor(io), repoUrl: url });
-      } finally {
-        // Ended before the hook exits, whatever the upload did: no git process outlives it.
-        await prepacked;
-      }
+      const result = await pushObjectsForRefs(gitml, updates, { remoteHas, progress: progressFor(io), repoUrl: url, gitPushFollows: true });
       // git moves the refs after this hook exits; gc's grace period covers that moment.
       await result.release();
       const summary = summarizeUpload(result, (Date.now() - started) / 1000);

@@ -9,13 +9,13 @@ export const LOOSE_OBJECTS_WORTH_PACKING = 1000;
  * a pack of the repository, as git's own `gc --auto` would sooner or later. git's push then copies
  * them out of the pack instead of reading and compressing each loose file: a push of 20,000 loose
  * pointer blobs spent 1.2 s there, and this runs while gitml uploads the bytes. Objects already
- * packed are left alone (`--unpacked`). Whether a pack was written; a failure only means git's push
- * does the work, as it did before.
+ * packed are left alone (`--unpacked`). A failure only means git's push does the work, as it did
+ * before.
  */
-export async function packLooseObjects(ctx: GitContext, tips: readonly string[], remoteHas: readonly string[]): Promise<boolean> {
-  if (tips.length === 0) return false;
+export async function packLooseObjects(ctx: GitContext, tips: readonly string[], remoteHas: readonly string[]): Promise<void> {
+  if (tips.length === 0) return;
   const counted = (await runGit(ctx, ['count-objects'])).stdout.toString('utf8');
-  if (looseObjectCount(counted) < LOOSE_OBJECTS_WORTH_PACKING) return false;
+  if (looseObjectCount(counted) < LOOSE_OBJECTS_WORTH_PACKING) return;
   // pack-objects stops at a revision it does not have; the remote's tips may be commits never fetched.
   const known = remoteHas.length === 0 ? [] : await existing(ctx, remoteHas);
   const objects = (await runGit(ctx, ['rev-parse', '--git-path', 'objects'])).stdout.toString('utf8').trim();
@@ -24,7 +24,6 @@ export async function packLooseObjects(ctx: GitContext, tips: readonly string[],
   // The loose copies stay for git's own gc (`gc --auto` after a later commit prunes them): removing
   // them here (`git prune-packed`, 20,000 unlinks) cost more on ext4 than the packing saved. Until
   // then a later push may pack its few new loose objects on their own, as a fetch makes a pack.
-  return true;
 }
 
 /** The loose-object count of `git count-objects` ("N objects, M kilobytes"). Pure. */

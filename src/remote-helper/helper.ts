@@ -9,7 +9,6 @@ import { runGit } from '../git/exec';
 import type { ProgressSink } from '../progress';
 import { fetchObjectsForCommits } from '../sync/fetch';
 import { pushObjectsForRefs, summarizeUpload, type RefUpdate } from '../sync/push';
-import { packLooseObjects } from '../git/pack-loose';
 import { isSafeUnderlyingUrl, parsePorcelainLine, parsePushSpec, type PushSpec } from './refspec';
 
 /**
@@ -251,21 +250,13 @@ export class RemoteHelper {
     }
     const remoteRefs = this.remoteRefs ?? (await this.lsRemote());
     const started = Date.now();
-    // git's share of the push, packing what it sends, goes on beside the upload (src/git/pack-loose.ts).
-    const remoteHas = remoteRefs.map((r) => r.sha);
-    const prepacked = this.dryRun ? Promise.resolve(false) : this.packAhead(updates, remoteHas);
-    let objects: Awaited<ReturnType<typeof pushObjectsForRefs>>;
-    try {
-      objects = await pushObjectsForRefs(gitml, updates, {
-        remoteHas,
-        progress: { sink: this.options.stderr, enabled: this.progress },
-        dryRun: this.dryRun,
-        repoUrl: this.options.url,
-      });
-    } finally {
-      // Ended before anything else happens, whatever the upload did: no git process outlives the push.
-      await prepacked;
-    }
+    const objects = await pushObjectsForRefs(gitml, updates, {
+      remoteHas: remoteRefs.map((r) => r.sha),
+      progress: { sink: this.options.stderr, enabled: this.progress },
+      dryRun: this.dryRun,
+      repoUrl: this.options.url,
+      gitPushFollows: true,
+    });
     try {
       for (const [dst, why] of objects.blocked) replies.set(dst, `error ${dst} ${oneLine(why)}`);
       if (objects.blocked.size > 0) {
@@ -287,17 +278,6 @@ export class RemoteHelper {
       await objects.release();
     }
     return specs.map((s) => `${replies.get(s.dst) ?? `error ${s.dst} gitml: no status from git push`}\n`).join('') + '\n';
-  }
-
-  /** Packs the loose objects the push will send while the upload runs; never fails the push. */
-  private async packAhead(updates: readonly RefUpdate[], remoteHas: readonly string[]): Promise<boolean> {
-    const tips = updates.flatMap((u) => (u.sha ? [u.sha] : []));
-    try {
-      return await packLooseObjects(this.gitCtx(), tips, remoteHas);
-    } catch (e) {
-      this.options.log.debug({ err: String(e) }, 'packing loose objects ahead of the push failed; git push packs them');
-      return false;
-    }
   }
 
   /** Moves the refs with the real git, and reads each ref's fate from --porcelain. */

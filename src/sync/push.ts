@@ -1,5 +1,6 @@
 import type { Gitml } from '../context';
 import { GitmlError } from '../errors';
+import { packLooseObjects } from '../git/pack-loose';
 import { forEachPointerInRange, type PointerBlob } from '../git/scan';
 import { shortOid } from '../pointer';
 import { formatBytes, type ProgressSink } from '../progress';
@@ -33,6 +34,11 @@ export interface PushObjectsOptions {
   dryRun?: boolean;
   /** The underlying URL of the remote being pushed to: recorded in the store for gc. */
   repoUrl?: string;
+  /**
+   * git's own push of these refs follows (the remote helper, the pre-push hook): the loose objects
+   * it will send are packed beside the upload (src/git/pack-loose.ts). Not in a dry run.
+   */
+  gitPushFollows?: boolean;
 }
 
 /**
@@ -41,6 +47,26 @@ export interface PushObjectsOptions {
  * ever published. Pushes with no pointers make no store call at all.
  */
 export async function pushObjectsForRefs(gitml: Gitml, updates: readonly RefUpdate[], options: PushObjectsOptions): Promise<PushObjectsResult> {
+  const prepacked = options.gitPushFollows && !options.dryRun ? packAhead(gitml, updates, options.remoteHas) : null;
+  try {
+    return await storeObjectsForRefs(gitml, updates, options);
+  } finally {
+    // Ended before the caller goes on, whatever the upload did: no git process outlives the push.
+    await prepacked;
+  }
+}
+
+/** Packs the loose objects git's push will send while the upload runs; never fails the push. */
+async function packAhead(gitml: Gitml, updates: readonly RefUpdate[], remoteHas: readonly string[]): Promise<void> {
+  const tips = updates.flatMap((u) => (u.sha ? [u.sha] : []));
+  try {
+    await packLooseObjects(gitml.repo.git, tips, remoteHas);
+  } catch (e) {
+    gitml.log.debug({ err: String(e) }, 'packing loose objects ahead of the push failed; git push packs them');
+  }
+}
+
+async function storeObjectsForRefs(gitml: Gitml, updates: readonly RefUpdate[], options: PushObjectsOptions): Promise<PushObjectsResult> {
   const result: PushObjectsResult = { pointers: 0, report: null, storeUrl: null, blocked: new Map(), release: async () => undefined };
   /**
    * The objects each ref's new commits point at, to say which refs a failed object blocks; null when
