@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { GitmlError } from '../errors';
-import { mayBePointer, parsePointer, type Pointer } from '../pointer';
+import { MAX_FOREIGN_POINTER_SIZE, mayBePointer, parsePointer, type Pointer } from '../pointer';
 import { CatFileBatch, type BlobContent } from './cat-file';
 import { gitZ, type GitContext } from './exec';
+import { LooseObjects } from './loose-objects';
 import { detached } from '../util/detached';
 
 /** A blob in git whose content is a pointer. */
@@ -24,8 +25,8 @@ const BATCH_CHECK_FORMAT = '--batch-check=%(objectname) %(objecttype) %(objectsi
 
 /**
  * Pointer blobs reachable from `include` but not from `exclude` (commit ids or ref names), like
- * `git rev-list --objects include --not exclude`, in rev-list's order. Only blobs small enough to be
- * pointers are read.
+ * `git rev-list --objects include --not exclude`, in no set order (loose objects are answered first).
+ * Only blobs small enough to be pointers are read.
  */
 export async function scanRangeForPointers(ctx: GitContext, include: readonly string[], exclude: readonly string[]): Promise<PointerBlob[]> {
   const found: PointerBlob[] = [];
@@ -41,10 +42,11 @@ export async function scanRangeForPointers(ctx: GitContext, include: readonly st
 const POINTER_READS_IN_FLIGHT = 1024;
 
 /**
- * Hands each pointer blob of a range (as scanRangeForPointers finds them, in the same order) to
- * `onPointer` as soon as it is read, so a push can upload while the scan goes on. Memory does not
- * grow with the range: rev-list streams into cat-file --batch-check, whose output waits while
- * POINTER_READS_IN_FLIGHT reads of candidates do.
+ * Hands each pointer blob of a range (as scanRangeForPointers finds them) to `onPointer` as soon as it
+ * is read, so a push can upload while the scan goes on. Objects with a loose file are read from it
+ * here (git/loose-objects.ts: right after a commit of many files, all of its blobs); the others go
+ * through cat-file. Memory does not grow with the range: rev-list streams into cat-file
+ * --batch-check, whose output waits while POINTER_READS_IN_FLIGHT reads of candidates do.
  */
 export async function forEachPointerInRange(
   ctx: GitContext,
@@ -57,8 +59,15 @@ export async function forEachPointerInRange(
   // Each candidate's content is asked for as soon as batch-check names it, from a third git process
   // on the other core: right after a commit of many files their blobs are loose, and the two passes
   // over 20,000 loose objects took 1.5 s one after the other.
-  const reads = new PointerReads<Candidate>(ctx, onPointer, { pause: () => candidates.pause(), resume: () => candidates.resume() });
-  const candidates = pipeRevListToBatchCheck(ctx, input, (candidate) => reads.read(candidate));
+  const loose = await LooseObjects.open(ctx, MAX_FOREIGN_POINTER_SIZE - 1);
+  const reads = new PointerReads<Candidate>(ctx, (item, pointer) => onPointer({ blob: item.blob, path: item.path, pointer }), {
+    pause: () => candidates.pause(),
+    resume: () => candidates.resume(),
+  });
+  const candidates = pipeRevListToBatchCheck(ctx, input, loose, {
+    candidate: (candidate) => reads.read(candidate),
+    read: (candidate, content) => reads.take(candidate, content),
+  });
   try {
     await candidates.done;
   } catch (error) {
@@ -68,9 +77,10 @@ export async function forEachPointerInRange(
 }
 
 /**
- * Reads candidates' blobs through one `git cat-file --batch` (started with the first) and hands each
- * item whose blob is a pointer to `onPointer`, in the order they were read (cat-file answers in
- * order). Beyond POINTER_READS_IN_FLIGHT waiting reads the source is paused, and resumed at half.
+ * Reads candidates' blobs (from their loose files when `loose` is given, else through one
+ * `git cat-file --batch`, started with the first) and hands each item whose blob is a pointer to
+ * `onPointer`, as each is read. Beyond POINTER_READS_IN_FLIGHT reads waiting on cat-file the source
+ * is paused, and resumed at half.
  */
 class PointerReads<T extends Candidate> {
   private batch: CatFileBatch | null = null;
@@ -82,8 +92,9 @@ class PointerReads<T extends Candidate> {
   /** `source`: a stream to pause when the bound is reached (a list waits on room() instead). */
   constructor(
     private readonly ctx: GitContext,
-    private readonly onPointer: (item: T & { pointer: Pointer }) => void,
+    private readonly onPointer: (item: T, pointer: Pointer) => void,
     private readonly source?: { pause(): void; resume(): void },
+    private readonly loose?: LooseObjects,
   ) {}
 
   get full(): boolean {
@@ -97,13 +108,16 @@ class PointerReads<T extends Candidate> {
 
   read(item: T): void {
     if (this.failure) return;
+    const loose = this.loose?.read(item.blob);
+    if (loose === 'large') return;
+    if (loose) return this.take(item, loose);
     this.batch ??= new CatFileBatch(this.ctx);
     if (++this.inFlight >= POINTER_READS_IN_FLIGHT) this.source?.pause();
     void this.batch
       .get(item.blob)
       .then((content) => {
         const pointer = pointerIn(content);
-        if (pointer && !this.failure) this.onPointer({ ...item, pointer });
+        if (pointer && !this.failure) this.onPointer(item, pointer);
       })
       .catch((error: unknown) => this.stop(error))
       .finally(() => {
@@ -114,6 +128,12 @@ class PointerReads<T extends Candidate> {
         }
         if (this.inFlight === 0) this.drained?.();
       });
+  }
+
+  /** Hands on an item whose object was read elsewhere (its loose file), if it is a pointer. */
+  take(item: T, object: { type: string; content: Buffer }): void {
+    const pointer = object.type === 'blob' ? parsePointer(object.content) : null;
+    if (pointer && !this.failure) this.onPointer(item, pointer);
   }
 
   /** Nothing more is read or handed on; settled() throws `error` (or an earlier failure). */
@@ -169,16 +189,20 @@ function pointerIn(content: BlobContent | null): Pointer | null {
   return content && content.type === 'blob' ? parsePointer(content.content) : null;
 }
 
-/** The candidates whose blob is a pointer, in order, each with its pointer; reads bounded as above. */
+/** The candidates whose blob is a pointer, in their order, each with its pointer; reads bounded as above. */
 async function readPointers<T extends Candidate>(ctx: GitContext, candidates: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
-  const out: (T & { pointer: Pointer })[] = [];
-  const reads = new PointerReads<T>(ctx, (p) => out.push(p));
-  for (const c of candidates) {
+  if (candidates.length === 0) return [];
+  // Loose files answer at once and cat-file later: each answer goes to its candidate's place.
+  const slots: ((T & { pointer: Pointer }) | undefined)[] = new Array(candidates.length);
+  const place = new Map<T, number>();
+  const reads = new PointerReads<T>(ctx, (item, pointer) => (slots[place.get(item)!] = { ...item, pointer }), undefined, await LooseObjects.open(ctx, MAX_FOREIGN_POINTER_SIZE - 1));
+  for (const [i, c] of candidates.entries()) {
     if (reads.full) await reads.room();
+    place.set(c, i);
     reads.read(c);
   }
   await reads.settled();
-  return out;
+  return slots.filter((p): p is T & { pointer: Pointer } => p !== undefined);
 }
 
 async function batchCheckSizes(ctx: GitContext, blobs: string[]): Promise<Map<string, number>> {
@@ -207,14 +231,17 @@ function streamLines(ctx: GitContext, args: string[], input: string, onLine: (li
 }
 
 /**
- * Runs `git rev-list --objects` into `git cat-file --batch-check` and hands `onCandidate` each blob
- * small enough to be a pointer, as it is named. pause() stops reading batch-check (git waits on the
- * full pipe) until resume().
+ * Runs `git rev-list --objects` and reads each object it names from its loose file when there is one
+ * (`loose`: `read` gets the blobs small enough to be pointers); the rest go on to `git cat-file
+ * --batch-check`, and `candidate` gets each blob it names that is small enough to be a pointer.
+ * pause() stops reading batch-check (git waits on the full pipe) until resume(); rev-list waits in
+ * turn while batch-check's input is full.
  */
 function pipeRevListToBatchCheck(
   ctx: GitContext,
   input: string,
-  onCandidate: (candidate: Candidate) => void,
+  loose: LooseObjects,
+  to: { candidate(candidate: Candidate): void; read(candidate: Candidate, object: { type: string; content: Buffer }): void },
 ): { done: Promise<void>; pause(): void; resume(): void } {
   const revList = spawn('git', ['rev-list', '--objects', '--ignore-missing', '--stdin'], {
     cwd: ctx.cwd,
@@ -222,7 +249,28 @@ function pipeRevListToBatchCheck(
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const check = spawn('git', ['cat-file', BATCH_CHECK_FORMAT], { cwd: ctx.cwd, env: ctx.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  revList.stdout.pipe(check.stdin);
+  const listed = readline.createInterface({ input: revList.stdout, crlfDelay: Infinity });
+  let checkFull = false;
+  listed.on('line', (line) => {
+    // "<oid>" for a commit, "<oid> <path>" for a tree or blob (the path may hold spaces).
+    const space = line.indexOf(' ');
+    const oid = space < 0 ? line : line.slice(0, space);
+    const object = loose.read(oid);
+    if (object === 'large') return;
+    if (object) {
+      if (object.type === 'blob' && mayBePointer(object.content.length)) to.read({ blob: oid, path: space < 0 ? '' : detached(line.slice(space + 1)) }, object);
+      return;
+    }
+    if (!check.stdin.write(`${line}\n`) && !checkFull) {
+      checkFull = true;
+      listed.pause();
+      check.stdin.once('drain', () => {
+        checkFull = false;
+        listed.resume();
+      });
+    }
+  });
+  listed.on('close', () => check.stdin.end());
   const lines = readline.createInterface({ input: check.stdout, crlfDelay: Infinity });
   const done = new Promise<void>((resolve, reject) => {
     let stderr = '';
@@ -238,7 +286,7 @@ function pipeRevListToBatchCheck(
       const size = Number(c < 0 ? line.slice(b + 1) : line.slice(b + 1, c));
       if (!mayBePointer(size)) return;
       // The path detached from the line: a push keeps one per object to name it in errors.
-      onCandidate({ blob: line.slice(0, a), path: c < 0 ? '' : detached(line.slice(c + 1)) });
+      to.candidate({ blob: line.slice(0, a), path: c < 0 ? '' : detached(line.slice(c + 1)) });
     });
     let pending = 2;
     let failed = false;
@@ -256,6 +304,7 @@ function pipeRevListToBatchCheck(
     revList.on('close', finish('rev-list'));
     check.on('close', finish('cat-file --batch-check'));
     revList.stdin.on('error', () => undefined);
+    check.stdin.on('error', () => undefined);
     revList.stdin.end(input);
   });
   return { done, pause: () => lines.pause(), resume: () => lines.resume() };
