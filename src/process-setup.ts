@@ -32,6 +32,14 @@ export function setupProcess(env: NodeJS.ProcessEnv): void {
  * `describeCrash` turns an unexpected rejection into the one line the person reads.
  */
 export function runMain(main: () => Promise<number>, describeCrash: (e: unknown) => string): void {
+  // Whoever read our stdout is gone (git stopped, or `gitml ls-files | head`): nothing we print can
+  // arrive any more, so the process ends at once, quietly, as a process killed by SIGPIPE would
+  // (status 141). Without a listener Node would crash with a stack trace on stderr.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(CLOSED_OUTPUT_STATUS);
+    process.stderr.write(`gitml: cannot write to standard output: ${e.message}\n`);
+    process.exit(2);
+  });
   main().then(
     (code) => exitAfterFlush(code),
     (e: unknown) => {
@@ -40,6 +48,9 @@ export function runMain(main: () => Promise<number>, describeCrash: (e: unknown)
     },
   );
 }
+
+/** 128 + SIGPIPE: what a shell reports for a writer whose reader went away. */
+const CLOSED_OUTPUT_STATUS = 141;
 
 function exitAfterFlush(code: number): void {
   process.exitCode = code;

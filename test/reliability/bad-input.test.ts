@@ -160,6 +160,23 @@ describe('reliability: bad input gets a clear error and loses nothing', () => {
     report({ fault: 'secrets in env at GITML_LOG=debug (push, failing fetch)', cases: 2, passed: leaked.length === 0 ? 2 : 0, bytesLost: 0, danglingPointers: 0, secretsLeaked: leaked.length });
     expect(leaked).toEqual([]);
   });
+
+  test('git going away mid-conversation: the remote helper ends at once, non-zero, without a stack trace', async () => {
+    const child = spawn('git-remote-gitml', ['origin', remote], { cwd: repo, env: box.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    try {
+      // Our end of its stdout closed: its first answer cannot be delivered (EPIPE), as when git is killed.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+      child.stdin.on('error', () => undefined);
+      const ended = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      child.stdin.write('capabilities\n');
+      expect(await ended).toBe(141);
+      expect(stderr).not.toMatch(/Unhandled|\n\s+at |internal error/);
+    } finally {
+      if (child.exitCode === null && child.pid) process.kill(-child.pid, 'SIGKILL');
+    }
+  });
 });
 
 describe('reliability: a file over 4 GiB', () => {
