@@ -16,8 +16,13 @@ export type LooseRead =
 const HEADER_MAX = 32;
 /** zlib's stream header and checksum plus a stored block's framing: what deflate adds at worst to a small input. */
 const DEFLATE_SLACK = 64;
-/** Misses beyond the hits after which the reader stops looking: a packed repository answers nothing. */
-const MISSES_BEFORE_GIVING_UP = 256;
+/**
+ * Misses in a row after which only one object in SAMPLE_EVERY is looked for: a packed repository
+ * answers nothing. A hit looks at every object again (a range whose old commits are packed and whose
+ * new files are loose: rev-list names the commits first).
+ */
+const MISSES_IN_A_ROW = 256;
+const SAMPLE_EVERY = 32;
 
 /**
  * Reads small objects straight from the repository's loose object files, for scans that look at many
@@ -26,16 +31,16 @@ const MISSES_BEFORE_GIVING_UP = 256;
  * 20,000 loose pointer blobs, where one open, one read and an inflate here take 0.18 s. Only what the
  * file answers plainly is answered; anything else (no such file, a header that does not parse, a
  * size that does not match) is left to git, which reads packs and alternates and reports damage in
- * its own words. After MISSES_BEFORE_GIVING_UP more misses than hits (a packed repository), it stops
- * looking, so a scan of a packed history costs a few hundred failed opens at most.
+ * its own words. After MISSES_IN_A_ROW misses in a row it looks for one object in SAMPLE_EVERY until
+ * one is there, so a scan of a packed history costs a failed open for one object in 32.
  *
  * Synchronous on purpose: the file is a few hundred bytes, and a read through the thread pool costs
  * more than the read.
  */
 export class LooseObjects {
   private readonly buffer: Buffer;
-  private misses = 0;
-  private hits = 0;
+  private missesInARow = 0;
+  private passed = 0;
 
   constructor(
     private readonly objectsDir: string,
@@ -51,16 +56,16 @@ export class LooseObjects {
     return new LooseObjects(path.resolve(ctx.cwd, objects), limit);
   }
 
-  /** Still looking (false once a packed repository has made looking a waste). */
-  get looking(): boolean {
-    return this.misses <= this.hits + MISSES_BEFORE_GIVING_UP;
+  /** Looking for one object in SAMPLE_EVERY only (after a run of misses: a packed repository). */
+  get sampling(): boolean {
+    return this.missesInARow >= MISSES_IN_A_ROW;
   }
 
   read(oid: string): LooseRead {
-    if (!this.looking || !/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(oid)) return null;
+    if (!/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(oid)) return null;
+    if (this.sampling && ++this.passed % SAMPLE_EVERY !== 0) return null;
     const answer = this.readFile(path.join(this.objectsDir, oid.slice(0, 2), oid.slice(2)));
-    if (answer === null) this.misses++;
-    else this.hits++;
+    this.missesInARow = answer === null ? this.missesInARow + 1 : 0;
     return answer;
   }
 
