@@ -77,10 +77,10 @@ export async function forEachPointerInRange(
 }
 
 /**
- * Reads candidates' blobs (from their loose files when `loose` is given, else through one
- * `git cat-file --batch`, started with the first) and hands each item whose blob is a pointer to
- * `onPointer`, as each is read. Beyond POINTER_READS_IN_FLIGHT reads waiting on cat-file the source
- * is paused, and resumed at half.
+ * Reads candidates' blobs through one `git cat-file --batch` (started with the first) and hands each
+ * item whose blob is a pointer to `onPointer`, in the order they were read (cat-file answers in
+ * order); take() hands on one read elsewhere (a loose file). Beyond POINTER_READS_IN_FLIGHT waiting
+ * reads the source is paused, and resumed at half.
  */
 class PointerReads<T extends Candidate> {
   private batch: CatFileBatch | null = null;
@@ -94,7 +94,6 @@ class PointerReads<T extends Candidate> {
     private readonly ctx: GitContext,
     private readonly onPointer: (item: T, pointer: Pointer) => void,
     private readonly source?: { pause(): void; resume(): void },
-    private readonly loose?: LooseObjects,
   ) {}
 
   get full(): boolean {
@@ -108,9 +107,6 @@ class PointerReads<T extends Candidate> {
 
   read(item: T): void {
     if (this.failure) return;
-    const loose = this.loose?.read(item.blob);
-    if (loose === 'large') return;
-    if (loose) return this.take(item, loose);
     this.batch ??= new CatFileBatch(this.ctx);
     if (++this.inFlight >= POINTER_READS_IN_FLIGHT) this.source?.pause();
     void this.batch
@@ -154,15 +150,17 @@ class PointerReads<T extends Candidate> {
 
 /** Pointer blobs in a tree (a commit, tree or ref), recursively. */
 export async function scanTreeForPointers(ctx: GitContext, treeish: string, pathspecs: readonly string[] = []): Promise<PointerBlob[]> {
-  const entries = await gitZ(ctx, ['ls-tree', '-r', '-z', '-l', '--full-tree', treeish, '--', ...pathspecs]);
-  const candidates: Candidate[] = [];
+  // Without `-l`: the sizes come from pointersAmong, which asks git only for blobs with no loose file
+  // (`ls-tree -l` opens every loose blob once more to print its size).
+  const entries = await gitZ(ctx, ['ls-tree', '-r', '-z', '--full-tree', treeish, '--', ...pathspecs]);
+  const blobs: Candidate[] = [];
   for (const entry of entries) {
     const tab = entry.indexOf('\t');
-    const [mode, type, blob, sizeText] = entry.slice(0, tab).split(/ +/);
+    const [mode, type, blob] = entry.slice(0, tab).split(' ');
     if (type !== 'blob' || mode === '120000' || !blob) continue;
-    if (mayBePointer(Number(sizeText))) candidates.push({ blob, path: entry.slice(tab + 1) });
+    blobs.push({ blob, path: entry.slice(tab + 1) });
   }
-  return readPointers(ctx, candidates);
+  return pointersAmong(ctx, blobs);
 }
 
 /** An index entry whose staged blob is a pointer. */
@@ -180,28 +178,45 @@ export async function scanIndexForPointers(ctx: GitContext, pathspecs: readonly 
     if (!mode || !blob || stage !== '0' || mode === '120000' || mode === '160000') continue;
     staged.push({ mode, blob, path: entry.slice(tab + 1) });
   }
-  if (staged.length === 0) return [];
-  const sizes = await batchCheckSizes(ctx, [...new Set(staged.map((s) => s.blob))]);
-  return readPointers(ctx, staged.filter((s) => mayBePointer(sizes.get(s.blob) ?? -1)));
+  return pointersAmong(ctx, staged);
 }
 
 function pointerIn(content: BlobContent | null): Pointer | null {
   return content && content.type === 'blob' ? parsePointer(content.content) : null;
 }
 
-/** The candidates whose blob is a pointer, in their order, each with its pointer; reads bounded as above. */
-async function readPointers<T extends Candidate>(ctx: GitContext, candidates: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
-  if (candidates.length === 0) return [];
-  // Loose files answer at once and cat-file later: each answer goes to its candidate's place.
-  const slots: ((T & { pointer: Pointer }) | undefined)[] = new Array(candidates.length);
-  const place = new Map<T, number>();
-  const reads = new PointerReads<T>(ctx, (item, pointer) => (slots[place.get(item)!] = { ...item, pointer }), undefined, await LooseObjects.open(ctx, MAX_FOREIGN_POINTER_SIZE - 1));
-  for (const [i, c] of candidates.entries()) {
-    if (reads.full) await reads.room();
-    place.set(c, i);
-    reads.read(c);
+/**
+ * The items whose blob is a pointer, in their order, each with its pointer. Loose files answer first
+ * (git/loose-objects.ts); git is asked for the sizes of the other blobs (`cat-file --batch-check`)
+ * and reads those small enough to be pointers (`cat-file --batch`, reads bounded as above).
+ */
+async function pointersAmong<T extends Candidate>(ctx: GitContext, items: readonly T[]): Promise<(T & { pointer: Pointer })[]> {
+  if (items.length === 0) return [];
+  const loose = await LooseObjects.open(ctx, MAX_FOREIGN_POINTER_SIZE - 1);
+  const slots: ((T & { pointer: Pointer }) | undefined)[] = new Array(items.length);
+  const rest: number[] = [];
+  for (const [i, item] of items.entries()) {
+    const object = loose.read(item.blob);
+    if (object === null) rest.push(i);
+    else if (object !== 'large' && object.type === 'blob') {
+      const pointer = parsePointer(object.content);
+      if (pointer) slots[i] = { ...item, pointer };
+    }
   }
-  await reads.settled();
+  if (rest.length > 0) {
+    const sizes = await batchCheckSizes(ctx, [...new Set(rest.map((i) => items[i]!.blob))]);
+    // cat-file answers after the loose files did: each answer goes to its item's place.
+    const place = new Map<T, number>();
+    const reads = new PointerReads<T>(ctx, (item, pointer) => (slots[place.get(item)!] = { ...item, pointer }));
+    for (const i of rest) {
+      const item = items[i]!;
+      if (!mayBePointer(sizes.get(item.blob) ?? -1)) continue;
+      if (reads.full) await reads.room();
+      place.set(item, i);
+      reads.read(item);
+    }
+    await reads.settled();
+  }
   return slots.filter((p): p is T & { pointer: Pointer } => p !== undefined);
 }
 
