@@ -309,6 +309,10 @@ function pipeRevListToBatchCheck(
       if (failed) return;
       if (code !== 0) {
         failed = true;
+        // The other one may be blocked on a pipe nobody reads any more (rev-list on its output while
+        // batch-check's input is full): it ends now, not when this process does.
+        revList.kill();
+        check.kill();
         reject(scanFailure(name, code, stderr));
         return;
       }
