@@ -128,7 +128,7 @@ class PointerReads<T extends Candidate> {
 
   /** Hands on an item whose object was read elsewhere (its loose file), if it is a pointer. */
   take(item: T, object: { type: string; content: Buffer }): void {
-    const pointer = object.type === 'blob' ? parsePointer(object.content) : null;
+    const pointer = pointerIn(object);
     if (pointer && !this.failure) this.onPointer(item, pointer);
   }
 
@@ -181,8 +181,9 @@ export async function scanIndexForPointers(ctx: GitContext, pathspecs: readonly 
   return pointersAmong(ctx, staged);
 }
 
-function pointerIn(content: BlobContent | null): Pointer | null {
-  return content && content.type === 'blob' ? parsePointer(content.content) : null;
+/** The pointer an object holds, read by cat-file or from its loose file: only a blob can hold one. */
+function pointerIn(object: Pick<BlobContent, 'type' | 'content'> | null): Pointer | null {
+  return object && object.type === 'blob' ? parsePointer(object.content) : null;
 }
 
 /**
@@ -198,8 +199,8 @@ async function pointersAmong<T extends Candidate>(ctx: GitContext, items: readon
   for (const [i, item] of items.entries()) {
     const object = loose.read(item.blob);
     if (object === null) rest.push(i);
-    else if (object !== 'large' && object.type === 'blob') {
-      const pointer = parsePointer(object.content);
+    else if (object !== 'large') {
+      const pointer = pointerIn(object);
       if (pointer) slots[i] = { ...item, pointer };
     }
   }
