@@ -1,4 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
+import path from 'node:path';
 import { GitmlError } from '../errors';
 
 export interface GitContext {
@@ -72,6 +73,11 @@ export async function runGit(ctx: GitContext, args: readonly string[], options: 
 export async function gitText(ctx: GitContext, args: readonly string[], options: GitRunOptions = {}): Promise<string> {
   const r = await runGit(ctx, args, options);
   return r.stdout.toString('utf8').replace(/\n$/, '');
+}
+
+/** The repository's object directory, absolute (`git rev-parse --git-path objects`: honours GIT_OBJECT_DIRECTORY). */
+export async function gitObjectsDirectory(ctx: GitContext): Promise<string> {
+  return path.resolve(ctx.cwd, (await gitText(ctx, ['rev-parse', '--git-path', 'objects'])).trim());
 }
 
 /** stdout split on NUL (for -z output), empty entries dropped. */

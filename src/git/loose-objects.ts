@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { gitText, type GitContext } from './exec';
+import { gitObjectsDirectory, type GitContext } from './exec';
 
 /** What a loose object file says about an object, as far as a scan for small blobs cares. */
 export type LooseRead =
@@ -50,10 +50,9 @@ export class LooseObjects {
     this.buffer = Buffer.allocUnsafe(HEADER_MAX + limit + DEFLATE_SLACK);
   }
 
-  /** A reader for the repository of `ctx` (`git rev-parse --git-path objects`: honours GIT_OBJECT_DIRECTORY). */
+  /** A reader for the repository of `ctx`. */
   static async open(ctx: GitContext, limit: number): Promise<LooseObjects> {
-    const objects = (await gitText(ctx, ['rev-parse', '--git-path', 'objects'])).trim();
-    return new LooseObjects(path.resolve(ctx.cwd, objects), limit);
+    return new LooseObjects(await gitObjectsDirectory(ctx), limit);
   }
 
   /** Looking for one object in SAMPLE_EVERY only (after a run of misses: a packed repository). */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { runGit, type GitContext } from './exec';
+import { gitObjectsDirectory, runGit, type GitContext } from './exec';
 
 /** Below this many loose objects in the repository nothing is packed ahead (git's push is quick). */
 export const LOOSE_OBJECTS_WORTH_PACKING = 1000;
@@ -18,12 +18,12 @@ export async function packLooseObjects(ctx: GitContext, tips: readonly string[],
   if (looseObjectCount(counted) < LOOSE_OBJECTS_WORTH_PACKING) return;
   // pack-objects stops at a revision it does not have; the remote's tips may be commits never fetched.
   const known = remoteHas.length === 0 ? [] : await existing(ctx, remoteHas);
-  const objects = (await runGit(ctx, ['rev-parse', '--git-path', 'objects'])).stdout.toString('utf8').trim();
+  const objects = await gitObjectsDirectory(ctx);
   const input = `${[...tips, ...known.map((sha) => `^${sha}`)].join('\n')}\n`;
   // No delta search (`--window=0`): git's push searches for deltas among what it sends anyway, and
   // doing it here too cost the 20,000-file push 0.3 s of CPU on two busy cores (2.10-2.24 -> 2.05-2.09 s).
   // `git gc` finds the deltas later, as it does for any pack.
-  await runGit(ctx, ['pack-objects', '--revs', '--unpacked', '--window=0', '-q', path.resolve(ctx.cwd, objects, 'pack', 'pack')], { input });
+  await runGit(ctx, ['pack-objects', '--revs', '--unpacked', '--window=0', '-q', path.join(objects, 'pack', 'pack')], { input });
   // The loose copies stay for git's own gc (`gc --auto` after a later commit prunes them): removing
   // them here (`git prune-packed`, 20,000 unlinks) cost more on ext4 than the packing saved. Until
   // then a later push may pack its few new loose objects on their own, as a fetch makes a pack.
