@@ -58,6 +58,12 @@ export interface RunRequest extends RunSpec {
   recordCopyDir?: string;
   /** Aborted (SIGTERM from scancel, Ctrl-C): the command is stopped and the record says cancelled. */
   signal?: AbortSignal;
+  /**
+   * Asked when the command failed and `signal` was not aborted: whether its scheduler cancelled it.
+   * scancel signals every process of the job one by one, so the command can die of its SIGTERM before
+   * gitml's own arrives; the scheduler's word, not the order of the signals, decides the record.
+   */
+  cancelledByScheduler?: () => Promise<boolean>;
 }
 
 export interface RunResult {
@@ -175,7 +181,7 @@ export async function runExperiment(req: RunRequest): Promise<RunResult> {
     for (const [k, v] of Object.entries(params)) childEnv[`GITML_PARAM_${k.toUpperCase()}`] = v;
     const launched = launchCommand(command, req.executor, childEnv);
     const exitCode = await execute(launched, sourceDir, childEnv, logFile, req.stdout, req.stderr, req.signal);
-    const cancelled = req.signal?.aborted ?? false;
+    const cancelled = (req.signal?.aborted ?? false) || (exitCode !== 0 && (await req.cancelledByScheduler?.().catch(() => false)) === true);
     const end = new Date();
 
     const outputRecords: RunRecordType['outputs'] = [];

@@ -115,6 +115,16 @@ export async function jobStates(jobId: string, env: NodeJS.ProcessEnv): Promise<
   return parseJobLines(r.stdout);
 }
 
+/**
+ * Whether Slurm holds a job (`<array job>_<index>`, or a plain id) as cancelled. scancel marks the job
+ * in the controller before the node signals its processes, so a process of the job can ask this once
+ * it sees a signal's effect.
+ */
+export async function jobCancelled(jobId: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const index = Number(jobId.split('_')[1] ?? 0);
+  return (await jobStates(jobId, env)).get(index)?.state === 'CANCELLED';
+}
+
 export async function cancel(target: string, env: NodeJS.ProcessEnv): Promise<void> {
   requireSlurm(env, 'scancel');
   const r = await run('scancel', [target], env);

@@ -7,7 +7,7 @@ import { gitText } from '../git/exec';
 import type { Gitml } from '../context';
 import type { RunGitConfig } from './gitconfig';
 import { createSpool, dropTokens, listSpools, newSubmissionId, readSpool, recordText, spoolRoot, takeToken, writeSpec, type JobSpecType, type Spool } from './spool';
-import { batchScript, cancel, FINAL_STATES, jobStates, sbatchArgs, submit, type ElementState, type SlurmResources } from './slurm';
+import { batchScript, cancel, FINAL_STATES, jobCancelled, jobStates, sbatchArgs, submit, type ElementState, type SlurmResources } from './slurm';
 import { sweepParams } from './sweep';
 import { readExperiment } from './experiment';
 import type { RunRequest, RunSpec } from './run';
@@ -122,6 +122,7 @@ export async function requestFromJob(jobFile: string, index: number, base: Pick<
     ...(spec.sweep ? { sweep: { id: spec.sweep, index } } : {}),
     executor: { kind: 'slurm', ...(jobId ? { jobId } : {}), nodes: spec.nodes },
     recordCopyDir: path.join(spool.dir, 'records'),
+    ...(jobId ? { cancelledByScheduler: () => jobCancelled(jobId, base.env) } : {}),
   };
 }
 

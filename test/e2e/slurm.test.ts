@@ -5,6 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Job } from 'kubernetes-models/batch/v1';
 import { slurmUnavailable, startSlurm, type SlurmCluster } from '../../scripts/slurm';
+import { jobCancelled } from '../../src/runs/slurm';
 import type { HttpGitServer } from '../helpers/http-git';
 import { Sandbox } from '../helpers/sandbox';
 import { serveTrainingRemote, writeTrainingProject } from '../helpers/training';
@@ -190,6 +191,8 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     const cancel = await box.gitml(box.root, ['runs', 'cancel', id]);
     expect(cancel.code).toBe(0);
     const ended = await waitFor(id, 'its end', (s) => s === 'cancelled' || /CANCELLED|no record/.test(s));
+    // What the node asks when its command dies of scancel's SIGTERM before gitml's own arrives.
+    expect(await jobCancelled(ended.jobId!, { ...process.env, ...cluster.env })).toBe(true);
     expect(ended.status).toBe('cancelled');
     const logs = (await box.ok(box.root, 'gitml', ['runs', 'logs', id])).stdout;
     expect(logs).toContain('started');
@@ -204,6 +207,17 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/did not complete: .* failed/);
     expect(r.stdout + r.stderr).toContain('diverged');
+  });
+
+  test('a command killed by a SIGTERM of its own is failed, not cancelled: only Slurm says cancelled', async () => {
+    const r = await submit(['--wait', '--json', '--', 'sh', '-c', 'echo going; kill -TERM $$']);
+    expect(r.code).toBe(1);
+    const result = JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n')));
+    const run = (await list()).find((x) => x.id === result.runs[0].runId)!;
+    expect(run.status).toBe('failed');
+    expect(await jobCancelled(run.jobId!, { ...process.env, ...cluster.env })).toBe(false);
+    const record = YAML.parse(fs.readFileSync(path.join(result.spool, 'records', `${run.id}.yaml`), 'utf8'));
+    expect(record).toMatchObject({ status: 'failed', exitCode: 143 });
   });
 
   test('usage errors stop before anything is submitted', async () => {
