@@ -57,6 +57,10 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     const why = slurmUnavailable();
     if (why) throw new Error(`cannot start the test cluster: ${why} (.ci/run installs slurm-wlm and munge)`);
     box = await Sandbox.create();
+    // The jobs clone into $TMPDIR (gitml-run-<id>, left for the user to look at): inside the sandbox,
+    // so the test leaves nothing in the machine's /tmp.
+    box.env.TMPDIR = box.path('tmp');
+    await fsp.mkdir(box.env.TMPDIR);
     cluster = await startSlurm();
     Object.assign(box.env, cluster.env);
     ({ bare, server } = await serveTrainingRemote(box, TOKEN));
@@ -248,7 +252,9 @@ describe('gitml run --on slurm: a real single-node cluster', () => {
     const workspace = box.path('pod-workspace');
     await fsp.mkdir(workspace);
     const [cmd, ...args] = container.command as string[];
-    const script = args[1]!.replace(/\/workspace\/run/g, path.join(workspace, 'run'));
+    // The container's own paths, moved into the sandbox (its /tmp is not the machine's).
+    const script = args[1]!.replace(/\/workspace\/run/g, path.join(workspace, 'run')).replace(/\/tmp\/gitconfig\.json/g, path.join(workspace, 'gitconfig.json'));
+    expect(script.split(box.root).join('<sandbox>')).not.toMatch(/\/tmp\/|\/workspace\//);
     const ran = await box.run(box.root, cmd!, [args[0]!, script], { env });
     expect(ran.stderr).toMatch(/run .* completed/);
     expect(ran.code).toBe(0);
