@@ -77,7 +77,8 @@ const PAGE_BYTES = 64 * 1024;
  * Streaming chunker: feed buffers in any sizes, get chunk buffers back in order, cut exactly where
  * `cutPoint` cuts the whole input. The cut points are searched by the WebAssembly module (at about
  * twice the speed of the JavaScript loop); the chunks handed out are views of the caller's buffers
- * (copied only where one spans two of them), so the caller must not reuse a buffer it passed in.
+ * (copied only where one spans two of them), so the caller must not reuse a buffer it passed in
+ * while a chunk it took is still in use, or while `holds` says the chunker still reads from it.
  * Holds back less than one `max` between calls, and the module's memory holds at most one `max` plus
  * 1 MiB: memory stays flat.
  */
@@ -102,6 +103,11 @@ export class Chunker {
   /** Chunks completed by this data. */
   *push(data: Buffer): Iterable<Buffer> {
     for (let at = 0; at < data.length; at += SLICE_BYTES) yield* this.cutSlice(data.subarray(at, at + SLICE_BYTES), false);
+  }
+
+  /** Whether the input held back for the next cut lies in this memory (a buffer passed in earlier). */
+  holds(memory: ArrayBufferLike): boolean {
+    return this.pending.length > 0 && this.pending.buffer === memory;
   }
 
   /** The remaining chunks at the end of the input. */

@@ -14,6 +14,7 @@ import { coalesce, encodeManifest, encodePackIndex, encodePackTrailer, PACK_MAX_
 import { manifestKey, packIndexKey, packKey } from './layout';
 import type { Requests } from '../store/requests';
 import { PieceHasher, type FileHash } from '../util/hash-pieces';
+import { readInBlocks, ReadBlocks } from '../util/read-blocks';
 
 export interface ChunkedUploadOptions {
   requests: Requests;
@@ -98,6 +99,14 @@ export class PackBuilder {
     await this.write(data);
     this.chunks.push([chunkHash, offset, data.length]);
     return offset;
+  }
+
+  /** Appends a copy of `data` (into the staging buffer): the pack keeps no reference to the caller's memory. */
+  async appendCopy(chunkHash: string, data: Buffer): Promise<number> {
+    if (data.length > STAGING_BYTES) return this.append(chunkHash, Buffer.from(data));
+    const into = await this.reserve(data.length);
+    data.copy(into);
+    return this.append(chunkHash, into);
   }
 
   /** Appends bytes copied from another pack as one piece, with the index entries they carry (gc). */
@@ -252,7 +261,8 @@ export class ChunkedUploader {
       const known = this.options.index.get(hash) ?? this.local.get(hash);
       if (known) return addRun(known.pack, known.offset, known.length);
       const pack = await this.packFor();
-      const offset = await pack.append(hash, chunk);
+      // Copied: the chunk may lie in a read buffer that is reused once this returns.
+      const offset = await pack.appendCopy(hash, chunk);
       this.local.set(hash, { pack, offset, length: chunk.length });
       addRun(pack, offset, chunk.length);
       if (pack.full(this.packTarget)) await this.sealCurrent();
@@ -297,6 +307,7 @@ export class ChunkedUploader {
    */
   private async chunkHashedBeside(ref: { oid: string; size: number }, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
     const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
+    const blocks = new ReadBlocks((memory) => chunker.holds(memory));
     const handle = await this.options.cache.openHandle(ref.oid);
     const hasher = new PieceHasher(handle.fd);
     try {
@@ -306,6 +317,7 @@ export class ChunkedUploader {
       const enqueue = (chunks: Iterable<Buffer>) => {
         const ends: number[] = [];
         for (const chunk of chunks) {
+          blocks.hold(chunk);
           waiting.push(chunk);
           waitingBytes += chunk.length;
           ends.push((cut += chunk.length));
@@ -319,14 +331,14 @@ export class ChunkedUploader {
           const chunk = waiting.shift()!;
           waitingBytes -= chunk.length;
           await take(chunk, hash);
+          blocks.release(chunk);
         }
       };
-      for await (const block of handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false })) {
-        const data = block as Buffer;
+      await readInBlocks(handle, blocks, async (data) => {
         enqueue(chunker.push(data));
         await takeNamed(CHUNKS_AHEAD);
         this.options.onBytes?.(data.length);
-      }
+      });
       enqueue(chunker.end());
       await takeNamed(0);
       return { ...(await hasher.finish()), cut };
