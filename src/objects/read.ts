@@ -6,6 +6,7 @@ import { makeDirs } from '../safe-path';
 import type { ByteRange } from '../store/store';
 import { forEachBounded, runAll } from '../util/pool';
 import { withRetry } from '../util/retry';
+import { ReadBlocks } from '../util/read-blocks';
 import { decodeManifest, maxManifestBytes, type Manifest } from './format';
 import { damagedData as damaged } from '../store/requests';
 import { manifestKey, objectKey, packKey } from './layout';
@@ -107,10 +108,13 @@ export async function assertRoomFor(cache: ObjectCache, ref: ObjectRef): Promise
  */
 export async function downloadPlanned(requests: Requests, cache: ObjectCache, ref: ObjectRef, plan: Iterable<ReadPlan>, onBytes: (n: number) => void, inFlight = RANGES_IN_FLIGHT, copyTo?: string): Promise<void> {
   const writer = await cache.createRangedWriter(ref, copyTo);
+  // writePart writes each chunk before it asks for the next: a store that reads into given memory
+  // reads into these, shared by the parts (two blocks each at most), not into a fresh buffer per read.
+  const blocks = new ReadBlocks();
   try {
     await forEachBounded(plan, inFlight, (part) =>
       withRetry(
-        () => readRangeInto(requests, part.key, { start: part.offset, end: part.offset + part.length }, (source) => writer.writePart({ start: part.at, end: part.at + part.length }, source), onBytes),
+        () => readRangeInto(requests, part.key, { start: part.offset, end: part.offset + part.length }, (source) => writer.writePart({ start: part.at, end: part.at + part.length }, source), onBytes, false, blocks),
         requests.policy.retry,
         (err, attempt, delay) => requests.policy.log.warn({ oid: ref.oid, at: part.at, attempt, delay, err: String(err) }, 'ranged download failed, retrying'),
       ),
@@ -127,9 +131,10 @@ export async function downloadPlanned(requests: Requests, cache: ObjectCache, re
  * the bytes to `sink`; a read that ends early is classified (the object is shorter than asked: damage;
  * the connection broke: retryable).
  */
-export async function readRangeInto(requests: Requests, key: string, range: ByteRange, sink: (source: AsyncIterable<Buffer>) => Promise<void>, onBytes: (n: number) => void, whole = false): Promise<void> {
+export async function readRangeInto(requests: Requests, key: string, range: ByteRange, sink: (source: AsyncIterable<Buffer>) => Promise<void>, onBytes: (n: number) => void, whole = false, blocks?: ReadBlocks): Promise<void> {
   const want = range.end - range.start;
-  const stream = await requests.open(key, whole ? undefined : range);
+  // `blocks`: the sink is done with each chunk when it asks for the next (see Requests.openInBlocks).
+  const stream: AsyncIterable<Buffer> & { destroy?: () => void } = (blocks && (await requests.openInBlocks(key, whole ? undefined : range, blocks))) || (await requests.open(key, whole ? undefined : range));
   let got = 0;
   const counted = (async function* () {
     for await (const c of stream) {
@@ -149,7 +154,7 @@ export async function readRangeInto(requests: Requests, key: string, range: Byte
   try {
     await sink(counted);
   } catch (e) {
-    stream.destroy();
+    stream.destroy?.();
     if (e !== SHORT && (isGitmlError(e, 'E_OBJECT_CORRUPT') || isGitmlError(e, 'E_CACHE_IO') || isGitmlError(e, 'E_OBJECT_MISSING'))) throw e;
     if (e instanceof GitmlError && !e.retryable && got === want) throw e;
     throw await requests.shortRead(key, range, got, e);

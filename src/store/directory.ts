@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { errnoCode, GitmlError } from '../errors';
 import { makeDirs } from '../safe-path';
 import { BodyGuard } from './body';
+import { blocksOf, type ReadBlocks } from '../util/read-blocks';
 import { fileStoreError } from './errors';
 import { assertValidKey, missingObjectError, type BodySource, type ByteRange, type PutOptions, type PutResult, type RequestOptions, type Store, type StoreEntry } from './store';
 
@@ -116,6 +117,35 @@ export class DirectoryStore implements Store {
   }
 
   async get(key: string, options: RequestOptions & { range?: ByteRange } = {}): Promise<Readable> {
+    const { handle, length } = await this.openForRead(key, options.range);
+    if (length === 0) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    const range = options.range;
+    return handle.createReadStream({
+      highWaterMark: Math.min(1 << 20, Math.max(16 << 10, length)),
+      ...(range ? { start: range.start, end: range.end - 1 } : {}),
+    });
+  }
+
+  async getInBlocks(key: string, options: RequestOptions & { range?: ByteRange; blocks: ReadBlocks }): Promise<AsyncIterable<Buffer>> {
+    // Opened when the reading starts: an iterable that is never read holds no file open.
+    const open = () => this.openForRead(key, options.range);
+    const { blocks, signal } = options;
+    return (async function* () {
+      const { handle, size } = await open();
+      const range = options.range ?? { start: 0, end: size };
+      try {
+        if (range.end > range.start) yield* blocksOf(handle, blocks, range, signal);
+      } finally {
+        await handle.close();
+      }
+    })();
+  }
+
+  /** The file under `key`, open for reading, with its size and the length of `range` (or of the file). */
+  private async openForRead(key: string, range?: ByteRange): Promise<{ handle: fsp.FileHandle; size: number; length: number }> {
     const file = this.pathOf(key);
     let handle: fsp.FileHandle;
     try {
@@ -132,16 +162,7 @@ export class DirectoryStore implements Store {
       await handle.close();
       throw fileStoreError(this.url, this.root, `cannot read ${key}`, Object.assign(new Error('is a directory'), { code: 'EISDIR' }));
     }
-    const range = options.range;
-    if (range && range.end <= range.start) {
-      await handle.close();
-      return Readable.from([]);
-    }
-    const length = range ? range.end - range.start : st.size;
-    return handle.createReadStream({
-      highWaterMark: Math.min(1 << 20, Math.max(16 << 10, length)),
-      ...(range ? { start: range.start, end: range.end - 1 } : {}),
-    });
+    return { handle, size: st.size, length: range ? Math.max(0, range.end - range.start) : st.size };
   }
 
   async *list(prefix: string): AsyncIterable<StoreEntry> {

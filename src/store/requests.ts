@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import { GitmlError, isGitmlError } from '../errors';
 import type { BodySource, ByteRange, PutOptions, PutResult, Store, StoreEntry } from './store';
-import { deadlineSignal, idleGuard } from '../util/deadline';
+import { deadlineSignal, idleGuard, idleLimited } from '../util/deadline';
+import type { ReadBlocks } from '../util/read-blocks';
 import { withRetry, type RetryPolicy } from '../util/retry';
 
 /**
@@ -112,6 +113,26 @@ export class Requests {
       controller.abort();
       return this.timedOut(`download ${key}`, this.policy.timeoutMs);
     });
+  }
+
+  /**
+   * As open, in blocks from `blocks` where the store reads into memory it is given (Store.getInBlocks):
+   * each chunk is valid only until the next is asked for. Null when the store has no such reads.
+   */
+  async openInBlocks(key: string, range: ByteRange | undefined, blocks: ReadBlocks): Promise<AsyncIterable<Buffer> | null> {
+    if (!this.store.getInBlocks) return null;
+    const answer = deadlineSignal(this.policy.timeoutMs);
+    const controller = new AbortController();
+    const signal = AbortSignal.any([answer, controller.signal]);
+    let source: AsyncIterable<Buffer>;
+    try {
+      source = await this.store.getInBlocks(key, { range, signal, blocks });
+    } catch (e) {
+      if (answer.aborted) throw this.timedOut(`download ${key}`, this.policy.timeoutMs, e);
+      throw e;
+    }
+    const timedOut = () => this.timedOut(`download ${key}`, this.policy.timeoutMs);
+    return idleLimited(source, this.policy.timeoutMs, timedOut, () => controller.abort());
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { GitmlError } from '../errors';
 import { unsafeReason } from '../safe-path';
+import type { ReadBlocks } from '../util/read-blocks';
 
 /** Half-open byte range [start, end). */
 export interface ByteRange {
@@ -68,6 +69,12 @@ export interface Store {
   stat(key: string, options?: RequestOptions): Promise<StoreEntry | null>;
   /** The object's bytes (or a range of them) as a stream. */
   get(key: string, options?: RequestOptions & { range?: ByteRange }): Promise<Readable>;
+  /**
+   * Optional, for stores that read into memory they are given (a directory): the bytes as get's, in
+   * blocks from `blocks`, each chunk valid only until the next one is asked for. A download that writes
+   * every chunk before it asks for the next reads this way without a fresh buffer per read.
+   */
+  getInBlocks?(key: string, options: RequestOptions & { range?: ByteRange; blocks: ReadBlocks }): Promise<AsyncIterable<Buffer>>;
   put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
   /** Every object whose key starts with `prefix`, with its size (and date, ETag where known). */
   list(prefix: string, options?: RequestOptions): AsyncIterable<StoreEntry>;

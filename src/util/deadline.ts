@@ -14,33 +14,49 @@ export function deadlineSignal(ms: number, outer?: AbortSignal): AbortSignal {
 }
 
 /**
- * `stream`'s chunks, failing with `onIdle()`'s error when the source gives nothing for `idleMs` while
- * it is being waited on. A slow consumer is not idleness: the clock runs only during the wait.
+ * `source`'s chunks, failing with `onIdle()`'s error when the source gives nothing for `idleMs` while
+ * it is being waited on. A slow consumer is not idleness: the clock runs only during the wait. Pulls
+ * one chunk at a time, only when asked (a source whose chunks are valid until the next is asked for
+ * stays so). `stop` runs when the reading ends, however it ends.
  */
-export function idleGuard(stream: Readable, idleMs: number, onIdle: () => Error): Readable {
-  async function* guarded(): AsyncGenerator<Buffer> {
-    const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    try {
-      for (;;) {
-        let timer: NodeJS.Timeout | undefined;
-        const idle = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(onIdle()), idleMs);
-        });
-        const next = iterator.next();
-        // If the clock wins, this read is abandoned: its eventual failure must not go unhandled.
-        next.catch(() => undefined);
-        let r: IteratorResult<Buffer>;
-        try {
-          r = await Promise.race([next, idle]);
-        } finally {
-          clearTimeout(timer);
-        }
-        if (r.done) return;
-        yield r.value;
+export async function* idleLimited<T>(source: AsyncIterable<T>, idleMs: number, onIdle: () => Error, stop: () => void = () => undefined): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let abandoned = false;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(onIdle()), idleMs);
+      });
+      const next = iterator.next();
+      // If the clock wins, this read is abandoned: its eventual failure must not go unhandled. (Set
+      // before the race looks at `next`, so a failure of the source itself counts as settled.)
+      let settled = false;
+      next.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      let r: IteratorResult<T>;
+      try {
+        r = await Promise.race([next, idle]);
+      } catch (e) {
+        abandoned = !settled;
+        throw e;
+      } finally {
+        clearTimeout(timer);
       }
-    } finally {
-      stream.destroy();
+      if (r.done) return;
+      yield r.value;
     }
+  } finally {
+    // A read still in flight (the clock won) cannot be returned from (that would wait for it): the
+    // source ends it after stop().
+    if (!abandoned) await iterator.return?.();
+    stop();
   }
-  return Readable.from(guarded(), { objectMode: false });
+}
+
+/** idleLimited for a stream, as a stream; the stream is destroyed when the reading ends. */
+export function idleGuard(stream: Readable, idleMs: number, onIdle: () => Error): Readable {
+  return Readable.from(idleLimited(stream as AsyncIterable<Buffer>, idleMs, onIdle, () => stream.destroy()), { objectMode: false });
 }

@@ -58,24 +58,27 @@ export class ReadBlocks {
 }
 
 /**
- * Reads the file from its start to its end into blocks from `blocks`, one read ahead of `each` (the
- * read of the next block overlaps the work on this one, as a read stream's would). A block is the
- * reader's until `each` has returned; a view of it that `each` keeps must be held (blocks.hold).
+ * The bytes of `range` of the file (all of it by default) in blocks from `blocks`, one read ahead of
+ * the consumer (the read of the next block overlaps the work on this one, as a read stream's would).
+ * Each chunk is valid until the next one is asked for: a view of it kept longer must be held
+ * (blocks.hold). Ends early, without an error, where the file ends; stops reading ahead once `signal`
+ * fires.
  */
-export async function readInBlocks(handle: FileHandle, blocks: ReadBlocks, each: (data: Buffer) => void | Promise<void>): Promise<void> {
+export async function* blocksOf(handle: FileHandle, blocks: ReadBlocks, range?: { start: number; end: number }, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  const end = range?.end ?? Number.MAX_SAFE_INTEGER;
   const readAt = async (position: number) => {
     const block = blocks.take();
     try {
-      return { block, bytesRead: (await handle.read(block, 0, block.length, position)).bytesRead };
+      return { block, bytesRead: (await handle.read(block, 0, Math.min(block.length, end - position), position)).bytesRead };
     } catch (e) {
       blocks.done(block);
       throw e;
     }
   };
-  let position = 0;
-  let next: ReturnType<typeof readAt> | null = readAt(position);
+  let position = range?.start ?? 0;
+  let next: ReturnType<typeof readAt> | null = position < end ? readAt(position) : null;
   try {
-    for (;;) {
+    while (next) {
       const { block, bytesRead } = await next;
       next = null;
       if (bytesRead === 0) {
@@ -83,15 +86,20 @@ export async function readInBlocks(handle: FileHandle, blocks: ReadBlocks, each:
         return;
       }
       position += bytesRead;
-      next = readAt(position);
+      if (position < end && !signal?.aborted) next = readAt(position);
       try {
-        await each(block.subarray(0, bytesRead));
+        yield block.subarray(0, bytesRead);
       } finally {
         blocks.done(block);
       }
     }
   } finally {
-    // A failure in `each` leaves one read in flight: it ends before the handle may be closed.
+    // Stopped early (a failure, or the consumer is done): the read ahead ends before the handle may be closed.
     if (next) await next.then((r) => blocks.done(r.block), () => undefined);
   }
+}
+
+/** blocksOf, the whole file, each block handed to `each` (which may keep none of it once it returns). */
+export async function readInBlocks(handle: FileHandle, blocks: ReadBlocks, each: (data: Buffer) => void | Promise<void>): Promise<void> {
+  for await (const data of blocksOf(handle, blocks)) await each(data);
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { BodySource, Store } from '../../src/store/store';
+import { ReadBlocks } from '../../src/util/read-blocks';
 
 /**
  * The behaviour every store backend must have. Backends run these tests unchanged:
@@ -91,6 +92,29 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       await store.put(key, bodyOf(data));
       const part = await readAll(await store.get(key, { range: { start: 1000, end: 54321 } }));
       expect(part.equals(data.subarray(1000, 54321))).toBe(true);
+    });
+
+    // Optional: a store that reads into memory it is given (Store.getInBlocks) reads what get reads.
+    test('reads into given blocks (where the store has them) return what get returns, each chunk valid until the next', async () => {
+      const getInBlocks = store.getInBlocks?.bind(store);
+      if (!getInBlocks) return;
+      const data = sample(300_000, 7);
+      const key = keyFor('blocks');
+      await store.put(key, bodyOf(data));
+      const blocks = new ReadBlocks(() => false, 64 * 1024);
+      const copyAll = async (source: AsyncIterable<Buffer>) => {
+        const parts: Buffer[] = [];
+        for await (const c of source) parts.push(Buffer.from(c)); // copied: the chunk is reused
+        return Buffer.concat(parts);
+      };
+      expect((await copyAll(await getInBlocks(key, { blocks }))).equals(data)).toBe(true);
+      expect((await copyAll(await getInBlocks(key, { blocks, range: { start: 1000, end: 254_321 } }))).equals(data.subarray(1000, 254_321))).toBe(true);
+      expect((await copyAll(await getInBlocks(key, { blocks, range: { start: 5, end: 5 } }))).length).toBe(0);
+      // A range past the end ends where the object ends (the caller judges a short read).
+      expect((await copyAll(await getInBlocks(key, { blocks, range: { start: 299_000, end: 400_000 } }))).equals(data.subarray(299_000))).toBe(true);
+      await expect(copyAll(await getInBlocks(keyFor('missing-blocks'), { blocks }))).rejects.toMatchObject({ code: 'E_OBJECT_MISSING' });
+      // The block read and the one read ahead, reused by every read above.
+      expect(blocks.allocated).toBe(2);
     });
 
     test('stat answers the size (and when it was written) of present keys, null for absent ones', async () => {
