@@ -7,6 +7,7 @@ import { shortOid } from '../pointer';
 import { DirectoryStore } from '../store/directory';
 import type { BodySource, Store, StoreEntry } from '../store/store';
 import { runAll } from '../util/pool';
+import { ReadBlocks } from '../util/read-blocks';
 import { withRetry, type RetryPolicy } from '../util/retry';
 import { ChunkIndex, indexDirFor } from './chunk-index';
 import { acquireLock, recordRepository, type HeldLock } from './locks';
@@ -80,6 +81,12 @@ export class ObjectStore {
   readonly requests: Requests;
   private index: Promise<ChunkIndex> | null = null;
   private wholeObjects: Promise<boolean> | null = null;
+  /**
+   * Read buffers of the pack ranges small objects are read from (a store that reads into given memory,
+   * Store.getInBlocks), shared by the reads in flight: each copies a chunk out before it asks for the
+   * next, so a block is free again at once; two per read in flight at most, kept for the next reads.
+   */
+  private readonly packReadBlocks = new ReadBlocks();
 
   constructor(
     readonly store: Store,
@@ -276,7 +283,7 @@ export class ObjectStore {
             into.set(c, at);
             at += c.length;
           }
-        }, () => undefined);
+        }, () => undefined, false, this.packReadBlocks);
       },
       this.options.retry,
       (err, attempt, delay) => this.log.warn({ pack, start, attempt, delay, err: String(err) }, 'pack read failed, retrying'),
