@@ -98,20 +98,10 @@ export class Requests {
    * answer itself has the same deadline. One attempt: callers that read it decide about retries.
    */
   async open(key: string, range?: ByteRange): Promise<Readable> {
-    const answer = deadlineSignal(this.policy.timeoutMs);
-    const controller = new AbortController();
-    const signal = AbortSignal.any([answer, controller.signal]);
-    let stream: Readable;
-    try {
-      stream = await this.store.get(key, { range, signal });
-    } catch (e) {
-      if (answer.aborted) throw this.timedOut(`download ${key}`, this.policy.timeoutMs, e);
-      throw e;
-    }
-    // From here on the clock is the idle limit, not the answer deadline.
-    return idleGuard(stream, this.policy.timeoutMs, () => {
-      controller.abort();
-      return this.timedOut(`download ${key}`, this.policy.timeoutMs);
+    const { body, stop, idle } = await this.download(key, (signal) => this.store.get(key, { range, signal }));
+    return idleGuard(body, this.policy.timeoutMs, () => {
+      stop();
+      return idle();
     });
   }
 
@@ -120,19 +110,27 @@ export class Requests {
    * each chunk is valid only until the next is asked for. Null when the store has no such reads.
    */
   async openInBlocks(key: string, range: ByteRange | undefined, blocks: ReadBlocks): Promise<AsyncIterable<Buffer> | null> {
-    if (!this.store.getInBlocks) return null;
+    const getInBlocks = this.store.getInBlocks?.bind(this.store);
+    if (!getInBlocks) return null;
+    const { body, stop, idle } = await this.download(key, (signal) => getInBlocks(key, { range, signal, blocks }));
+    return idleLimited(body, this.policy.timeoutMs, idle, stop);
+  }
+
+  /**
+   * The store's answer to a download within the answer deadline. From then on the clock is the idle
+   * limit, not that deadline: `stop` ends the body's request, `idle` is the error a stalled body gets.
+   */
+  private async download<T>(key: string, get: (signal: AbortSignal) => Promise<T>): Promise<{ body: T; stop: () => void; idle: () => GitmlError }> {
     const answer = deadlineSignal(this.policy.timeoutMs);
     const controller = new AbortController();
-    const signal = AbortSignal.any([answer, controller.signal]);
-    let source: AsyncIterable<Buffer>;
+    let body: T;
     try {
-      source = await this.store.getInBlocks(key, { range, signal, blocks });
+      body = await get(AbortSignal.any([answer, controller.signal]));
     } catch (e) {
       if (answer.aborted) throw this.timedOut(`download ${key}`, this.policy.timeoutMs, e);
       throw e;
     }
-    const timedOut = () => this.timedOut(`download ${key}`, this.policy.timeoutMs);
-    return idleLimited(source, this.policy.timeoutMs, timedOut, () => controller.abort());
+    return { body, stop: () => controller.abort(), idle: () => this.timedOut(`download ${key}`, this.policy.timeoutMs) };
   }
 
   /**
