@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeRepoWithRemote, randomBytesSeeded, Sandbox } from '../helpers/sandbox';
-import { checkRemote, findInGroup, killGroup, prng, report, SOAK } from './lib';
+import { checkRemote, findInGroup, killGroup, killProcess, prng, report, SOAK } from './lib';
 
 /**
  * kill -9 of `git push` (whole process group) and of the remote helper alone, at random points
@@ -63,7 +63,7 @@ describe('reliability: kill -9 during push', () => {
       const helperOnly = i % 2 === 1;
       const outcome = await Promise.race([exited.then(() => 'finished' as const), sleep(delay).then(() => 'timer' as const)]);
       if (outcome === 'timer') {
-        if (helperOnly) for (const pid of findInGroup(child.pid!, 'git-remote-gitml')) process.kill(pid, 'SIGKILL');
+        if (helperOnly) for (const pid of findInGroup(child.pid!, 'git-remote-gitml')) killProcess(pid);
         else killGroup(child.pid!);
         killedMidway++;
       }

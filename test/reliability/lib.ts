@@ -82,6 +82,18 @@ export function killGroup(pid: number): void {
   }
 }
 
+/**
+ * SIGKILL one process. It may have exited since it was found (a push that ends on its own between the
+ * scan of /proc and the kill): that is the race the caller runs, not an error.
+ */
+export function killProcess(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
 /** Pids whose command line contains `needle` and whose process group is `pgid`. */
 export function findInGroup(pgid: number, needle: string): number[] {
   const out: number[] = [];
