@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { ObjectCache } from '../../src/cache';
 import { Cleaner } from '../../src/filter/clean';
 import { parsePointer } from '../../src/pointer';
-import { unchangedSince, type WrittenFile } from '../../src/written';
+import { asGitmlWroteIt, unchangedSince, type WrittenFile } from '../../src/written';
 import { placeStaged, stagingFileFor, writeFromCache, WRITTEN_MTIME_AGE_MS } from '../../src/worktree';
 import { listFiles, ROOT, sha256 } from '../helpers/sandbox';
 
@@ -236,6 +236,15 @@ describe('cleaning a file gitml itself wrote and nobody touched since (src/writt
     expect(unchangedSince(record, { ...st, size: 11n })).toBe(false);
     expect(unchangedSince(record, { ...st, mtimeNs: 1700000000123456790n })).toBe(false);
     expect(unchangedSince(record, { ...st, isFile: () => false })).toBe(false);
+  });
+
+  test('a file counts as gitml wrote it while it has the size and the back-dated mtime', () => {
+    const now = 1_800_000_000_000;
+    const st = { size: 10n, mtimeMs: BigInt(now - WRITTEN_MTIME_AGE_MS), isFile: () => true };
+    expect(asGitmlWroteIt(st, { size: 10 }, now)).toBe(true);
+    expect(asGitmlWroteIt(st, { size: 11 }, now)).toBe(false);
+    expect(asGitmlWroteIt({ ...st, mtimeMs: BigInt(now - 1) }, { size: 10 }, now)).toBe(false); // written since
+    expect(asGitmlWroteIt({ ...st, isFile: () => false }, { size: 10 }, now)).toBe(false);
   });
 });
 
