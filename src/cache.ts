@@ -336,11 +336,13 @@ export class ObjectCache {
  * once commit() returns, and is removed when the object does not match.
  */
 export class RangedCacheWriter {
-  private readonly hash: Hash = createHash('sha256');
+  private hash: Hash = createHash('sha256');
   /** Completed parts by start offset: end offset. */
   private readonly completed = new Map<number, number>();
   private hashedUpTo = 0;
   private hashing: Promise<void> = Promise.resolve();
+  /** A part is being hashed as it is written (it started where the hash stood). */
+  private hashingInline = false;
 
   constructor(
     private readonly cache: ObjectCache,
@@ -351,23 +353,41 @@ export class RangedCacheWriter {
 
   /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
   async writePart(range: { start: number; end: number }, source: AsyncIterable<Buffer>): Promise<void> {
+    // A part that starts where the hash stands is hashed as it arrives, beside its writes; a part
+    // further on is read back (from the page cache) once every part before it is in. A failed inline
+    // part puts the hash back as it was, so its retry hashes from the same point.
+    const inline = !this.hashingInline && range.start === this.hashedUpTo;
+    const before = inline ? this.hash.copy() : null;
+    if (inline) this.hashingInline = true;
     let at = range.start;
-    // Errors of the source (the store) pass through as they are; only writes are the cache's.
-    for await (const chunk of source) {
-      if (at + chunk.length > range.end) throw new GitmlError('E_STORE_IO', `the store sent more than the ${range.end - range.start} bytes asked for`, { retryable: true });
-      try {
-        if (this.copy) await Promise.all([this.inner.writeAt(chunk, at), writeFullyAt(this.copy.handle, chunk, at)]);
-        else await this.inner.writeAt(chunk, at);
-      } catch (e) {
-        throw cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
+    try {
+      // Errors of the source (the store) pass through as they are; only writes are the cache's.
+      for await (const chunk of source) {
+        if (at + chunk.length > range.end) throw new GitmlError('E_STORE_IO', `the store sent more than the ${range.end - range.start} bytes asked for`, { retryable: true });
+        const written = (this.copy ? Promise.all([this.inner.writeAt(chunk, at), writeFullyAt(this.copy.handle, chunk, at)]) : this.inner.writeAt(chunk, at)).catch((e) => {
+          throw cacheIoError(`cannot write to the cache at ${this.cache.root}`, e);
+        });
+        if (inline) this.hash.update(chunk);
+        await written;
+        at += chunk.length;
       }
-      at += chunk.length;
+      if (at !== range.end) {
+        throw new GitmlError('E_STORE_IO', `a ranged read ended after ${at - range.start} of ${range.end - range.start} bytes`, { retryable: true });
+      }
+    } catch (e) {
+      if (inline) {
+        this.hash = before!;
+        this.hashingInline = false;
+      }
+      throw e;
     }
-    if (at !== range.end) {
-      throw new GitmlError('E_STORE_IO', `a ranged read ended after ${at - range.start} of ${range.end - range.start} bytes`, { retryable: true });
+    if (inline) {
+      this.hashedUpTo = range.end;
+      this.hashingInline = false;
+    } else {
+      this.completed.set(range.start, range.end);
     }
-    this.completed.set(range.start, range.end);
-    // Hash what is now contiguous from the start, reading it back (from the page cache).
+    // Hash what is now contiguous from the start.
     this.hashing = this.hashing.then(() => this.advance());
     await this.hashing;
   }

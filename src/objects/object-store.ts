@@ -203,7 +203,7 @@ export class ObjectStore {
         if (!st) throw new GitmlError('E_OBJECT_MISSING', `${objectKey(ref.oid)} is not in the store ${this.url}`);
         if (st.size !== ref.size) throw new GitmlError('E_OBJECT_CORRUPT', `${objectKey(ref.oid)} in ${this.url} holds ${st.size} bytes`);
         await assertRoomFor(cache, ref);
-        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes, this.options.rangesInFlight, copyTo);
+        return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes, this.rangesInFlight, copyTo);
       }
       const key = objectKey(ref.oid);
       await withRetry(
@@ -294,7 +294,12 @@ export class ObjectStore {
     const index = this.index ? await this.index.catch(() => null) : null;
     await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
     await assertRoomFor(cache, ref);
-    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes, this.options.rangesInFlight, copyTo);
+    await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes, this.rangesInFlight, copyTo);
+  }
+
+  /** Ranged reads in flight for one large object: one for a store read fastest in order. */
+  private get rangesInFlight(): number | undefined {
+    return this.store.readsInOrder ? 1 : this.options.rangesInFlight;
   }
 
   /** The stored bytes in order, whole or chunked (fsck, bundles). Not verified here: hash what you read. */

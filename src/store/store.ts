@@ -75,6 +75,12 @@ export interface Store {
    * every chunk before it asks for the next reads this way without a fresh buffer per read.
    */
   getInBlocks?(key: string, options: RequestOptions & { range?: ByteRange; blocks: ReadBlocks }): Promise<AsyncIterable<Buffer>>;
+  /**
+   * The ranges of one large object are read fastest one after another (a file system, whose own
+   * read-ahead keeps the disk busy), rather than several at once: a download then reads its parts in
+   * order and hashes each as it arrives, with nothing to read back.
+   */
+  readonly readsInOrder?: boolean;
   put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
   /** Every object whose key starts with `prefix`, with its size (and date, ETag where known). */
   list(prefix: string, options?: RequestOptions): AsyncIterable<StoreEntry>;

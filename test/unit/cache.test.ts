@@ -9,7 +9,8 @@ import { Cleaner } from '../../src/filter/clean';
 import { parsePointer } from '../../src/pointer';
 import { asGitmlWroteIt, unchangedSince, type WrittenFile } from '../../src/written';
 import { placeStaged, stagingFileFor, writeFromCache, WRITTEN_MTIME_AGE_MS } from '../../src/worktree';
-import { listFiles, ROOT, sha256 } from '../helpers/sandbox';
+import { GitmlError } from '../../src/errors';
+import { listFiles, randomBytesSeeded, ROOT, sha256 } from '../helpers/sandbox';
 
 describe('object cache', () => {
   let dir: string;
@@ -82,6 +83,24 @@ describe('object cache', () => {
     await aborted.abort();
     expect(fs.existsSync(copy3)).toBe(false);
     expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('parts read in order are hashed as they arrive; one that fails part way is hashed again from its start', async () => {
+    const data = randomBytesSeeded(300_000, 12);
+    const ref = { oid: sha256(data), size: data.length };
+    const parts = [{ start: 0, end: 100_000 }, { start: 100_000, end: 200_000 }, { start: 200_000, end: 300_000 }];
+    const writer = await cache.createRangedWriter(ref);
+    await writer.writePart(parts[0]!, Readable.from([data.subarray(0, 100_000)]));
+    // The second part breaks after some of its bytes were hashed; its retry sends them again.
+    const broken = (async function* () {
+      yield data.subarray(100_000, 150_000);
+      throw new GitmlError('E_STORE_IO', 'connection reset', { retryable: true });
+    })();
+    await expect(writer.writePart(parts[1]!, broken)).rejects.toMatchObject({ code: 'E_STORE_IO' });
+    await writer.writePart(parts[1]!, Readable.from([data.subarray(100_000, 130_000), data.subarray(130_000, 200_000)]));
+    await writer.writePart(parts[2]!, Readable.from([data.subarray(200_000, 300_000)]));
+    expect(await writer.commit()).toEqual(ref);
+    expect(fs.readFileSync(cache.pathOf(ref.oid))).toEqual(data);
   });
 
   test('bytes that do not match the expected oid leave nothing behind', async () => {
