@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { ObjectCache } from '../../src/cache';
+import { HASH_ON_THREAD_FROM, ObjectCache } from '../../src/cache';
 import { Cleaner } from '../../src/filter/clean';
 import { parsePointer } from '../../src/pointer';
 import { asGitmlWroteIt, unchangedSince, type WrittenFile } from '../../src/written';
@@ -57,6 +57,26 @@ describe('object cache', () => {
     await fsp.writeFile(path.join(cache.objectsDir, oid.slice(0, 2)), 'a file where a directory belongs');
     expect(() => cache.putSmall(data)).toThrow(expect.objectContaining({ code: 'E_CACHE_IO' }));
     expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('a stream past HASH_ON_THREAD_FROM is hashed on another thread from the temp file: the same oid; a mismatch or an abort leaves nothing', async () => {
+    const data = randomBytesSeeded(HASH_ON_THREAD_FROM + 3 * (1 << 20) + 12345, 21);
+    const ref = { oid: sha256(data), size: data.length };
+    const packets = (from: Buffer) => Array.from({ length: Math.ceil(from.length / 65536) }, (_, i) => from.subarray(i * 65536, (i + 1) * 65536));
+    const writer = await cache.createWriter();
+    for (const p of packets(data)) await writer.write(p);
+    expect(await writer.commit(ref)).toEqual(ref);
+    expect(sha256(fs.readFileSync(cache.pathOf(ref.oid)))).toBe(ref.oid);
+
+    const wrong = await cache.createWriter();
+    for (const p of packets(data)) await wrong.write(p);
+    await expect(wrong.commit({ oid: sha256('other bytes'), size: data.length })).rejects.toMatchObject({ code: 'E_OBJECT_CORRUPT' });
+
+    const aborted = await cache.createWriter();
+    for (const p of packets(data.subarray(0, HASH_ON_THREAD_FROM + (1 << 20)))) await aborted.write(p);
+    await aborted.abort();
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+    expect(fs.readdirSync(cache.objectsDir).length).toBe(1);
   });
 
   test('a ranged download with a copy: parts in any order reach both files; a mismatch or an abort leaves neither', async () => {
