@@ -467,7 +467,7 @@ export class CacheWriter {
   async write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
     if (!this.hasher) {
-      if (this.size + chunk.length >= HASH_ON_THREAD_FROM) this.hasher = new PieceHasher(this.handle.fd);
+      if (this.size + chunk.length >= HASH_ON_THREAD_FROM) this.hasher = new PieceHasher(this.handle.fd, { pieces: false });
       else this.hash.update(chunk);
     }
     this.size += chunk.length;

@@ -14,6 +14,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const fd = workerData.fd;
+const named = workerData.pieces;
 const buffer = Buffer.allocUnsafe(1 << 20);
 const whole = createHash('sha256');
 const ends = [];
@@ -53,11 +54,13 @@ async function run() {
       }
       const view = buffer.subarray(0, n);
       whole.update(view);
-      piece.update(view);
+      if (named) piece.update(view);
       at += n;
       if (at === end) {
-        out.push(piece.digest('hex'));
-        piece = createHash('sha256');
+        if (named) {
+          out.push(piece.digest('hex'));
+          piece = createHash('sha256');
+        }
         ends.shift();
       }
     }
@@ -90,6 +93,8 @@ type Reply =
  * Hashes the file open at `fd` (which must stay open until `finish` settles or `close` is called) in
  * pieces: `cut` the ends of the next pieces (offsets from the start of the file, increasing), take
  * their sha256s with `next` in the same order, then `finish` for the whole file's sha256 and size.
+ * With `{ pieces: false }` only the whole file is hashed: `cut` then only says how far the file may be
+ * read yet (a file still being written), and no piece is hashed or answered.
  */
 export class PieceHasher {
   private readonly worker: Worker;
@@ -100,8 +105,8 @@ export class PieceHasher {
   private finishing: { resolve: (r: FileHash) => void; reject: (e: Error) => void } | null = null;
   private closed = false;
 
-  constructor(fd: number) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd } });
+  constructor(fd: number, options: { pieces: boolean } = { pieces: true }) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd, pieces: options.pieces } });
     this.worker.on('message', (m: Reply) => this.receive(m));
     this.worker.once('error', (e) => this.fail(e));
     this.worker.once('exit', (code) => {

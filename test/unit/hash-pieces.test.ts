@@ -48,6 +48,23 @@ describe('hashing a file and its pieces on another thread', () => {
     });
   });
 
+  test('whole file only: a file still being written is read as far as it is told, and no piece is answered', async () => {
+    const data = randomBytesSeeded(3_000_000, 12);
+    const handle = await fsp.open(path.join(dir, 'growing'), 'w+');
+    const hasher = new PieceHasher(handle.fd, { pieces: false });
+    try {
+      await handle.write(data, 0, 1_200_000, 0);
+      hasher.cut([1_200_000]);
+      await handle.write(data, 1_200_000, data.length - 1_200_000, 1_200_000);
+      hasher.cut([2_500_000]);
+      expect(await hasher.finish()).toEqual({ sha256: sha256(data), size: data.length });
+      expect(hasher.ready).toBe(0);
+    } finally {
+      await hasher.close();
+      await handle.close();
+    }
+  });
+
   test('a piece past the end of the file fails what waits for it, and the whole', async () => {
     const data = randomBytesSeeded(100_000, 11);
     await withFile(data, async (hasher) => {
