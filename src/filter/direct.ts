@@ -19,13 +19,12 @@ import { placeStaged, worktreeTarget, writeFromCache } from '../worktree';
  * `git status` is clean. Only for checkouts (git offers `can-delay` there and nowhere else), and not
  * when a post-checkout hook would run in between and see pointers.
  */
-export const DIRECT_MIN_SIZE = 32 * 1024 * 1024;
 /**
- * Where `auto` (the default) starts. Since gitml writes the index entries' stat data itself (no second
- * filter process reads the files back), direct checkout is the faster way from 32 MiB up, and git's
- * own copy of a 256 MiB file would take it past 260 MiB (docs/performance.md, "Direct checkout").
+ * The smallest file checked out directly. Since gitml writes the index entries' stat data itself (no
+ * second filter process reads the files back), direct checkout is the faster way from 32 MiB up, and
+ * git's own copy of a 256 MiB file would take it past 260 MiB (docs/performance.md, "Direct checkout").
  */
-export const DIRECT_AUTO_MIN_SIZE = DIRECT_MIN_SIZE;
+export const DIRECT_MIN_SIZE = 32 * 1024 * 1024;
 
 export interface Deferred {
   pathname: string;
@@ -37,17 +36,18 @@ export interface Deferred {
 
 /**
  * The smallest file this repository checks out directly, or null for never (decided once per filter
- * process). `gitml.directcheckout`: auto (default, files of 32 MiB and more), true (the same),
- * false. Never when a post-checkout hook exists: it runs before the bytes are written.
+ * process). `gitml.directcheckout`: auto (default) and true, files of DIRECT_MIN_SIZE and more;
+ * false, never (anything else is a configuration error, as for any boolean setting). Never when a
+ * post-checkout hook exists: it runs before the bytes are written.
  */
 export async function directCheckoutMinimum(gitml: Gitml): Promise<number | null> {
   if (!gitml.repo.workTree) return null;
   const setting = gitml.settings.get('gitml.directcheckout');
-  const min = !setting || setting.value.toLowerCase() === 'auto' ? DIRECT_AUTO_MIN_SIZE : boolOf(gitml.settings, 'gitml.directcheckout', false) ? DIRECT_MIN_SIZE : null;
-  if (min === null) return null;
+  const on = !setting || setting.value.toLowerCase() === 'auto' || boolOf(gitml.settings, 'gitml.directcheckout', false);
+  if (!on) return null;
   const r = await runGit(gitml.repo.git, ['rev-parse', '--git-path', 'hooks/post-checkout']);
   const hook = path.resolve(gitml.repo.git.cwd, r.stdout.toString('utf8').trim());
-  return fs.existsSync(hook) ? null : min;
+  return fs.existsSync(hook) ? null : DIRECT_MIN_SIZE;
 }
 
 /** The pointer text git writes in place of the file until it is materialised. Pure. */
