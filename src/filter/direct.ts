@@ -17,7 +17,7 @@ import { placeStaged, worktreeTarget, writeFromCache } from '../worktree';
  * real bytes over those pointer files (a copy written beside the cache's during the download, or
  * straight from the cache), verified, and refreshes the index so
  * `git status` is clean. Only for checkouts (git offers `can-delay` there and nowhere else), and not
- * when a post-checkout hook would run in between and see pointers.
+ * when anything the same git command runs afterwards (a hook, a rebase's `--exec`) would see pointers.
  */
 /**
  * The smallest file checked out directly. Since gitml writes the index entries' stat data itself (no
@@ -35,19 +35,53 @@ export interface Deferred {
 }
 
 /**
+ * The hooks a git command runs itself after it has checked files out, before it exits and closes the
+ * filter: each would read pointer text where the bytes belong (`git merge` and `git pull` run
+ * post-merge, `git rebase` post-rewrite).
+ */
+const HOOKS_AFTER_CHECKOUT = ['post-checkout', 'post-merge', 'post-rewrite'] as const;
+
+/**
+ * The state folders (in the git dir) of commands that check out step after step in one process and
+ * run commands between the steps: `git rebase --exec 'pytest'` would test pointer text.
+ */
+const SEQUENCE_STATE = ['rebase-merge', 'rebase-apply', 'sequencer'] as const;
+
+/**
  * The smallest file this repository checks out directly, or null for never (decided once per filter
  * process). `gitml.directcheckout`: auto (default) and true, files of DIRECT_MIN_SIZE and more;
  * false, never (anything else is a configuration error, as for any boolean setting). Never when a
- * post-checkout hook exists: it runs before the bytes are written.
+ * hook of HOOKS_AFTER_CHECKOUT exists, as a file or in configuration (`hook.<name>.event`, git 2.54):
+ * it runs before the bytes are written.
  */
 export async function directCheckoutMinimum(gitml: Gitml): Promise<number | null> {
   if (!gitml.repo.workTree) return null;
   const setting = gitml.settings.get('gitml.directcheckout');
   const on = !setting || setting.value.toLowerCase() === 'auto' || boolOf(gitml.settings, 'gitml.directcheckout', false);
   if (!on) return null;
-  const r = await runGit(gitml.repo.git, ['rev-parse', '--git-path', 'hooks/post-checkout']);
-  const hook = path.resolve(gitml.repo.git.cwd, r.stdout.toString('utf8').trim());
-  return fs.existsSync(hook) ? null : DIRECT_MIN_SIZE;
+  return (await hookAfterCheckout(gitml)) ? null : DIRECT_MIN_SIZE;
+}
+
+/** Whether git would run one of HOOKS_AFTER_CHECKOUT. */
+async function hookAfterCheckout(gitml: Gitml): Promise<boolean> {
+  const git = gitml.repo.git;
+  const paths = await runGit(git, ['rev-parse', ...HOOKS_AFTER_CHECKOUT.flatMap((h) => ['--git-path', `hooks/${h}`])]);
+  const files = paths.stdout.toString('utf8').split('\n').filter((l) => l !== '');
+  if (files.length !== HOOKS_AFTER_CHECKOUT.length) return true; // not understood: the safe answer
+  if (files.some((f) => fs.existsSync(path.resolve(git.cwd, f)))) return true;
+  // Exit status 1 is "no such setting".
+  const configured = await runGit(git, ['config', '--get-regexp', '^hook\\..*\\.event$'], { okCodes: [1] });
+  const events = configured.stdout.toString('utf8').split('\n').map((l) => l.slice(l.indexOf(' ') + 1).trim());
+  return events.some((e) => (HOOKS_AFTER_CHECKOUT as readonly string[]).includes(e));
+}
+
+/**
+ * Whether the command checking out is one step of a sequence (rebase, cherry-pick of a range, am).
+ * Asked per file, since one filter process serves the whole sequence and the state folder can appear
+ * after its first checkout.
+ */
+export function insideSequence(gitml: Gitml): boolean {
+  return SEQUENCE_STATE.some((d) => fs.existsSync(path.join(gitml.repo.gitDir, d)));
 }
 
 /** The pointer text git writes in place of the file until it is materialised. Pure. */

@@ -13,7 +13,7 @@ import { Cleaner } from './clean';
 import { SMALL_OBJECT } from '../cache';
 import { enforceCacheLimit } from '../cache-limit';
 import { hooksPresent, installHooks } from '../install';
-import { directCheckoutMinimum, DIRECT_MIN_SIZE, materializeDeferred, placeholder, type Deferred } from './direct';
+import { directCheckoutMinimum, DIRECT_MIN_SIZE, insideSequence, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, readCachedSmall, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
 import { CHUNKED_MIN_SIZE } from '../objects/layout';
@@ -161,12 +161,12 @@ export class FilterServer {
     return unchanged ? { oid: record.oid, size: record.size } : undefined;
   }
 
-  /** Direct checkout for this file? Only large files, in a checkout, where the repository allows it. */
+  /** Direct checkout for this file? Only large files, in a checkout, where the repository allows it and no step of a sequence follows. */
   private async useDirect(request: Request, pointer: Pointer): Promise<boolean> {
     if (!request.canDelay || pointer.size < DIRECT_MIN_SIZE) return false;
     this.directMinimum ??= directCheckoutMinimum(this.options.gitml).catch(() => null);
     const min = await this.directMinimum;
-    return min !== null && pointer.size >= min;
+    return min !== null && pointer.size >= min && !insideSequence(this.options.gitml);
   }
 
   private async handshake(): Promise<void> {

@@ -140,7 +140,7 @@ describe('checkout', () => {
 });
 
 describe('direct checkout of large files', () => {
-  test('git writes the pointer, the bytes follow when git exits, verified and with their mode; status is clean; a post-checkout hook turns it off', async () => {
+  test('git writes the pointer, the bytes follow when git exits, verified and with their mode; status is clean; not when a hook or a rebase step runs before git exits', async () => {
     const box = await Sandbox.create();
     try {
       await box.git(box.root, ['config', '--global', 'gitml.directcheckout', 'true']);
@@ -197,6 +197,38 @@ describe('direct checkout of large files', () => {
       await fsp.writeFile(path.join(hooked, '.git/hooks/post-checkout'), `#!/bin/sh\nhead -c 7 big.pt > ${JSON.stringify(seen)}\n`, { mode: 0o755 });
       await box.git(hooked, ['checkout', '-q', 'main']);
       expect(await fsp.readFile(seen)).toEqual(big.subarray(0, 7));
+
+      // The same for every hook git runs after a checkout, inside the same command: a post-merge hook
+      // sees the bytes a fast-forward brought.
+      const merged = box.path('merged');
+      await box.git(box.root, ['clone', '-q', '--no-checkout', `gitml::${remote}`, merged]);
+      await box.git(merged, ['checkout', '-q', 'main~1']);
+      const mergeSaw = box.path('merge-saw');
+      await fsp.writeFile(path.join(merged, '.git/hooks/post-merge'), `#!/bin/sh\nhead -c 7 big.pt > ${JSON.stringify(mergeSaw)}\n`, { mode: 0o755 });
+      await box.git(merged, ['merge', '-q', '--ff-only', 'main']);
+      expect(await fsp.readFile(mergeSaw)).toEqual(big.subarray(0, 7));
+
+      // A rebase checks out step after step in one git process and runs --exec in between: the command
+      // sees the bytes of the commit just picked (here the one that adds big.pt, picked again).
+      const rebased = box.path('rebased');
+      const rebaseLog = box.path('rebased.log');
+      await box.git(box.root, ['clone', '-q', `gitml::${remote}`, rebased]);
+      const execSaw = box.path('exec-saw');
+      await box.git(rebased, ['rebase', '-q', '--force-rebase', '--exec', `head -c 7 big.pt > ${JSON.stringify(execSaw)}`, 'main~1'], {
+        env: { GITML_LOG: 'debug', GITML_LOG_FILE: rebaseLog },
+      });
+      expect(await fsp.readFile(execSaw)).toEqual(big.subarray(0, 7));
+      expect(await fsp.readFile(rebaseLog, 'utf8')).not.toMatch(/direct checkout: files written/);
+
+      // Hooks in configuration (git 2.54: hook.<name>.event) count as well, whether or not this git runs them.
+      const configured = box.path('configured');
+      const configuredLog = box.path('configured.log');
+      await box.git(box.root, ['clone', '-q', '--no-checkout', `gitml::${remote}`, configured]);
+      await box.git(configured, ['config', 'hook.tests.event', 'post-merge']);
+      await box.git(configured, ['config', 'hook.tests.command', 'true']);
+      await box.git(configured, ['checkout', '-q', 'main'], { env: { GITML_LOG: 'debug', GITML_LOG_FILE: configuredLog } });
+      expect(sha256(await fsp.readFile(path.join(configured, 'big.pt')))).toBe(sha256(big));
+      expect(await fsp.readFile(configuredLog, 'utf8')).not.toMatch(/direct checkout: files written/);
 
       // Damaged packs: the copy written during the download is thrown away with the download.
       for (const file of listFiles(box.path('store/packs')).filter((f) => f.endsWith('.pack'))) {
