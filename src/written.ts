@@ -123,8 +123,8 @@ async function recordInIndex(gitml: Gitml, files: readonly { path: string; blob:
   try {
     const indexPath = path.resolve(gitml.repo.git.cwd, await gitText(gitml.repo.git, ['rev-parse', '--git-path', 'index']));
     const updates = files.map((f) => ({ path: f.path, blob: f.blob, stat: statOf(stats.get(f.path)!) }));
-    const recorded = await recordStatData(indexPath, updates);
-    gitml.log.debug({ files: files.length, recorded: recorded.length }, 'stat data recorded in the index');
+    const { recorded, smudged } = await recordStatData(indexPath, updates);
+    gitml.log.debug({ files: files.length, recorded: recorded.length, smudged }, 'stat data recorded in the index');
     return recorded;
   } catch (e) {
     // git refreshes those entries itself (below).

@@ -8,8 +8,9 @@ import { errnoCode } from '../errors';
  * size and time in the index, and `git update-index` would then read every such file back and pipe
  * it through the clean filter (a 1 GiB model: 1 GiB read and piped for nothing).
  *
- * Only the ten 32-bit stat fields of named entries change; every other byte stays as git wrote it
- * (entries, extensions), and the trailing checksum is computed again. Anything this reader does not
+ * Only the ten 32-bit stat fields of named entries change, and the size of racily clean ones (below);
+ * every other byte stays as git wrote it (entries, extensions), and the trailing checksum is computed
+ * again. Anything this reader does not
  * know for certain (another version, a split index, a checksum that does not match) makes it decline,
  * and the caller lets git refresh the entries instead.
  */
@@ -43,15 +44,30 @@ const NAME_MASK = 0x0fff;
 const STAGE_SHIFT = 12;
 const STAGE_MASK = 0x3;
 const REGULAR_FILE = 0o100000;
+const GITLINK = 0o160000;
 const EXECUTABLE = 0o100;
+const MTIME_SEC_AT = 8;
+const SIZE_AT = 36;
 
 /**
  * A copy of `index` with the stat data of `updates` recorded, and the paths recorded; null when the
  * index is not one this reader knows for certain (then nothing may be written). An update is left out
  * (not in `recorded`) when no stage-0 entry of that path names `blob`, or when its entry is not a
- * regular file whose executable bit matches the file's. Pure.
+ * regular file whose executable bit matches the file's.
+ *
+ * `racyFromSec`, when the copy will be written with a newer time than the old index had: the old
+ * index file's mtime, in seconds. Every other entry that was racily clean against it (its mtime not
+ * older: git could not tell a write in the same tick from none) gets size 0, as git's own write_index
+ * smudges it, and git compares its content next time it looks. Without that, the newer index time
+ * would make git trust such an entry's stat data. Seconds only: git built without nanosecond times
+ * compares seconds, so this smudges at least what git would. Submodules (gitlinks) are never racy, as
+ * in git. Pure.
  */
-export function withStatData(index: Buffer, updates: readonly StatUpdate[]): { index: Buffer; recorded: string[] } | null {
+export function withStatData(
+  index: Buffer,
+  updates: readonly StatUpdate[],
+  racyFromSec: bigint | null = null,
+): { index: Buffer; recorded: string[]; smudged: number } | null {
   const hashSize = hashSizeOf(updates);
   if (hashSize === null || index.length < HEADER_SIZE + hashSize) return null;
   const body = index.subarray(0, index.length - hashSize);
@@ -65,18 +81,25 @@ export function withStatData(index: Buffer, updates: readonly StatUpdate[]): { i
   const wanted = new Map(updates.map((u) => [u.path, u]));
   const out = Buffer.from(index);
   const recorded: string[] = [];
+  let smudged = 0;
   for (const e of entries) {
-    if (e.stage !== 0) continue;
-    const u = wanted.get(e.path);
-    if (!u || body.toString('hex', e.offset + STAT_SIZE, e.offset + STAT_SIZE + hashSize) !== u.blob.toLowerCase()) continue;
     const mode = body.readUInt32BE(e.offset + 24);
-    if ((mode & 0o170000) !== REGULAR_FILE || (mode & EXECUTABLE) !== (Number(u.stat.mode) & EXECUTABLE)) continue;
-    writeStat(out, e.offset, u.stat, mode);
-    recorded.push(e.path);
-    wanted.delete(e.path);
+    const u = e.stage === 0 ? wanted.get(e.path) : undefined;
+    if (u && body.toString('hex', e.offset + STAT_SIZE, e.offset + STAT_SIZE + hashSize) === u.blob.toLowerCase()) {
+      if ((mode & 0o170000) === REGULAR_FILE && (mode & EXECUTABLE) === (Number(u.stat.mode) & EXECUTABLE)) {
+        writeStat(out, e.offset, u.stat, mode);
+        recorded.push(e.path);
+        wanted.delete(e.path);
+        continue;
+      }
+    }
+    if (racyFromSec !== null && (mode & 0o170000) !== GITLINK && BigInt(body.readUInt32BE(e.offset + MTIME_SEC_AT)) >= racyFromSec && body.readUInt32BE(e.offset + SIZE_AT) !== 0) {
+      out.writeUInt32BE(0, e.offset + SIZE_AT);
+      smudged++;
+    }
   }
   if (hashed) digest(out.subarray(0, out.length - hashSize), hashSize).copy(out, out.length - hashSize);
-  return { index: out, recorded };
+  return { index: out, recorded, smudged };
 }
 
 interface EntryAt {
@@ -175,44 +198,56 @@ function digest(data: Buffer, hashSize: number): Buffer {
 }
 
 /**
+ * The youngest file whose stat data may be recorded: this long before the index is written. git takes
+ * an entry as clean by its stat data only when its mtime is older than the index file's (seconds, in
+ * a git built without nanosecond times); gitml dates what it writes WRITTEN_MTIME_AGE_MS back anyway.
+ */
+const SETTLED_MS = 2000;
+
+/**
  * Records the stat data of `updates` in the index file at `indexPath`, as git would: under
  * `index.lock` (taken with O_EXCL, as git takes it), renamed over the index. Returns the paths
- * recorded; none when the lock is held, the index is not one withStatData knows, or an entry's file
- * was written after the index (see below).
+ * recorded and how many other entries were smudged; none recorded when the lock is held or the index
+ * is not one withStatData knows for certain. A file written less than SETTLED_MS ago is left out.
  *
- * The new index keeps the old one's mtime. git treats an entry whose mtime is not older than the
- * index file's as racily clean and checks its content; an index written later would end that check
- * for entries git stat'ed just before it wrote the index. Keeping the time (two microseconds earlier,
- * so it can only grow the racy set) leaves git's check exactly as it was; so only files whose
- * mtime is older than the index can be recorded (gitml dates what it writes a minute back).
+ * git's racy-clean check compares each entry's mtime with the index file's. When every file is older
+ * than the index (a checkout that just wrote it), the new index keeps the old mtime, two microseconds
+ * earlier, so it can only grow the racy set: git's check stays exactly as it was, and nothing else in
+ * the index changes. When a file is newer (`gitml pull` on an index written a while ago), the index
+ * must be newer still, as when git writes it: then the entries racily clean against the old time are
+ * smudged (withStatData), as git's own write does.
  */
-export async function recordStatData(indexPath: string, updates: readonly StatUpdate[]): Promise<string[]> {
-  if (updates.length === 0) return [];
+export async function recordStatData(indexPath: string, updates: readonly StatUpdate[], nowMs: number = Date.now()): Promise<{ recorded: string[]; smudged: number }> {
+  const none = { recorded: [], smudged: 0 };
+  const mtimeNs = (u: StatUpdate) => u.stat.mtimeSec * 1_000_000_000n + u.stat.mtimeNsec;
+  const settled = updates.filter((u) => mtimeNs(u) < BigInt(Math.floor(nowMs - SETTLED_MS)) * 1_000_000n);
+  if (settled.length === 0) return none;
   const lockPath = `${indexPath}.lock`;
   let lock: fsp.FileHandle;
   try {
     lock = await fsp.open(lockPath, 'wx', 0o666);
   } catch (e) {
-    if (errnoCode(e) === 'EEXIST' || errnoCode(e) === 'ENOENT') return [];
+    if (errnoCode(e) === 'EEXIST' || errnoCode(e) === 'ENOENT') return none;
     throw e;
   }
   let renamed = false;
   try {
     const before = await fsp.stat(indexPath, { bigint: true }).catch(() => null);
-    if (!before) return [];
-    const older = updates.filter((u) => u.stat.mtimeSec * 1_000_000_000n + u.stat.mtimeNsec < before.mtimeNs);
-    const patched = withStatData(await fsp.readFile(indexPath), older);
-    if (!patched || patched.recorded.length === 0) return [];
+    if (!before) return none;
+    const keepTime = settled.every((u) => mtimeNs(u) < before.mtimeNs);
+    const patched = withStatData(await fsp.readFile(indexPath), settled, keepTime ? null : before.mtimeNs / 1_000_000_000n);
+    if (!patched || patched.recorded.length === 0) return none;
     await lock.writeFile(patched.index);
     await lock.chmod(Number(before.mode & 0o7777n));
     await lock.close();
-    // Seconds as a double are exact to about a quarter of a microsecond: two microseconds earlier is
-    // certainly not later than the old time.
-    const keep = Number(before.mtimeNs - 2000n) / 1e9;
-    await fsp.utimes(lockPath, Number(before.atimeNs) / 1e9, keep);
+    if (keepTime) {
+      // Seconds as a double are exact to about a quarter of a microsecond: two microseconds earlier
+      // is certainly not later than the old time.
+      await fsp.utimes(lockPath, Number(before.atimeNs) / 1e9, Number(before.mtimeNs - 2000n) / 1e9);
+    }
     await fsp.rename(lockPath, indexPath);
     renamed = true;
-    return patched.recorded;
+    return { recorded: patched.recorded, smudged: patched.smudged };
   } finally {
     if (!renamed) {
       await lock.close().catch(() => undefined);

@@ -62,8 +62,24 @@ describe('checkout', () => {
     expect(parsePointer(await fsp.readFile(path.join(clone, 'data/with space.bin')))).not.toBeNull();
     expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
 
-    const rest = await box.gitml(clone, ['pull', '--exclude', 'models/**']);
+    // An index written a while ago, older than the files gitml writes (dated a minute back): their
+    // stat data still goes into the index itself, which then gets a newer time, as git would give it.
+    // (Every file dated further back and refreshed first, so no entry is racily clean against that time.)
+    const older = new Date(Date.now() - 10 * 60_000);
+    for (const name of [...Object.keys(files), '.gitattributes', '.gitmlconfig']) await fsp.utimes(path.join(clone, name), older, older);
+    await box.git(clone, ['update-index', '-q', '--refresh']);
+    const old = new Date(Date.now() - 5 * 60_000);
+    await fsp.utimes(path.join(clone, '.git/index'), old, old);
+    expect((await box.git(clone, ['diff-files', '--name-only'])).stdout).toBe('');
+    const pullLog = box.path('pull-old-index.log');
+    const rest = await box.gitml(clone, ['pull', '--exclude', 'models/**', '--json'], { env: { GITML_LOG: 'debug', GITML_LOG_FILE: pullLog } });
     expect(rest.code).toBe(0);
+    const pulled = (JSON.parse(rest.stdout) as { pulled: number }).pulled;
+    expect(pulled).toBeGreaterThan(0);
+    const recorded = (await fsp.readFile(pullLog, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; recorded?: number; smudged?: number }).filter((l) => l.msg === 'stat data recorded in the index');
+    expect(recorded.map((l) => [l.recorded, l.smudged])).toEqual([[pulled, 0]]);
+    expect((await fsp.stat(path.join(clone, '.git/index'))).mtimeMs).toBeGreaterThan(old.getTime());
+    expect((await box.git(clone, ['diff-files', '--name-only'])).stdout).toBe('');
     for (const [name, data] of Object.entries(files)) expect(sha256(await fsp.readFile(path.join(clone, name)))).toBe(sha256(data));
     expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
     // Records (when the index could not take the stat data itself) live only for the refresh.

@@ -83,7 +83,8 @@ describe("git's index: recording stat data", () => {
 
     const named = files.filter((f) => f !== 'dir/b.bin');
     const before = await fsp.stat(index, { bigint: true });
-    const recorded = await recordStatData(index, [...(await Promise.all(named.map((f) => updateFor(repo, f)))), await updateFor(repo, 'run.sh')]);
+    const { recorded, smudged } = await recordStatData(index, [...(await Promise.all(named.map((f) => updateFor(repo, f)))), await updateFor(repo, 'run.sh')]);
+    expect(smudged).toBe(0);
     expect(recorded.sort()).toEqual([...named, 'run.sh'].sort());
     // git's racy-clean check is against the index's own time: it is kept (never later than before).
     const after = await fsp.stat(index, { bigint: true });
@@ -105,7 +106,7 @@ describe("git's index: recording stat data", () => {
     const wrongBlob = { ...(await updateFor(repo, 'a.bin')), blob: await blobOf(repo, 'dir/b.bin') };
     const exec = await updateFor(repo, 'dir/b.bin');
     exec.stat.mode |= 0o111n;
-    expect(await recordStatData(index, [wrongBlob, exec, await updateFor(repo, 'dir/ünï.bin')])).toEqual(['dir/ünï.bin']);
+    expect((await recordStatData(index, [wrongBlob, exec, await updateFor(repo, 'dir/ünï.bin')])).recorded).toEqual(['dir/ünï.bin']);
     expect(await statDirty(repo)).toEqual(files.filter((f) => f !== 'dir/ünï.bin').concat('run.sh').sort());
 
     // Stages 1-3 of a conflict are never touched.
@@ -120,23 +121,23 @@ describe("git's index: recording stat data", () => {
     const body = fs.readFileSync(index);
     const entries = entriesOf(body.subarray(0, body.length - 20), 20)!;
     expect(entries.filter((e) => e.path === 'a.bin').map((e) => e.stage)).toEqual([1, 2, 3]);
-    expect(await recordStatData(index, [{ ...(await updateFor(repo, 'dir/b.bin')), path: 'a.bin', blob: ours }])).toEqual([]);
+    expect((await recordStatData(index, [{ ...(await updateFor(repo, 'dir/b.bin')), path: 'a.bin', blob: ours }])).recorded).toEqual([]);
     expect(fs.readFileSync(index).equals(body)).toBe(true);
   });
 
-  test('a split index, a held lock, a damaged checksum, a file newer than the index: nothing is written', async () => {
+  test('a split index, a held lock, a damaged checksum, a file written this instant: nothing is written', async () => {
     const split = await repoWith('split');
     await box.git(split, ['update-index', '--split-index']);
     const splitIndex = path.join(split, '.git', 'index');
     const bytes = fs.readFileSync(splitIndex);
-    expect(await recordStatData(splitIndex, [await updateFor(split, 'a.bin')])).toEqual([]);
+    expect((await recordStatData(splitIndex, [await updateFor(split, 'a.bin')])).recorded).toEqual([]);
     expect(fs.readFileSync(splitIndex).equals(bytes)).toBe(true);
 
     const repo = await repoWith('refused');
     const index = path.join(repo, '.git', 'index');
     const update = await updateFor(repo, 'a.bin');
     await fsp.writeFile(`${index}.lock`, '');
-    expect(await recordStatData(index, [update])).toEqual([]);
+    expect((await recordStatData(index, [update])).recorded).toEqual([]);
     expect(fs.readFileSync(`${index}.lock`, 'utf8')).toBe(''); // git's lock is git's
     await fsp.rm(`${index}.lock`);
 
@@ -146,11 +147,45 @@ describe("git's index: recording stat data", () => {
     expect(withStatData(damaged, [update])).toBeNull();
     expect(withStatData(good.subarray(0, 30), [update])).toBeNull();
 
-    // Written after the index: git would have to see it as racily clean, which a kept index time cannot say.
+    // Written this instant: an index written now could not be later than it in seconds.
     const now = new Date();
     await fsp.utimes(path.join(repo, 'a.bin'), now, now);
-    expect(await recordStatData(index, [await updateFor(repo, 'a.bin')])).toEqual([]);
+    expect((await recordStatData(index, [await updateFor(repo, 'a.bin')])).recorded).toEqual([]);
     expect(fs.readFileSync(index).equals(good)).toBe(true);
+  });
+
+  test('a file newer than the index (gitml pull on an old index): recorded; the index gets a newer time, and an entry racily clean against the old one is smudged, so git still sees its change', async () => {
+    const repo = await repoWith('newer');
+    await box.git(repo, ['config', 'core.trustctime', 'false']); // a change that keeps mtime, size and inode: only git's racy check sees it
+    const index = path.join(repo, '.git', 'index');
+    const at = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000);
+    await box.git(repo, ['update-index', '-q', '--refresh']); // every entry: its file's stat, a minute back
+    // One entry recorded 40 s back, then the index dated 50 s back: that entry is racily clean against it.
+    const racy = 'dir/sub/c with space.bin';
+    await fsp.utimes(path.join(repo, racy), at(40), at(40));
+    await box.git(repo, ['update-index', '-q', '--refresh']);
+    await fsp.utimes(index, at(50), at(50));
+    expect(await statDirty(repo)).toEqual([]);
+    // The racy file changes in place, same size, its mtime put back: only its content says so.
+    const racyStat = await fsp.stat(path.join(repo, racy));
+    const fd = fs.openSync(path.join(repo, racy), 'r+');
+    fs.writeSync(fd, Buffer.from('changed'), 0, 7, 0);
+    fs.closeSync(fd);
+    await fsp.utimes(path.join(repo, racy), racyStat.atime, racyStat.mtime);
+    // a.bin is written again (same bytes) 10 s back: newer than the index.
+    const data = await fsp.readFile(path.join(repo, 'a.bin'));
+    await fsp.rm(path.join(repo, 'a.bin'));
+    await fsp.writeFile(path.join(repo, 'a.bin'), data);
+    await fsp.utimes(path.join(repo, 'a.bin'), at(10), at(10));
+    expect(await statDirty(repo)).toEqual(['a.bin', racy].sort());
+
+    const before = await fsp.stat(index, { bigint: true });
+    const { recorded, smudged } = await recordStatData(index, [await updateFor(repo, 'a.bin')]);
+    expect(recorded).toEqual(['a.bin']);
+    expect(smudged).toBe(1);
+    expect((await fsp.stat(index, { bigint: true })).mtimeNs > before.mtimeNs).toBe(true);
+    expect(await statDirty(repo)).toEqual([racy]);
+    expect((await box.git(repo, ['status', '--porcelain'])).stdout).toBe(` M "${racy}"\n`);
   });
 
   test('an index without a checksum (index.skipHash) keeps none', async () => {
