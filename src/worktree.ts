@@ -45,11 +45,17 @@ export async function fileState(workTree: string, gitPath: string, pointer: Poin
 }
 
 /**
- * Writes the object's bytes at `gitPath` (`gitml pull`), verified and atomically (writeFromCache).
+ * Writes the object's bytes at `gitPath` (`gitml pull`), verified and atomically: the copy made while
+ * the object downloaded when there is one (`staged`, placeStaged), otherwise from the cache
+ * (writeFromCache).
  */
-export async function materialize(cache: ObjectCache, workTree: string, gitPath: string, pointer: Pointer, mode: string): Promise<void> {
+export async function materialize(cache: ObjectCache, workTree: string, gitPath: string, pointer: Pointer, mode: string, staged?: string): Promise<'staged' | 'copied'> {
   try {
-    await writeFromCache(cache, await worktreeTarget(workTree, gitPath), pointer, mode === '100755' ? 0o755 : 0o644);
+    const target = await worktreeTarget(workTree, gitPath);
+    const bits = mode === '100755' ? 0o755 : 0o644;
+    if (staged && (await placeStaged(cache, staged, target, pointer, bits))) return 'staged';
+    await writeFromCache(cache, target, pointer, bits);
+    return 'copied';
   } catch (e) {
     if (e instanceof GitmlError) throw e;
     throw new GitmlError('E_CACHE_IO', `cannot write '${gitPath}': ${(e as Error).message}`, { cause: e, hint: 'Check free space and permissions in the work tree.' });

@@ -1,10 +1,12 @@
+import fsp from 'node:fs/promises';
 import type { Gitml } from '../context';
 import { requireWorkTree } from '../git/repo';
 import { scanIndexForPointers } from '../git/scan';
 import type { ProgressSink } from '../progress';
 import { downloadObjects } from '../transfer/transfer';
-import { runAll } from '../util/pool';
-import { fileState, materialize } from '../worktree';
+import { runAll, type Outcome } from '../util/pool';
+import { CHUNKED_MIN_SIZE } from '../objects/layout';
+import { fileState, materialize, stagingFileFor } from '../worktree';
 import { refreshWrittenFiles } from '../written';
 
 export interface CheckoutReport {
@@ -36,18 +38,37 @@ export async function checkoutPointers(gitml: Gitml, pathspecs: readonly string[
     downloadedBytes: 0,
   };
   if (todo.length === 0) return report;
-  const download = await downloadObjects(
-    todo.map((e) => ({ oid: e.pointer.oid, size: e.pointer.size, path: e.path })),
-    await gitml.transferOptions(progress),
-  );
-  report.downloadedBytes = download.bytes;
-  const bad = new Set(download.failed.map((f) => f.ref.oid));
-  for (const f of download.failed) report.failed.push({ path: f.ref.path ?? '', error: f.error.message });
-  const written = await runAll(
-    todo.filter((e) => !bad.has(e.pointer.oid)),
-    gitml.concurrency,
-    (e) => materialize(gitml.cache, workTree, e.path, e.pointer, e.mode),
-  );
+  // A large object's download writes the work-tree copy beside the cache's in the same pass (as a
+  // direct checkout does), verified with it: the file is then renamed into place, not copied from the
+  // cache and hashed again. One copy per object; another path with the same object is copied.
+  const staging = new Map<string, string>();
+  for (const e of todo) {
+    if (e.pointer.size < CHUNKED_MIN_SIZE || staging.has(e.pointer.oid)) continue;
+    const file = await stagingFileFor(gitml.cache, workTree);
+    if (!file) break; // the cache is on another filesystem than the work tree
+    staging.set(e.pointer.oid, file);
+  }
+  const copies = [...staging.values()];
+  let written: Outcome<(typeof todo)[number], 'staged' | 'copied'>[];
+  try {
+    const download = await downloadObjects(
+      todo.map((e) => ({ oid: e.pointer.oid, size: e.pointer.size, path: e.path })),
+      await gitml.transferOptions(progress),
+      staging,
+    );
+    report.downloadedBytes = download.bytes;
+    const bad = new Set(download.failed.map((f) => f.ref.oid));
+    for (const f of download.failed) report.failed.push({ path: f.ref.path ?? '', error: f.error.message });
+    written = await runAll(todo.filter((e) => !bad.has(e.pointer.oid)), gitml.concurrency, (e) => {
+      const staged = staging.get(e.pointer.oid);
+      staging.delete(e.pointer.oid); // the next path with this object is copied from the cache
+      return materialize(gitml.cache, workTree, e.path, e.pointer, e.mode, staged);
+    });
+  } finally {
+    // Copies not placed (a failed download, an object that was cached already) leave nothing behind.
+    await Promise.all(copies.map((f) => fsp.rm(f, { force: true }).catch(() => undefined)));
+  }
+  gitml.log.debug({ staged: written.filter((w) => w.ok && w.value === 'staged').length, copied: written.filter((w) => w.ok && w.value === 'copied').length }, 'pull: files written');
   const materialized: { path: string; oid: string; size: number }[] = [];
   for (const w of written) {
     if (w.ok) {

@@ -185,7 +185,12 @@ export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterabl
  * Brings objects into the cache: those already cached are skipped, the rest are downloaded
  * `concurrency` at a time and verified against their sha256 before they are named.
  */
-export async function downloadObjects(objects: readonly ObjectRef[], options: TransferOptions): Promise<DownloadReport> {
+/**
+ * Brings `objects` into the cache, verified. `copies`: for an object downloaded on its own (from
+ * CHUNKED_MIN_SIZE), a file to create with the same bytes in the same pass (ObjectStore.download
+ * `copyTo`; a caller checks whether it is there and whole).
+ */
+export async function downloadObjects(objects: readonly ObjectRef[], options: TransferOptions, copies?: ReadonlyMap<string, string>): Promise<DownloadReport> {
   const { cache, log } = options;
   const unique = dedupe(objects);
   const report: DownloadReport = { downloaded: [], cached: 0, failed: [], bytes: 0 };
@@ -208,7 +213,7 @@ export async function downloadObjects(objects: readonly ObjectRef[], options: Tr
     }
   }
   const outcomes = await runAll(largestFirst(oneByOne), options.concurrency, async (ref) => {
-    await options.objects.download(ref, cache, { onBytes: (n) => progress.addBytes(n) });
+    await options.objects.download(ref, cache, { onBytes: (n) => progress.addBytes(n), copyTo: copies?.get(ref.oid) });
     progress.itemDone();
   });
   progress.finish();

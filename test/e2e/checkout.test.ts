@@ -55,9 +55,15 @@ describe('checkout', () => {
     const status = JSON.parse((await box.gitml(clone, ['status', '--json'])).stdout);
     expect(status.pointerOnly).toEqual(expect.arrayContaining(['models/big.pt', 'data/with space.bin']));
 
-    const pull = await box.gitml(clone, ['pull', '--include', 'models/**', '--json']);
+    const firstLog = box.path('pull-models.log');
+    const pull = await box.gitml(clone, ['pull', '--include', 'models/**', '--json'], { env: { GITML_LOG: 'debug', GITML_LOG_FILE: firstLog } });
     expect(pull.code).toBe(0);
     expect(JSON.parse(pull.stdout)).toMatchObject({ pulled: 2, failed: [] });
+    // The 2 MB model's work-tree copy was written by its download and renamed into place; the small
+    // one was copied from the cache. No copy is left in the cache's temp folder.
+    const firstLines = (await fsp.readFile(firstLog, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; staged?: number; copied?: number });
+    expect(firstLines.filter((l) => l.msg === 'pull: files written').map((l) => [l.staged, l.copied])).toEqual([[1, 1]]);
+    expect(listFiles(path.join(clone, '.git/gitml/tmp'))).toEqual([]);
     expect(sha256(await fsp.readFile(path.join(clone, 'models/big.pt')))).toBe(sha256(files['models/big.pt']!));
     expect(parsePointer(await fsp.readFile(path.join(clone, 'data/with space.bin')))).not.toBeNull();
     expect((await box.git(clone, ['status', '--porcelain'])).stdout).toBe('');
@@ -259,6 +265,14 @@ describe('direct checkout of large files', () => {
       expect(r.stderr).toMatch(/damaged|does not match/);
       if (fs.existsSync(path.join(damaged, 'big.pt'))) expect(sha256(await fsp.readFile(path.join(damaged, 'big.pt')))).not.toBe(sha256(big));
       expect(listFiles(path.join(damaged, '.git/gitml/tmp'))).toEqual([]);
+      // The same for `gitml pull`, whose download also writes the work-tree copy: the file stays a pointer.
+      const pulled = box.path('pull-damaged');
+      await box.git(box.root, ['clone', '-q', `gitml::${remote}`, pulled], { env: { GITML_SKIP_SMUDGE: '1', GITML_FETCH: 'none' } });
+      const p = await box.gitml(pulled, ['pull']);
+      expect(p.code).not.toBe(0);
+      expect(p.stderr).toMatch(/big\.pt/);
+      expect(parsePointer(await fsp.readFile(path.join(pulled, 'big.pt')))?.oid).toBe(sha256(big));
+      expect(listFiles(path.join(pulled, '.git/gitml/tmp'))).toEqual([]);
     } finally {
       await box.cleanup();
     }
