@@ -19,7 +19,8 @@ import { w1, w2, w3Versions, w4, w5, w6 } from './workloads';
  *
  * W1 one 1 GiB file, W2 2,000 × 64 KiB, W3 a checkpoint series (dedup), W4 20,000 files of 4-64 KiB,
  * W5 one 10 GiB file and W6 100,000 files of 4 KiB (each only when named). --quick: smaller sizes and W1,W2,W4, about two minutes.
- * With --repeat, the tools take turns N times and each step reports its median time (this machine's
+ * The tools take turns step by step (each step of one, then the same step of the other; who goes first
+ * alternates by round), and with --repeat N each step reports its median time (this machine's
  * timings vary by ±30% from run to run). Each add is measured twice: after `sync` and right after
  * the files were written (still dirty in the page cache, as a training job leaves them). --dir: where
  * the bench works (default the system's temp folder); its file system is printed with the figures
@@ -320,17 +321,11 @@ async function main(): Promise<void> {
     const copy = copies.length ? { cp: median(copies.map((c) => c.cp)), cpSync: median(copies.map((c) => c.cpSync)) } : null;
     if (copy) console.log(`  baseline: cp -r of ${copyDirs.join('+')} on the same disk: ${copy.cp.toFixed(2)} s, with sync ${copy.cpSync.toFixed(2)} s   [sync; cp -r ${copyDirs.join(' ')} <dir>; sync]`);
 
-    // The tools take turns, round after round, so a slow patch of the machine hits both.
-    const turns = Array.from({ length: repeat }, (_, rep) => tools.map((tool) => ({ rep, tool }))).flat();
-    for (const { rep, tool } of turns) {
-      if (repeat > 1) console.log(`  round ${rep + 1} of ${repeat}: ${tool.name}`);
-      // Directory names must not contain a tool's marker, or git's own processes would match it.
-      const m = await createMachine(root, `${tool.name === 'gitml' ? 'machine-a' : 'machine-b'}${rep}`);
-      // No background gc or maintenance after a 20,000-file commit: it would run inside the next
-      // step's time (and write into folders the bench removes). The same for both tools.
-      await run(m, m.root, 'git', ['config', '--global', 'gc.auto', '0']);
-      await run(m, m.root, 'git', ['config', '--global', 'maintenance.auto', 'false']);
-      await tool.install(m);
+    /**
+     * One tool's round as steps: the generator stops after each measured step, so the driver below
+     * can run the two tools' same steps back to back.
+     */
+    async function* roundOf(m: Machine, tool: Tool): AsyncGenerator<void> {
       for (const w of ['W1', 'W2', 'W4', 'W5', 'W6'] as const) {
         if (!files[w]) continue;
         // Added fresh: the files were just written (by training, here by cp) and are still dirty in
@@ -342,6 +337,7 @@ async function main(): Promise<void> {
           const add = await timed(m, tool, fresh.repo, ['add', '-A'], false);
           const commit = await timed(m, tool, fresh.repo, ['commit', '-q', '-m', w]);
           record(w, 'add+commit (fresh)', tool, combine(add, commit));
+          yield;
         }
         const { repo, bare, store } = await setUpRepo(m, tool, w);
         await copyInto(data, files[w]!, repo);
@@ -352,6 +348,7 @@ async function main(): Promise<void> {
           nullFilterAdds.push(await addThroughNullFilter(m, data, files[w]!));
           console.log(`  baseline W2 add+commit (synced) through a filter that stores nothing: ${nullFilterAdds[nullFilterAdds.length - 1]!.toFixed(2)} s   [${NULL_FILTER_COMMAND}]`);
         }
+        yield;
         await run(m, repo, 'git', ['remote', 'add', 'origin', tool.remoteUrl(bare)]);
         let push: Measurement;
         try {
@@ -366,10 +363,15 @@ async function main(): Promise<void> {
           notes.push(`${tool.name} ${w} push failed the first time (${(e as Error).message.split('\n')[0]!.slice(0, 160)}); the figure is both attempts.`);
         }
         record(w, 'push', tool, { ...push, storeBytes: (await dirBytes(tool.storeDir(bare, store))).bytes });
+        yield;
         const cloneDir = path.join(m.root, `${w}-clone`);
         const clone = await timed(m, tool, m.root, ['clone', '-q', tool.remoteUrl(bare), cloneDir]);
         record(w, 'clone', tool, clone);
-        if (w === 'W4' || w === 'W6') record(w, 'status after clone', tool, await timed(m, tool, cloneDir, ['status', '--porcelain']));
+        yield;
+        if (w === 'W4' || w === 'W6') {
+          record(w, 'status after clone', tool, await timed(m, tool, cloneDir, ['status', '--porcelain']));
+          yield;
+        }
         if (w === 'W5' || w === 'W6') {
           // 10 GiB, or 100,000 files, several times over: removed at once, then the file system settles.
           for (const dir of [cloneDir, repo, store, bare]) await fsp.rm(dir, { recursive: true, force: true });
@@ -389,6 +391,7 @@ async function main(): Promise<void> {
           const after = (await dirBytes(tool.storeDir(bare, store))).bytes;
           record('W3', `v${v} add+push`, tool, { ...combine(add, push), storeBytes: after - before });
           before = after;
+          yield;
         }
         // History rewritten so that only v4 is reachable, then the store's own gc (issue 15).
         await run(m, repo, 'git', ['checkout', '-q', '--orphan', 'v4-only']);
@@ -410,9 +413,33 @@ async function main(): Promise<void> {
         w3Gc.push({ tool: tool.name, v4Bytes, storeBefore, storeAfter, gc });
         console.log(`  ${tool.name.padEnd(8)} W3 after rewrite to v4 only: store ${formatBytes(storeBefore)} -> ${formatBytes(storeAfter)} (v4 is ${formatBytes(v4Bytes)})${tool.storeGc ? `   [${tool.storeGc.join(' ')}]` : '   [no store gc]'}`);
       }
+    }
+
+    // The tools take turns step by step (gitml's W1 push, then git-lfs's W1 push, ...), and which tool
+    // goes first alternates by round: a slow patch of the machine, or the aftermath of the step just
+    // before (a push that wrote a gigabyte against one that made hard links), falls on both alike.
+    for (let rep = 0; rep < repeat; rep++) {
+      if (repeat > 1) console.log(`  round ${rep + 1} of ${repeat}`);
+      const order = rep % 2 === 0 ? tools : [...tools].reverse();
+      const live: { m: Machine; steps: AsyncGenerator<void> }[] = [];
+      for (const tool of order) {
+        // Directory names must not contain a tool's marker, or git's own processes would match it.
+        const m = await createMachine(root, `${tool.name === 'gitml' ? 'machine-a' : 'machine-b'}${rep}`);
+        // No background gc or maintenance after a 20,000-file commit: it would run inside the next
+        // step's time (and write into folders the bench removes). The same for both tools.
+        await run(m, m.root, 'git', ['config', '--global', 'gc.auto', '0']);
+        await run(m, m.root, 'git', ['config', '--global', 'maintenance.auto', 'false']);
+        await tool.install(m);
+        live.push({ m, steps: roundOf(m, tool) });
+      }
+      for (let running = live; running.length > 0; ) {
+        const next: typeof live = [];
+        for (const r of running) if (!(await r.steps.next()).done) next.push(r);
+        running = next;
+      }
       // A round leaves gigabytes of stores behind; the next round starts from nothing anyway.
       if (!keep) {
-        await fsp.rm(m.root, { recursive: true, force: true });
+        for (const { m } of live) await fsp.rm(m.root, { recursive: true, force: true });
         await settleAfterDeleting();
       }
     }
