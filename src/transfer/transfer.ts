@@ -183,12 +183,9 @@ export async function uploadObjects(objects: readonly ObjectRef[] | AsyncIterabl
 
 /**
  * Brings objects into the cache: those already cached are skipped, the rest are downloaded
- * `concurrency` at a time and verified against their sha256 before they are named.
- */
-/**
- * Brings `objects` into the cache, verified. `copies`: for an object downloaded on its own (from
- * CHUNKED_MIN_SIZE), a file to create with the same bytes in the same pass (ObjectStore.download
- * `copyTo`; a caller checks whether it is there and whole).
+ * `concurrency` at a time and verified against their sha256 before they are named. `copies`: for an
+ * object downloaded on its own (from CHUNKED_MIN_SIZE), a file to create with the same bytes in the
+ * same pass (ObjectStore.download `copyTo`; the caller checks whether it is there and whole).
  */
 export async function downloadObjects(objects: readonly ObjectRef[], options: TransferOptions, copies?: ReadonlyMap<string, string>): Promise<DownloadReport> {
   const { cache, log } = options;
