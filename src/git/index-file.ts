@@ -10,9 +10,8 @@ import { errnoCode } from '../errors';
  *
  * Only the ten 32-bit stat fields of named entries change, and the size of racily clean ones (below);
  * every other byte stays as git wrote it (entries, extensions), and the trailing checksum is computed
- * again. Anything this reader does not
- * know for certain (another version, a split index, a checksum that does not match) makes it decline,
- * and the caller lets git refresh the entries instead.
+ * again. Anything this reader does not know for certain (another version, a split index, a checksum
+ * that does not match) makes it decline, and the caller lets git refresh the entries instead.
  */
 
 /** The stat fields git keeps per entry, as lstat gives them (bigint: inode and times need 64 bits). */
