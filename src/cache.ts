@@ -155,13 +155,14 @@ export class ObjectCache {
 
   /**
    * Stores a small object (SMALL_OBJECT) held in memory, with blocking calls. Same guarantees as the
-   * streaming path: temp file, optional fsync, rename only under its own hash.
+   * streaming path: temp file, optional fsync, rename only under its own hash. `stored`: false when
+   * the object was cached already and nothing was written.
    */
-  putSmall(content: Buffer): { oid: string; size: number } {
+  putSmall(content: Buffer): { oid: string; size: number; stored: boolean } {
     const oid = createHash('sha256').update(content).digest('hex');
     // Already there (git re-cleaning a racily clean file after checkout, a re-add): nothing to write.
     try {
-      if (this.orFromLegacy(oid, (file) => fs.statSync(file, { throwIfNoEntry: false }), (st) => st === undefined)?.size === content.length) return { oid, size: content.length };
+      if (this.orFromLegacy(oid, (file) => fs.statSync(file, { throwIfNoEntry: false }), (st) => st === undefined)?.size === content.length) return { oid, size: content.length, stored: false };
     } catch {
       // not cached yet
     }
@@ -189,7 +190,7 @@ export class ObjectCache {
         makeDirsSync(path.dirname(target));
         fs.renameSync(tmpPath, target);
       }
-      return { oid, size: content.length };
+      return { oid, size: content.length, stored: true };
     } catch (e) {
       fs.rmSync(tmpPath, { force: true });
       throw cacheIoError(`cannot store object sha256:${shortOid(oid)} in the cache at ${this.root}`, e);

@@ -14,6 +14,8 @@ export class Cleaner {
   private headBytes = 0;
   private writer: CacheWriter | null = null;
   private knownBytes = 0;
+  /** Whether finish() put new bytes into the cache (not for an object it had, a pointer, or a file gitml wrote). */
+  stored = false;
 
   /**
    * `known`: the content is a file gitml itself wrote from the cache as this object, verified, and
@@ -53,9 +55,12 @@ export class Cleaner {
       const content = Buffer.concat(this.head, this.headBytes);
       // Only content shorter than the pointer limit can be a pointer (cleaning is idempotent).
       if (content.length === 0 || (content.length < MAX_FOREIGN_POINTER_SIZE && parsePointer(content))) return content;
-      return Buffer.from(formatPointer({ ...this.cache.putSmall(content), spec: this.spec }), 'utf8');
+      const { oid, size, stored } = this.cache.putSmall(content);
+      this.stored = stored;
+      return Buffer.from(formatPointer({ oid, size, spec: this.spec }), 'utf8');
     }
     const { oid, size } = await this.writer!.commit();
+    this.stored = true;
     return Buffer.from(formatPointer({ oid, size, spec: this.spec }), 'utf8');
   }
 

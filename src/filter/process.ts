@@ -221,7 +221,9 @@ export class FilterServer {
       await this.writer.texts(['status=error']);
       return;
     }
-    this.grew = true;
+    // A clean of bytes the cache had (git comparing racily clean files in `git status`) adds nothing,
+    // so it does not send the filter through the cache's size limit, which lists the whole cache.
+    if (cleaner.stored) this.grew = true;
     await this.writer.answer(output);
   }
 

@@ -76,6 +76,26 @@ describe('the local cache: prune and a size limit', () => {
     expect((await cacheBytes(box, clone)).bytes).toBeLessThanOrEqual(3_200_000);
   });
 
+  test('git status comparing a racily clean file stores nothing, so it never trims the cache (nor asks the store)', async () => {
+    const { repo, remote } = await makeRepoWithRemote(box);
+    const files = [0, 1, 2].map((i) => randomBytesSeeded(500_000, 30 + i));
+    for (const [i, data] of files.entries()) await fsp.writeFile(path.join(repo, `s${i}.pt`), data);
+    await box.git(repo, ['add', '.']);
+    await box.git(repo, ['commit', '-q', '-m', 'three small models']);
+    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const clone = box.path('racy');
+    await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
+    expect((await cacheBytes(box, clone)).objects).toBe(3);
+    // The index dated as s0.pt: its entry is racily clean, and git sends the file through the filter.
+    const st = await fsp.stat(path.join(clone, 's0.pt'));
+    await fsp.utimes(path.join(clone, '.git/index'), st.atime, st.mtime);
+    // With a limit under what the cache holds, a filter that stored bytes would now evict pushed objects.
+    const status = await box.run(clone, 'git', ['-c', 'gitml.cache.maxsize=600000', 'status', '--porcelain']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toBe('');
+    expect((await cacheBytes(box, clone)).objects).toBe(3);
+  });
+
   // Small (packed), chunked, and large enough to be re-checked on another thread while it is chunked.
   test.each([
     ['a small object', 100_000],

@@ -35,9 +35,9 @@ describe('object cache', () => {
 
   test('small objects are stored in one go, under their hash, with no temp file left', async () => {
     const data = Buffer.from('a small label file\n');
-    expect(cache.putSmall(data)).toEqual({ oid: sha256(data), size: data.length });
+    expect(cache.putSmall(data)).toEqual({ oid: sha256(data), size: data.length, stored: true });
     expect(fs.readFileSync(cache.pathOf(sha256(data)))).toEqual(data);
-    expect(cache.putSmall(data)).toEqual({ oid: sha256(data), size: data.length }); // again: same object
+    expect(cache.putSmall(data)).toEqual({ oid: sha256(data), size: data.length, stored: false }); // again: nothing written
     expect(listFiles(cache.tmpDir)).toEqual([]);
   });
 
@@ -206,7 +206,7 @@ describe('object cache', () => {
       const data = Buffer.from('the same weights');
       const oid = await putLegacy(data);
       const upgraded = new ObjectCache(dir);
-      expect(upgraded.putSmall(data)).toEqual({ oid, size: data.length });
+      expect(upgraded.putSmall(data)).toEqual({ oid, size: data.length, stored: false });
       expect(fs.existsSync(legacyPath(oid))).toBe(false);
       expect(fs.readFileSync(upgraded.pathOf(oid))).toEqual(data);
     });
