@@ -48,18 +48,16 @@ const HOOKS_AFTER_CHECKOUT = ['post-checkout', 'post-merge', 'post-rewrite'] as 
 const SEQUENCE_STATE = ['rebase-merge', 'rebase-apply', 'sequencer'] as const;
 
 /**
- * The smallest file this repository checks out directly, or null for never (decided once per filter
- * process). `gitml.directcheckout`: auto (default) and true, files of DIRECT_MIN_SIZE and more;
- * false, never (anything else is a configuration error, as for any boolean setting). Never when a
- * hook of HOOKS_AFTER_CHECKOUT exists, as a file or in configuration (`hook.<name>.event`, git 2.54):
- * it runs before the bytes are written.
+ * Whether this repository checks files of DIRECT_MIN_SIZE and more out directly (decided once per
+ * filter process). `gitml.directcheckout`: auto (default) and true, yes; false, no (anything else is a
+ * configuration error, as for any boolean setting). Never when a hook of HOOKS_AFTER_CHECKOUT exists,
+ * as a file or in configuration (`hook.<name>.event`, git 2.54): it runs before the bytes are written.
  */
-export async function directCheckoutMinimum(gitml: Gitml): Promise<number | null> {
-  if (!gitml.repo.workTree) return null;
+export async function directCheckoutAllowed(gitml: Gitml): Promise<boolean> {
+  if (!gitml.repo.workTree) return false;
   const setting = gitml.settings.get('gitml.directcheckout');
   const on = !setting || setting.value.toLowerCase() === 'auto' || boolOf(gitml.settings, 'gitml.directcheckout', false);
-  if (!on) return null;
-  return (await hookAfterCheckout(gitml)) ? null : DIRECT_MIN_SIZE;
+  return on && !(await hookAfterCheckout(gitml));
 }
 
 /** Whether git would run one of HOOKS_AFTER_CHECKOUT. */

@@ -13,7 +13,7 @@ import { Cleaner } from './clean';
 import { SMALL_OBJECT } from '../cache';
 import { enforceCacheLimit } from '../cache-limit';
 import { hooksPresent, installHooks } from '../install';
-import { directCheckoutMinimum, DIRECT_MIN_SIZE, insideSequence, materializeDeferred, placeholder, type Deferred } from './direct';
+import { directCheckoutAllowed, DIRECT_MIN_SIZE, insideSequence, materializeDeferred, placeholder, type Deferred } from './direct';
 import { classifySmudgeInput, ensureCached, readCachedSmall, smudgeFailure, streamCached } from './smudge';
 import { Spool } from './spool';
 import { CHUNKED_MIN_SIZE } from '../objects/layout';
@@ -73,7 +73,7 @@ export class FilterServer {
   private readonly scratch = Buffer.allocUnsafeSlow(SMALL_OBJECT + 1);
   private readonly downloads: ReturnType<typeof pLimit>;
   private capabilities = new Set<string>();
-  private directMinimum: Promise<number | null> | null = null;
+  private directAllowed: Promise<boolean> | null = null;
   private readonly deferred: Deferred[] = [];
   private written: Promise<Map<string, WrittenFile>> | null = null;
   /** Whether this process added or used cached objects (then gitml.cache.maxsize is checked at the end). */
@@ -164,9 +164,8 @@ export class FilterServer {
   /** Direct checkout for this file? Only large files, in a checkout, where the repository allows it and no step of a sequence follows. */
   private async useDirect(request: Request, pointer: Pointer): Promise<boolean> {
     if (!request.canDelay || pointer.size < DIRECT_MIN_SIZE) return false;
-    this.directMinimum ??= directCheckoutMinimum(this.options.gitml).catch(() => null);
-    const min = await this.directMinimum;
-    return min !== null && pointer.size >= min && !insideSequence(this.options.gitml);
+    this.directAllowed ??= directCheckoutAllowed(this.options.gitml).catch(() => false);
+    return (await this.directAllowed) && !insideSequence(this.options.gitml);
   }
 
   private async handshake(): Promise<void> {
