@@ -19,6 +19,17 @@ async function committedModel(box: Sandbox, size: number, seed: number) {
   return { repo, remote, data, oid, cached };
 }
 
+/** A repository with a remote, and three files `<prefix>0.pt`..`<prefix>2.pt` of `size` random bytes committed and pushed. */
+async function pushedThree(box: Sandbox, prefix: string, size: number, seed: number) {
+  const { repo, remote } = await makeRepoWithRemote(box);
+  const files = [0, 1, 2].map((i) => randomBytesSeeded(size, seed + i));
+  for (const [i, data] of files.entries()) await fsp.writeFile(path.join(repo, `${prefix}${i}.pt`), data);
+  await box.git(repo, ['add', '.']);
+  await box.git(repo, ['commit', '-q', '-m', `three files of ${size} bytes`]);
+  await box.git(repo, ['push', '-q', 'origin', 'main']);
+  return { repo, remote, files };
+}
+
 describe('the local cache: prune and a size limit', () => {
   let box: Sandbox;
   beforeEach(async () => {
@@ -45,12 +56,7 @@ describe('the local cache: prune and a size limit', () => {
   });
 
   test('gitml.cache.maxsize keeps the cache under its limit, least recently used first, never evicting what is not pushed', async () => {
-    const { repo, remote } = await makeRepoWithRemote(box);
-    const files = [0, 1, 2].map((i) => randomBytesSeeded(1_500_000, 10 + i));
-    for (const [i, data] of files.entries()) await fsp.writeFile(path.join(repo, `m${i}.pt`), data);
-    await box.git(repo, ['add', '.']);
-    await box.git(repo, ['commit', '-q', '-m', 'three models']);
-    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const { remote, files } = await pushedThree(box, 'm', 1_500_000, 10);
 
     // A clone with a 3.2 MB limit: checkout needs 4.5 MB in its cache, then the filter trims it.
     const clone = box.path('limited');
@@ -77,12 +83,7 @@ describe('the local cache: prune and a size limit', () => {
   });
 
   test('git status comparing a racily clean file stores nothing, so it never trims the cache (nor asks the store)', async () => {
-    const { repo, remote } = await makeRepoWithRemote(box);
-    const files = [0, 1, 2].map((i) => randomBytesSeeded(500_000, 30 + i));
-    for (const [i, data] of files.entries()) await fsp.writeFile(path.join(repo, `s${i}.pt`), data);
-    await box.git(repo, ['add', '.']);
-    await box.git(repo, ['commit', '-q', '-m', 'three small models']);
-    await box.git(repo, ['push', '-q', 'origin', 'main']);
+    const { remote } = await pushedThree(box, 's', 500_000, 30);
     const clone = box.path('racy');
     await box.git(box.root, ['clone', '-q', `gitml::${remote}`, clone]);
     expect((await cacheBytes(box, clone)).objects).toBe(3);
