@@ -334,8 +334,13 @@ export class ObjectCache {
 /**
  * See ObjectCache.createRangedWriter. With a copy, every part is also written at its offset in a second
  * file (a work-tree file being checked out: src/filter/direct.ts), so the bytes reach both places in
- * one pass; the copy holds the same buffers as the cache file whose read-back is hashed, is complete
+ * one pass; the copy holds the same buffers as the cache file whose bytes are hashed, is complete
  * once commit() returns, and is removed when the object does not match.
+ *
+ * From HASH_ON_THREAD_FROM on, the hash runs on another thread, which reads the temp file back from
+ * the page cache as far as the parts are complete from its start: this thread only moves bytes. Below
+ * it, a part that starts where the hash stands is hashed as it arrives and any other part is read back
+ * once every part before it is in.
  */
 export class RangedCacheWriter {
   private hash: Hash = createHash('sha256');
@@ -345,20 +350,24 @@ export class RangedCacheWriter {
   private hashing: Promise<void> = Promise.resolve();
   /** A part is being hashed as it is written (it started where the hash stood). */
   private hashingInline = false;
+  /** Hashes the temp file on another thread (large objects); told how far it may read. */
+  private readonly thread: PieceHasher | null;
 
   constructor(
     private readonly cache: ObjectCache,
     private readonly inner: CacheWriter,
     private readonly expected: { oid: string; size: number },
     private readonly copy: { file: string; handle: fsp.FileHandle } | null,
-  ) {}
+  ) {
+    this.thread = expected.size >= HASH_ON_THREAD_FROM ? inner.hashOnThread() : null;
+  }
 
   /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
   async writePart(range: { start: number; end: number }, source: AsyncIterable<Buffer>): Promise<void> {
     // A part that starts where the hash stands is hashed as it arrives, beside its writes; a part
     // further on is read back (from the page cache) once every part before it is in. A failed inline
     // part puts the hash back as it was, so its retry hashes from the same point.
-    const inline = !this.hashingInline && range.start === this.hashedUpTo;
+    const inline = !this.thread && !this.hashingInline && range.start === this.hashedUpTo;
     const before = inline ? this.hash.copy() : null;
     if (inline) this.hashingInline = true;
     let at = range.start;
@@ -400,8 +409,15 @@ export class RangedCacheWriter {
       await this.abort();
       throw new GitmlError('E_STORE_IO', `ranged download incomplete: ${this.hashedUpTo} of ${this.expected.size} bytes`, { retryable: true });
     }
+    let digest: string;
     try {
-      const named = await this.inner.commitWithDigest(this.hash.digest('hex'), this.expected.size, this.expected);
+      digest = this.thread ? await this.inner.digestOnThread(this.expected.size) : this.hash.digest('hex');
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+    try {
+      const named = await this.inner.commitWithDigest(digest, this.expected.size, this.expected);
       await this.copy?.handle.close();
       return named;
     } catch (e) {
@@ -422,11 +438,14 @@ export class RangedCacheWriter {
   }
 
   private async advance(): Promise<void> {
+    const from = this.hashedUpTo;
     for (let end = this.completed.get(this.hashedUpTo); end !== undefined; end = this.completed.get(this.hashedUpTo)) {
-      for await (const chunk of this.inner.readBack(this.hashedUpTo, end)) this.hash.update(chunk);
+      if (!this.thread) for await (const chunk of this.inner.readBack(this.hashedUpTo, end)) this.hash.update(chunk);
       this.completed.delete(this.hashedUpTo);
       this.hashedUpTo = end;
     }
+    // Every part up to here has been written: the thread may read that far.
+    if (this.thread && this.hashedUpTo > from) this.thread.cut([this.hashedUpTo]);
   }
 }
 
@@ -507,15 +526,24 @@ export class CacheWriter {
     return this.commitWithDigest(digest, this.size, expected);
   }
 
-  /** The hashing thread's sha256 of the whole temp file, which must hold exactly the bytes written. */
-  private async digestOnThread(): Promise<string> {
+  /**
+   * The temp file hashed on another thread from its start, as far as `cut` allows, then to its end
+   * (RangedCacheWriter; a streamed write starts one by itself). The thread stops with commit or abort.
+   */
+  hashOnThread(): PieceHasher {
+    this.hasher ??= new PieceHasher(this.handle.fd, { pieces: false });
+    return this.hasher;
+  }
+
+  /** The hashing thread's sha256 of the whole temp file, which must hold exactly `size` bytes. */
+  async digestOnThread(size = this.size): Promise<string> {
     let whole: { sha256: string; size: number };
     try {
       whole = await this.hasher!.finish();
     } catch (e) {
       throw cacheIoError(`cannot read back the cache's temp file ${this.tmpPath}`, e);
     }
-    if (whole.size !== this.size) throw new GitmlError('E_CACHE_IO', `the cache's temp file ${this.tmpPath} holds ${whole.size} bytes where ${this.size} were written`);
+    if (whole.size !== size) throw new GitmlError('E_CACHE_IO', `the cache's temp file ${this.tmpPath} holds ${whole.size} bytes where ${size} were written`);
     return whole.sha256;
   }
 

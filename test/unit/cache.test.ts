@@ -123,6 +123,50 @@ describe('object cache', () => {
     expect(fs.readFileSync(cache.pathOf(ref.oid))).toEqual(data);
   });
 
+  test('from HASH_ON_THREAD_FROM on, a ranged download is hashed on a thread: parts in any order, a retried part, a mismatch and an abort', async () => {
+    const size = HASH_ON_THREAD_FROM + 5_000_000;
+    const data = randomBytesSeeded(size, 13);
+    const ref = { oid: sha256(data), size };
+    const step = 16 << 20;
+    const parts: { start: number; end: number }[] = [];
+    for (let start = 0; start < size; start += step) parts.push({ start, end: Math.min(size, start + step) });
+    const slice = (r: { start: number; end: number }) => Readable.from([data.subarray(r.start, r.start + 1000), data.subarray(r.start + 1000, r.end)]);
+    const order = [parts[1]!, parts[0]!, parts[4]!, parts[2]!, parts[3]!];
+
+    const copy = path.join(dir, 'copy');
+    const writer = await cache.createRangedWriter(ref, copy);
+    for (const r of order) {
+      if (r === parts[2]) {
+        // Breaks part way, after its first bytes were written; the retry sends the part again.
+        const broken = (async function* () {
+          yield data.subarray(r.start, r.start + 3_000_000);
+          throw new GitmlError('E_STORE_IO', 'connection reset', { retryable: true });
+        })();
+        await expect(writer.writePart(r, broken)).rejects.toMatchObject({ code: 'E_STORE_IO' });
+      }
+      await writer.writePart(r, slice(r));
+    }
+    expect(await writer.commit()).toEqual(ref);
+    expect(sha256(fs.readFileSync(cache.pathOf(ref.oid)))).toBe(ref.oid);
+    expect(sha256(fs.readFileSync(copy))).toBe(ref.oid);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+
+    // One byte changed in the last part: nothing is named, the copy is removed.
+    const tampered = Buffer.from(data.subarray(parts[4]!.start, parts[4]!.end));
+    tampered[tampered.length - 1]! ^= 1;
+    const bad = await cache.createRangedWriter(ref, path.join(dir, 'copy2'));
+    for (const r of order) await bad.writePart(r, r === parts[4] ? Readable.from([tampered]) : slice(r));
+    await expect(bad.commit()).rejects.toMatchObject({ code: 'E_OBJECT_CORRUPT' });
+    expect(fs.existsSync(path.join(dir, 'copy2'))).toBe(false);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+
+    const aborted = await cache.createRangedWriter(ref, path.join(dir, 'copy3'));
+    await aborted.writePart(parts[0]!, slice(parts[0]!));
+    await aborted.abort();
+    expect(fs.existsSync(path.join(dir, 'copy3'))).toBe(false);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
   test('bytes that do not match the expected oid leave nothing behind', async () => {
     const data = Buffer.from('tampered');
     const expected = { oid: sha256('original'), size: data.length };
