@@ -20,6 +20,19 @@ export interface Repo {
  */
 export async function openRepo(cwd: string, env: NodeJS.ProcessEnv, options: { workTree?: boolean } = {}): Promise<Repo> {
   const probe: GitContext = { cwd, env };
+  // Every gitml process starts here, a filter for each git command among them: in a work tree, one
+  // git process answers all four questions. `--show-toplevel` fails the whole call outside a work
+  // tree (a bare repository, inside the git dir); the three questions are then asked on their own.
+  if (options.workTree !== false) {
+    const lines = await gitText(probe, ['rev-parse', '--absolute-git-dir', '--git-common-dir', '--is-bare-repository', '--show-toplevel']).then(
+      (out) => out.split('\n'),
+      () => null,
+    );
+    if (lines?.length === 4 && lines[2] === 'false' && lines[3] !== '') {
+      const [gitDir, commonDirRaw, , workTree] = lines as [string, string, string, string];
+      return { gitDir, commonDir: path.resolve(cwd, commonDirRaw), workTree, git: { cwd: workTree, env } };
+    }
+  }
   let lines: string[];
   try {
     lines = (await gitText(probe, ['rev-parse', '--absolute-git-dir', '--git-common-dir', '--is-bare-repository'])).split('\n');
