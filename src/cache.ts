@@ -364,9 +364,9 @@ export class RangedCacheWriter {
 
   /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
   async writePart(range: { start: number; end: number }, source: AsyncIterable<Buffer>): Promise<void> {
-    // A part that starts where the hash stands is hashed as it arrives, beside its writes; a part
-    // further on is read back (from the page cache) once every part before it is in. A failed inline
-    // part puts the hash back as it was, so its retry hashes from the same point.
+    // Without the thread: a part that starts where the hash stands is hashed as it arrives, beside its
+    // writes; a part further on is read back (from the page cache) once every part before it is in. A
+    // failed inline part puts the hash back as it was, so its retry hashes from the same point.
     const inline = !this.thread && !this.hashingInline && range.start === this.hashedUpTo;
     const before = inline ? this.hash.copy() : null;
     if (inline) this.hashingInline = true;
