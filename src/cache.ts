@@ -38,6 +38,8 @@ export class ObjectCache {
   private legacyPresent: boolean | undefined;
   private tmpReady: Promise<unknown> | null = null;
   private writerThread: FileWriterThread | null = null;
+  /** Hashing threads the writers of this cache hold now (HASH_THREADS at most). */
+  private hashThreads = 0;
   private readonly tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
   private tempCount = 0;
 
@@ -48,6 +50,25 @@ export class ObjectCache {
     this.objectsDir = path.join(root, 'objects-v2');
     this.legacyObjectsDir = path.join(root, 'objects');
     this.tmpDir = path.join(root, 'tmp');
+  }
+
+  /**
+   * A thread to hash the file open at `fd` (whole file only), or null when HASH_THREADS are in use:
+   * the writer then hashes on its own thread. `release` gives the thread's place back.
+   */
+  hashThreadFor(fd: number): PieceHasher | null {
+    if (this.hashThreads >= HASH_THREADS) return null;
+    this.hashThreads++;
+    return new PieceHasher(fd, { pieces: false });
+  }
+
+  releaseHashThread(): void {
+    this.hashThreads--;
+  }
+
+  /** Hashing threads in use (tests). */
+  get hashThreadsInUse(): number {
+    return this.hashThreads;
   }
 
   /** A fresh temp file name in the cache (the pid says which process left it, if one is killed). */
@@ -237,12 +258,15 @@ export class ObjectCache {
   /**
    * A writer that takes an object in byte ranges, in any order and in parallel (ranged downloads),
    * and hashes it in order as contiguous parts complete. Named only once the whole matches `expected`.
+   * `partsInOrder`: the parts come one at a time from the start (a directory store), so each is hashed
+   * as it arrives and no thread is needed.
    */
-  async createRangedWriter(expected: { oid: string; size: number }, copyTo?: string): Promise<RangedCacheWriter> {
+  async createRangedWriter(expected: { oid: string; size: number }, copyTo?: string, options: { partsInOrder?: boolean } = {}): Promise<RangedCacheWriter> {
     const writer = await this.createWriter();
-    if (!copyTo) return new RangedCacheWriter(this, writer, expected, null);
+    const onThread = !options.partsInOrder && expected.size >= HASH_ON_THREAD_FROM;
+    if (!copyTo) return new RangedCacheWriter(this, writer, expected, null, onThread);
     try {
-      return new RangedCacheWriter(this, writer, expected, { file: copyTo, handle: await fsp.open(copyTo, 'wx', 0o600) });
+      return new RangedCacheWriter(this, writer, expected, { file: copyTo, handle: await fsp.open(copyTo, 'wx', 0o600) }, onThread);
     } catch (e) {
       await writer.abort();
       throw cacheIoError(`cannot write to the cache at ${this.root}`, e);
@@ -337,10 +361,11 @@ export class ObjectCache {
  * one pass; the copy holds the same buffers as the cache file whose bytes are hashed, is complete
  * once commit() returns, and is removed when the object does not match.
  *
- * From HASH_ON_THREAD_FROM on, the hash runs on another thread, which reads the temp file back from
- * the page cache as far as the parts are complete from its start: this thread only moves bytes. Below
- * it, a part that starts where the hash stands is hashed as it arrives and any other part is read back
- * once every part before it is in.
+ * From HASH_ON_THREAD_FROM on, unless the parts come in order, the hash runs on another thread
+ * (while one is free: ObjectCache.hashThreadFor), which reads the temp file back from the page cache
+ * as far as the parts are complete from its start: this thread only moves bytes. Otherwise a part that
+ * starts where the hash stands is hashed as it arrives and any other part is read back once every
+ * part before it is in (none, when they come in order).
  */
 export class RangedCacheWriter {
   private hash: Hash = createHash('sha256');
@@ -358,8 +383,9 @@ export class RangedCacheWriter {
     private readonly inner: CacheWriter,
     private readonly expected: { oid: string; size: number },
     private readonly copy: { file: string; handle: fsp.FileHandle } | null,
+    onThread: boolean,
   ) {
-    this.thread = expected.size >= HASH_ON_THREAD_FROM ? inner.hashOnThread() : null;
+    this.thread = onThread ? inner.hashOnThread() : null;
   }
 
   /** Writes one part; the stream must deliver exactly the range's bytes. Safe to call again for a failed part. */
@@ -457,11 +483,20 @@ export class RangedCacheWriter {
  */
 export const HASH_ON_THREAD_FROM = 64 << 20;
 
+/**
+ * Hashing threads at once per cache, each ~10 MiB of memory: a checkout downloads `gitml.concurrency`
+ * large objects at once, and memory must not grow with that setting. Writers past these hash on their
+ * own thread, as everything did before the threads.
+ */
+export const HASH_THREADS = 2;
+
 /** Bytes are hashed as they are written; `commit` renames the temp file into place once it matches. */
 export class CacheWriter {
   private readonly hash: Hash = createHash('sha256');
   /** Set once the stream passes HASH_ON_THREAD_FROM: it hashes the temp file from its start. */
   private hasher: PieceHasher | null = null;
+  /** No thread was free when the stream passed HASH_ON_THREAD_FROM: it is hashed here to its end. */
+  private hashingHere = false;
   /** Bytes the writes have put in the temp file, and how far the hashing thread was told it may read. */
   private flushed = 0;
   private toldHasher = 0;
@@ -487,8 +522,11 @@ export class CacheWriter {
   async write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
     if (!this.hasher) {
-      if (this.size + chunk.length >= HASH_ON_THREAD_FROM) this.hasher = new PieceHasher(this.handle.fd, { pieces: false });
-      else this.hash.update(chunk);
+      if (!this.hashingHere && this.size + chunk.length >= HASH_ON_THREAD_FROM) {
+        this.hasher = this.cache.hashThreadFor(this.handle.fd);
+        this.hashingHere = !this.hasher;
+      }
+      if (!this.hasher) this.hash.update(chunk);
     }
     this.size += chunk.length;
     // Small packets (64 KiB from git) are gathered into fewer, larger writes.
@@ -528,10 +566,11 @@ export class CacheWriter {
 
   /**
    * The temp file hashed on another thread from its start, as far as `cut` allows, then to its end
-   * (RangedCacheWriter; a streamed write starts one by itself). The thread stops with commit or abort.
+   * (RangedCacheWriter; a streamed write starts one by itself); null when none is free
+   * (ObjectCache.hashThreadFor). The thread stops, and its place is given back, with commit or abort.
    */
-  hashOnThread(): PieceHasher {
-    this.hasher ??= new PieceHasher(this.handle.fd, { pieces: false });
+  hashOnThread(): PieceHasher | null {
+    this.hasher ??= this.cache.hashThreadFor(this.handle.fd);
     return this.hasher;
   }
 
@@ -561,6 +600,7 @@ export class CacheWriter {
       if (this.fsync) await this.handle.sync();
       await this.handle.close();
       this.done = true;
+      await this.stopHashThread();
       const target = this.cache.pathOf(oid);
       await renameCreatingDir(this.tmpPath, target);
       return { oid, size };
@@ -576,10 +616,19 @@ export class CacheWriter {
       this.done = true;
       await this.inFlight?.catch(() => undefined);
       this.inFlight = null;
-      await this.hasher?.close();
+      await this.stopHashThread();
       await this.handle.close().catch(() => undefined);
     }
     await fsp.rm(this.tmpPath, { force: true }).catch(() => undefined);
+  }
+
+  /** Stops the hashing thread (done or not) and gives its place back to the cache. */
+  private async stopHashThread(): Promise<void> {
+    const hasher = this.hasher;
+    if (!hasher) return;
+    this.hasher = null;
+    await hasher.close();
+    this.cache.releaseHashThread();
   }
 
   /**

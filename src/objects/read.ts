@@ -107,7 +107,7 @@ export async function assertRoomFor(cache: ObjectCache, ref: ObjectRef): Promise
  * file (RangedCacheWriter).
  */
 export async function downloadPlanned(requests: Requests, cache: ObjectCache, ref: ObjectRef, plan: Iterable<ReadPlan>, onBytes: (n: number) => void, inFlight = RANGES_IN_FLIGHT, copyTo?: string): Promise<void> {
-  const writer = await cache.createRangedWriter(ref, copyTo);
+  const writer = await cache.createRangedWriter(ref, copyTo, { partsInOrder: inFlight <= 1 });
   // writePart writes each chunk before it asks for the next: a store that reads into given memory
   // reads into these, shared by the parts (two blocks each at most), not into a fresh buffer per read.
   const blocks = new ReadBlocks();

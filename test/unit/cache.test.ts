@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { HASH_ON_THREAD_FROM, ObjectCache } from '../../src/cache';
+import { HASH_ON_THREAD_FROM, HASH_THREADS, ObjectCache } from '../../src/cache';
 import { Cleaner } from '../../src/filter/clean';
 import { parsePointer } from '../../src/pointer';
 import { asGitmlWroteIt, unchangedSince, type WrittenFile } from '../../src/written';
@@ -164,6 +164,35 @@ describe('object cache', () => {
     await aborted.writePart(parts[0]!, slice(parts[0]!));
     await aborted.abort();
     expect(fs.existsSync(path.join(dir, 'copy3'))).toBe(false);
+    expect(listFiles(cache.tmpDir)).toEqual([]);
+  });
+
+  test('at most HASH_THREADS hashing threads at once, none for parts in order: writers past them hash on their own thread, and every place is given back', async () => {
+    const size = HASH_ON_THREAD_FROM + 1000;
+    const data = randomBytesSeeded(size, 14);
+    const ref = { oid: sha256(data), size };
+    const writers = [];
+    for (let i = 0; i < HASH_THREADS + 2; i++) writers.push(await cache.createRangedWriter(ref));
+    expect(cache.hashThreadsInUse).toBe(HASH_THREADS);
+    // A streamed write past the threshold finds no thread free either.
+    expect(await cache.writeStream(Readable.from([data.subarray(0, 40 << 20), data.subarray(40 << 20)]))).toEqual(ref);
+    expect(cache.hashThreadsInUse).toBe(HASH_THREADS);
+    // The first writer hashes on a thread, the last on its own; both name the object. The rest abort.
+    for (const writer of [writers[0]!, writers[writers.length - 1]!]) {
+      await writer.writePart({ start: 0, end: size }, Readable.from([data]));
+      expect(await writer.commit()).toEqual(ref);
+    }
+    expect(cache.hashThreadsInUse).toBe(HASH_THREADS - 1);
+    for (const writer of writers.slice(1, -1)) await writer.abort();
+    expect(cache.hashThreadsInUse).toBe(0);
+    expect(sha256(fs.readFileSync(cache.pathOf(ref.oid)))).toBe(ref.oid);
+
+    // Parts that come in order (a directory store) are hashed as they arrive: no thread.
+    const inOrder = await cache.createRangedWriter(ref, undefined, { partsInOrder: true });
+    expect(cache.hashThreadsInUse).toBe(0);
+    await inOrder.writePart({ start: 0, end: 1 << 20 }, Readable.from([data.subarray(0, 1 << 20)]));
+    await inOrder.writePart({ start: 1 << 20, end: size }, Readable.from([data.subarray(1 << 20)]));
+    expect(await inOrder.commit()).toEqual(ref);
     expect(listFiles(cache.tmpDir)).toEqual([]);
   });
 
