@@ -20,22 +20,21 @@ export interface Repo {
  */
 export async function openRepo(cwd: string, env: NodeJS.ProcessEnv, options: { workTree?: boolean } = {}): Promise<Repo> {
   const probe: GitContext = { cwd, env };
+  const gitDirs = ['--absolute-git-dir', '--git-common-dir', '--is-bare-repository'];
+  const repoOf = (gitDir: string, commonDirRaw: string, workTree: string | null): Repo => ({ gitDir, commonDir: path.resolve(cwd, commonDirRaw), workTree, git: { cwd: workTree ?? cwd, env } });
   // Every gitml process starts here, a filter for each git command among them: in a work tree, one
   // git process answers all four questions. `--show-toplevel` fails the whole call outside a work
-  // tree (a bare repository, inside the git dir); the three questions are then asked on their own.
+  // tree (a bare repository, inside the git dir), which then has none: the git dirs are asked alone.
   if (options.workTree !== false) {
-    const lines = await gitText(probe, ['rev-parse', '--absolute-git-dir', '--git-common-dir', '--is-bare-repository', '--show-toplevel']).then(
+    const lines = await gitText(probe, ['rev-parse', ...gitDirs, '--show-toplevel']).then(
       (out) => out.split('\n'),
       () => null,
     );
-    if (lines?.length === 4 && lines[2] === 'false' && lines[3] !== '') {
-      const [gitDir, commonDirRaw, , workTree] = lines as [string, string, string, string];
-      return { gitDir, commonDir: path.resolve(cwd, commonDirRaw), workTree, git: { cwd: workTree, env } };
-    }
+    if (lines?.length === 4 && lines[2] === 'false' && lines[3] !== '') return repoOf(lines[0]!, lines[1]!, lines[3]!);
   }
   let lines: string[];
   try {
-    lines = (await gitText(probe, ['rev-parse', '--absolute-git-dir', '--git-common-dir', '--is-bare-repository'])).split('\n');
+    lines = (await gitText(probe, ['rev-parse', ...gitDirs])).split('\n');
   } catch (e) {
     if (isGitmlError(e, 'E_GIT')) {
       throw new GitmlError('E_NOT_A_REPO', `not a git repository: ${cwd}`, {
@@ -45,14 +44,7 @@ export async function openRepo(cwd: string, env: NodeJS.ProcessEnv, options: { w
     }
     throw e;
   }
-  const [gitDir, commonDirRaw, bare] = lines as [string, string, string];
-  const commonDir = path.resolve(cwd, commonDirRaw);
-  let workTree: string | null = null;
-  if (bare !== 'true' && options.workTree !== false) {
-    workTree = await gitText(probe, ['rev-parse', '--show-toplevel']).catch(() => null);
-    if (workTree === '') workTree = null;
-  }
-  return { gitDir, commonDir, workTree, git: { cwd: workTree ?? cwd, env } };
+  return repoOf(lines[0]!, lines[1]!, null);
 }
 
 export function requireWorkTree(repo: Repo): string {
