@@ -54,7 +54,7 @@ export class ObjectCache {
 
   /**
    * A thread to hash the file open at `fd` (whole file only), or null when HASH_THREADS are in use:
-   * the writer then hashes on its own thread. `release` gives the thread's place back.
+   * the writer then hashes on its own thread. `releaseHashThread` gives its place back.
    */
   hashThreadFor(fd: number): PieceHasher | null {
     if (this.hashThreads >= HASH_THREADS) return null;
