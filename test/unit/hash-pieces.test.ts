@@ -48,6 +48,27 @@ describe('hashing a file and its pieces on another thread', () => {
     });
   });
 
+  test('pieces only: every piece is hashed, the whole file is not, and the answer is how far the pieces reached', async () => {
+    const data = randomBytesSeeded(2_200_000, 13);
+    const file = path.join(dir, 'pieces-only');
+    await fsp.writeFile(file, data);
+    const handle = await fsp.open(file, 'r');
+    const hasher = new PieceHasher(handle.fd, { pieces: true, whole: false });
+    try {
+      hasher.cut([70_000, 1_500_000, 2_000_000]);
+      expect([await hasher.next(), await hasher.next(), await hasher.next()]).toEqual([
+        sha256(data.subarray(0, 70_000)),
+        sha256(data.subarray(70_000, 1_500_000)),
+        sha256(data.subarray(1_500_000, 2_000_000)),
+      ]);
+      expect(await hasher.finishPieces()).toBe(2_000_000);
+      await expect(hasher.finish()).rejects.toThrow(/without the whole file hash/);
+    } finally {
+      await hasher.close();
+      await handle.close();
+    }
+  });
+
   test('whole file only: a file still being written is read as far as it is told, and no piece is answered', async () => {
     const data = randomBytesSeeded(3_000_000, 12);
     const handle = await fsp.open(path.join(dir, 'growing'), 'w+');
