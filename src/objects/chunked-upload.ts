@@ -171,7 +171,7 @@ export class PackBuilder {
     await this.flush();
     this.releaseStaging();
     await this.handle.close();
-    this.id = createHash('sha256').update(`gitml pack ${dataBytes}\n`).update(JSON.stringify(this.chunks)).digest('hex');
+    this.id = packIdOf(dataBytes, this.chunks);
     return this.id;
   }
 
@@ -187,6 +187,14 @@ export class PackBuilder {
     for (const buffer of [this.filling, this.written]) if (buffer) this.staging.release(buffer);
     this.filling = this.written = null;
   }
+}
+
+/**
+ * A pack's id: the sha256 of its data's length and its index entries (layout.ts). The entries name
+ * every indexed byte by its sha256, so they determine the pack's content. Pure.
+ */
+export function packIdOf(dataBytes: number, chunks: readonly [string, number, number][]): string {
+  return createHash('sha256').update(`gitml pack ${dataBytes}\n`).update(JSON.stringify(chunks)).digest('hex');
 }
 
 /** Bytes of one staging buffer: the most PackBuilder.reserve hands out at once. */
@@ -219,6 +227,16 @@ interface PendingRun {
 const HASH_BESIDE_MIN_SIZE = 64 * 1024 * 1024;
 /** Bytes of cut chunks that may wait for their names from the hashing thread. */
 const CHUNKS_AHEAD = 4 * 1024 * 1024;
+/**
+ * Up to this size a large object is cut and named before any byte is written, so that one whose
+ * chunks are nearly all new can be stored as its own pack. Its chunk list is held meanwhile (~100
+ * bytes a chunk: ~16 MiB at 10 GiB, ~65 MiB if every chunk had the minimum size).
+ */
+export const WHOLE_PACK_MAX_BYTES = 10 * 1024 * 1024 * 1024;
+/** An object whose bytes the store (or this upload) already has beyond this share is not its own pack: its new chunks are copied into packs. */
+export const WHOLE_PACK_MAX_SHARED = 1 / 50;
+/** Entries one object's own pack may index (its index stays far below what a reader accepts, format.ts). */
+const WHOLE_PACK_MAX_ENTRIES = 262_144;
 
 /**
  * Stores objects as content-defined chunks in packs (docs/chunking.md): each object is read from the
@@ -227,11 +245,16 @@ const CHUNKS_AHEAD = 4 * 1024 * 1024;
  * index, or earlier in this upload) go into new packs. Packs upload while chunking goes on; manifests
  * are written last, after every pack they name is stored, so an interrupted push leaves at worst
  * unreferenced packs, and a re-run reuses what already arrived.
+ *
+ * A large object whose chunks are nearly all new is its own pack: the cached file is the pack's data,
+ * hard-linked into a directory store on the same file system (as git-lfs's file remote does) or
+ * streamed to any other, with an index of its chunks like any pack's. Copying its chunks into packs
+ * would write the same bytes in the same order a second time.
  */
 
 export class ChunkedUploader {
   private current: PackBuilder | null = null;
-  private readonly local = new Map<string, { pack: PackBuilder; offset: number; length: number }>();
+  private readonly local = new Map<string, { pack: PackBuilder | string; offset: number; length: number }>();
   private readonly uploads: Promise<void>[] = [];
   private readonly objects: { oid: string; size: number; runs: PendingRun[]; replace: boolean }[] = [];
   private readonly packed: string[] = [];
@@ -241,6 +264,8 @@ export class ChunkedUploader {
   private readonly waiting: (() => void)[] = [];
   private newBytes = 0;
   private readonly staging = new StagingBuffers();
+  /** Objects stored as their own pack by this upload. */
+  wholePacks = 0;
 
   constructor(private readonly options: ChunkedUploadOptions) {
     this.packTarget = options.packTarget ?? 16 * 1024 * 1024;
@@ -249,36 +274,114 @@ export class ChunkedUploader {
 
   /** Chunks one cached object into packs. Its manifest is written by finish(). */
   async add(ref: { oid: string; size: number; path?: string }, replaceManifest = false): Promise<void> {
+    if (ref.size >= HASH_BESIDE_MIN_SIZE && ref.size <= WHOLE_PACK_MAX_BYTES) return this.addLarge(ref, replaceManifest);
     const runs: PendingRun[] = [];
-    // Runs are merged as they come (new chunks land side by side in one pack): a record per pack
-    // rather than one per chunk, so memory does not grow with the size of the object.
-    const addRun = (pack: PackBuilder | string, offset: number, length: number) => {
-      const last = runs[runs.length - 1];
-      if (last && last.pack === pack && last.offset + last.length === offset) last.length += length;
-      else runs.push({ pack, offset, length });
-    };
     const take = async (chunk: Buffer, hash: string) => {
-      const known = this.options.index.get(hash) ?? this.local.get(hash);
-      if (known) return addRun(known.pack, known.offset, known.length);
+      const known = this.knownChunk(hash);
+      if (known) return addRun(runs, known.pack, known.offset, known.length);
       const pack = await this.packFor();
       // Copied: the chunk may lie in a read buffer that is reused once this returns.
-      const offset = await pack.appendCopy(hash, chunk);
-      this.local.set(hash, { pack, offset, length: chunk.length });
-      addRun(pack, offset, chunk.length);
-      if (pack.full(this.packTarget)) await this.sealCurrent();
+      await this.appended(runs, pack, hash, await pack.appendCopy(hash, chunk), chunk.length);
     };
-    // A cached copy that shrank while it was read is as damaged as one that hashes wrong.
-    const read =
-      ref.size >= HASH_BESIDE_MIN_SIZE
-        ? await this.chunkHashedBeside(ref, take).catch((e) => (errnoCode(e) === 'E_SHORT_READ' ? null : Promise.reject(e)))
-        : await this.chunkHashedHere(ref, take);
-    if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) {
-      await this.options.cache.remove(ref.oid);
-      throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${ref.path ? `'${ref.path}' ` : ''}(sha256:${shortOid(ref.oid)}) is damaged; it was removed from the cache and not published`, {
-        hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
-      });
-    }
+    let read: (FileHash & { cut: number }) | null;
+    if (ref.size >= HASH_BESIDE_MIN_SIZE) {
+      const handle = await this.options.cache.openHandle(ref.oid);
+      try {
+        read = await this.chunkHashedBeside(handle, take).catch(shortReadAsNull);
+      } finally {
+        await handle.close();
+      }
+    } else read = await this.chunkHashedHere(ref, take);
+    if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
     this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
+  }
+
+  /**
+   * A large object in two steps: cut and named first, writing nothing, then either stored as its own
+   * pack (its chunks nearly all new) or its new chunks read again from the same open file and copied
+   * into packs. The file is cached, read-only and just verified; a change of its size or mtime
+   * between the two reads is reported as damage.
+   */
+  private async addLarge(ref: { oid: string; size: number; path?: string }, replaceManifest: boolean): Promise<void> {
+    const handle = await this.options.cache.openHandle(ref.oid);
+    try {
+      const before = await handle.stat();
+      const hashes: string[] = [];
+      const lengths: number[] = [];
+      const firstSeen = new Set<string>();
+      let shared = 0;
+      const read = await this.chunkHashedBeside(handle, async (chunk, hash) => {
+        hashes.push(hash);
+        lengths.push(chunk.length);
+        if (firstSeen.has(hash) || this.knownChunk(hash)) shared += chunk.length;
+        else firstSeen.add(hash);
+      }).catch(shortReadAsNull);
+      if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
+      if (shared <= ref.size * WHOLE_PACK_MAX_SHARED && firstSeen.size <= WHOLE_PACK_MAX_ENTRIES) {
+        firstSeen.clear();
+        await this.storeAsOwnPack(ref, hashes, lengths, replaceManifest);
+        return;
+      }
+      const runs: PendingRun[] = [];
+      let at = 0;
+      for (let i = 0; i < hashes.length; i++) {
+        const hash = hashes[i]!;
+        const length = lengths[i]!;
+        const known = this.knownChunk(hash);
+        if (known) addRun(runs, known.pack, known.offset, known.length);
+        else {
+          const pack = await this.packFor();
+          const into = await pack.reserve(length);
+          if (readFully(handle.fd, into, at) !== length) throw await this.damagedCopy(ref);
+          await this.appended(runs, pack, hash, await pack.append(hash, into), length);
+        }
+        at += length;
+      }
+      const after = await handle.stat();
+      if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw await this.damagedCopy(ref);
+      this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * The cached file as a pack of its own: indexed by its first occurrence of each chunk, at the
+   * chunk's place in the object, and read back by one run. No trailer: a lost .idx costs only the
+   * dedup of these chunks, as the manifest alone says where the object is (format.ts).
+   */
+  private async storeAsOwnPack(ref: { oid: string; size: number }, hashes: string[], lengths: number[], replaceManifest: boolean): Promise<void> {
+    const chunks: [string, number, number][] = [];
+    const indexed = new Set<string>();
+    for (let i = 0, at = 0; i < hashes.length; at += lengths[i]!, i++) {
+      if (indexed.has(hashes[i]!)) continue;
+      indexed.add(hashes[i]!);
+      chunks.push([hashes[i]!, at, lengths[i]!]);
+    }
+    const id = packIdOf(ref.size, chunks);
+    for (const [hash, offset, length] of chunks) if (!this.knownChunk(hash)) this.local.set(hash, { pack: id, offset, length });
+    this.objects.push({ oid: ref.oid, size: ref.size, runs: [{ pack: id, offset: 0, length: ref.size }], replace: replaceManifest });
+    this.wholePacks++;
+    await this.upload(id, fileBody(this.options.cache.locate(ref.oid), ref.size), chunks, async () => undefined);
+  }
+
+  private knownChunk(hash: string): { pack: PackBuilder | string; offset: number; length: number } | undefined {
+    return this.options.index.get(hash) ?? this.local.get(hash);
+  }
+
+  /** A new chunk appended to `pack` at `offset`: remembered for this upload, and the pack sealed once full. */
+  private async appended(runs: PendingRun[], pack: PackBuilder, hash: string, offset: number, length: number): Promise<void> {
+    this.local.set(hash, { pack, offset, length });
+    addRun(runs, pack, offset, length);
+    if (pack.full(this.packTarget)) await this.sealCurrent();
+  }
+
+  /** Drops a cached copy that does not hash to its name; the error the push fails with. */
+  private async damagedCopy(ref: { oid: string; path?: string }): Promise<GitmlError> {
+    await this.options.cache.remove(ref.oid);
+    return new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${ref.path ? `'${ref.path}' ` : ''}(sha256:${shortOid(ref.oid)}) is damaged; it was removed from the cache and not published`, {
+      hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
+    });
   }
 
   /** Cuts, names and hashes the object on this thread: for objects too small to pay for a thread. */
@@ -301,15 +404,18 @@ export class ChunkedUploader {
   }
 
   /**
-   * Cuts the object here while another thread names the chunks and checks the whole object
-   * (util/hash-pieces.ts), through the same open file: the cut points are a third of the work, the
-   * sha256s the rest. Chunks wait for their names in order, at most CHUNKS_AHEAD bytes of them.
+   * Cuts the object and checks its whole sha256 here while another thread names the chunks
+   * (util/hash-pieces.ts), through the same open file: two sha256s a byte, one on each thread, and the
+   * cut points on this one. Chunks wait for their names in order, at most CHUNKS_AHEAD bytes of them.
    */
-  private async chunkHashedBeside(ref: { oid: string; size: number }, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
+  private async chunkHashedBeside(handle: fsp.FileHandle, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
     const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
     const blocks = new ReadBlocks((memory) => chunker.holds(memory));
-    const handle = await this.options.cache.openHandle(ref.oid);
-    const hasher = new PieceHasher(handle.fd);
+    const hasher = new PieceHasher(handle.fd, { pieces: true, whole: false });
+    const wholeHasher = new PieceHasher(handle.fd, { pieces: false });
+    const whole = wholeHasher.finish();
+    whole.catch(() => undefined);
+    let size = 0;
     try {
       const waiting: Buffer[] = [];
       let waitingBytes = 0;
@@ -335,16 +441,19 @@ export class ChunkedUploader {
         }
       };
       await readInBlocks(handle, blocks, async (data) => {
+        size += data.length;
         enqueue(chunker.push(data));
         await takeNamed(CHUNKS_AHEAD);
         this.options.onBytes?.(data.length);
       });
       enqueue(chunker.end());
       await takeNamed(0);
-      return { ...(await hasher.finish()), cut };
+      await hasher.finishPieces();
+      const w = await whole;
+      return { sha256: w.sha256, size: Math.max(size, w.size), cut };
     } finally {
       await hasher.close();
-      await handle.close();
+      await wholeHasher.close();
     }
   }
 
@@ -359,12 +468,7 @@ export class ChunkedUploader {
     // one the store has already is only checked.
     const pack = stored ? null : await this.packFor();
     const data = this.options.cache.readSmall(ref.oid, ref.size, pack ? await pack.reserve(ref.size + 1) : undefined);
-    if (data.length !== ref.size || createHash('sha256').update(data).digest('hex') !== ref.oid) {
-      await this.options.cache.remove(ref.oid);
-      throw new GitmlError('E_OBJECT_CORRUPT', `the cached copy of ${ref.path ? `'${ref.path}' ` : ''}(sha256:${shortOid(ref.oid)}) is damaged; it was removed from the cache and not published`, {
-        hint: 'Restore the file from a good copy (or another clone) and `git add` it again.',
-      });
-    }
+    if (data.length !== ref.size || createHash('sha256').update(data).digest('hex') !== ref.oid) throw await this.damagedCopy(ref);
     this.options.onBytes?.(data.length);
     this.packed.push(ref.oid);
     if (!pack) return;
@@ -412,21 +516,32 @@ export class ChunkedUploader {
       return;
     }
     const id = await pack.seal();
-    // Backpressure: chunking waits while `concurrency` packs are uploading (each is a temp file).
+    await this.upload(id, fileBody(pack.file, pack.size), pack.chunks, () => pack.dispose(), () => pack.releaseChunks());
+  }
+
+  /**
+   * Starts storing a pack and its index (at most `concurrency` at once: chunking waits here, as each
+   * pack in flight is a file). `chunks` is the pack's index; `stored` runs once the index answers
+   * for them, `done` after the upload whatever its outcome.
+   */
+  private async upload(id: string, body: BodySource, chunks: [string, number, number][], done: () => Promise<void>, stored: () => void = () => undefined): Promise<void> {
     while (this.running >= this.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.running++;
     const task = (async () => {
       try {
-        if ((await this.options.requests.putNamed(packKey(id), fileBody(pack.file, pack.size))) === 'created') this.newBytes += pack.size;
-        await this.options.requests.putNamed(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks: pack.chunks })));
-        this.options.index.add({ pack: id, chunks: pack.chunks }, pack.size);
+        if ((await this.options.requests.putNamed(packKey(id), body)) === 'created') this.newBytes += body.size;
+        await this.options.requests.putNamed(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks })));
+        this.options.index.add({ pack: id, chunks }, body.size);
         // The index answers for these chunks from now on: one record each, not three (the objects'
-        // runs keep the builder until finish() reads its id, but not its chunk list).
-        for (const [hash] of pack.chunks) if (this.local.get(hash)?.pack === pack) this.local.delete(hash);
-        this.options.requests.policy.log.debug({ pack: id, bytes: pack.size, chunks: pack.chunks.length }, 'pack stored');
-        pack.releaseChunks();
+        // runs keep a builder until finish() reads its id, but not its chunk list).
+        for (const [hash] of chunks) {
+          const local = this.local.get(hash)?.pack;
+          if (local === id || (typeof local !== 'string' && local?.id === id)) this.local.delete(hash);
+        }
+        this.options.requests.policy.log.debug({ pack: id, bytes: body.size, chunks: chunks.length }, 'pack stored');
+        stored();
       } finally {
-        await pack.dispose();
+        await done();
         this.running--;
         this.waiting.shift()?.();
       }
@@ -434,6 +549,30 @@ export class ChunkedUploader {
     task.catch(() => undefined); // observed in finish()
     this.uploads.push(task);
   }
+}
+
+/** Adds a run, merged with the one before when it continues it (a record per pack, not per chunk). */
+function addRun(runs: PendingRun[], pack: PackBuilder | string, offset: number, length: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last.pack === pack && last.offset + last.length === offset) last.length += length;
+  else runs.push({ pack, offset, length });
+}
+
+/** A cached copy that shrank while it was read is as damaged as one that hashes wrong. */
+function shortReadAsNull(e: unknown): null {
+  if (errnoCode(e) === 'E_SHORT_READ') return null;
+  throw e;
+}
+
+/** Reads `into.length` bytes at `position`, or fewer only where the file ends. */
+function readFully(fd: number, into: Buffer, position: number): number {
+  let got = 0;
+  while (got < into.length) {
+    const n = fs.readSync(fd, into, got, into.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
 
 /** A sealed local file as a body (a store on the same file system may link it). */

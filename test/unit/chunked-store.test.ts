@@ -9,6 +9,8 @@ import { silentLogger } from '../../src/log';
 import { DirectoryStore } from '../../src/store/directory';
 import { ObjectStore } from '../../src/objects/object-store';
 import { PackBuilder, StagingBuffers } from '../../src/objects/chunked-upload';
+import { decodeManifest } from '../../src/objects/format';
+import { manifestKey } from '../../src/objects/layout';
 import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/transfer';
 import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
 import { packsOf, storedAt } from '../helpers/store-layout';
@@ -174,6 +176,90 @@ describe('chunked objects in a store', () => {
       expect((await downloadObjects([a, b], options(fresh, w.store))).failed).toEqual([]);
       expect(sha256(await readBack(fresh, a.oid))).toBe(a.oid);
       expect((await readBack(fresh, b.oid)).equals(smaller)).toBe(true);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  // A large object whose chunks are all new is its own pack: the cached file itself, linked into a
+  // directory store on the same file system, indexed by its chunks for later versions to share.
+  test('a large object of new chunks is its own pack (the cached file, linked); a later version stores only its changes', async () => {
+    const w = await world();
+    try {
+      const v1 = randomBytesSeeded(66 * 1024 * 1024, 11);
+      const v2 = Buffer.from(v1);
+      randomBytesSeeded(512 * 1024, 12).copy(v2, 30 * 1024 * 1024);
+      const local = w.cache('local');
+      const a = await put(local, v1);
+      const first = await uploadObjects([a], options(local, w.store));
+      expect(first.failed).toEqual([]);
+      expect(first.newBytes).toBe(v1.length);
+      const packs = [...packsOf(path.join(w.root, 'store'))];
+      expect(packs).toHaveLength(1);
+      const { packFile, chunks } = packs[0]!;
+      // The same file, not a copy: no byte of the object was written again.
+      expect(fs.statSync(packFile).ino).toBe(fs.statSync(local.pathOf(a.oid)).ino);
+      expect(fs.statSync(packFile).size).toBe(v1.length);
+      let end = 0;
+      for (const [hash, offset, length] of chunks) {
+        expect(offset).toBe(end);
+        expect(sha256(v1.subarray(offset, offset + length))).toBe(hash);
+        end = offset + length;
+      }
+      expect(end).toBe(v1.length);
+      const manifest = decodeManifest(fs.readFileSync(path.join(w.root, 'store', manifestKey(a.oid))), a.oid, a.size, 'test');
+      expect(manifest.runs).toEqual([{ pack: path.basename(packFile, '.pack'), offset: 0, length: v1.length }]);
+
+      // 98% of v2 is in v1's pack: v2 is not a pack of its own, only its new chunks are copied.
+      const b = await put(local, v2);
+      const second = await uploadObjects([b], options(local, w.store));
+      expect(second.failed).toEqual([]);
+      expect(second.newBytes).toBeLessThan(512 * 1024 + 4 * 256 * 1024 + 4096);
+      const fresh = w.cache('fresh');
+      expect((await downloadObjects([a, b], options(fresh, w.store))).failed).toEqual([]);
+      expect((await readBack(fresh, a.oid)).equals(v1)).toBe(true);
+      expect((await readBack(fresh, b.oid)).equals(v2)).toBe(true);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('a large object that repeats itself is not its own pack: each chunk is stored once', async () => {
+    const w = await world();
+    try {
+      const half = randomBytesSeeded(36 * 1024 * 1024, 13);
+      const data = Buffer.concat([half, half]);
+      const local = w.cache('local');
+      const a = await put(local, data);
+      const report = await uploadObjects([a], options(local, w.store));
+      expect(report.failed).toEqual([]);
+      expect(report.newBytes).toBeLessThan(half.length + 2 * 1024 * 1024);
+      for (const { packFile } of packsOf(path.join(w.root, 'store'))) expect(fs.statSync(packFile).ino).not.toBe(fs.statSync(local.pathOf(a.oid)).ino);
+      const fresh = w.cache('fresh');
+      expect((await downloadObjects([a], options(fresh, w.store))).failed).toEqual([]);
+      expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('a large cached copy that does not match its name is removed and nothing of it is published', async () => {
+    const w = await world();
+    try {
+      const data = randomBytesSeeded(66 * 1024 * 1024, 14);
+      const local = w.cache('local');
+      const a = await put(local, data);
+      const file = local.pathOf(a.oid);
+      fs.chmodSync(file, 0o644);
+      const fd = fs.openSync(file, 'r+');
+      fs.writeSync(fd, Buffer.from([data[40 * 1024 * 1024]! ^ 0xff]), 0, 1, 40 * 1024 * 1024);
+      fs.closeSync(fd);
+      const report = await uploadObjects([a], options(local, w.store));
+      expect(report.failed).toHaveLength(1);
+      expect((report.failed[0]!.error as Error).message).toMatch(/cached copy .* is damaged/);
+      expect(fs.existsSync(file)).toBe(false);
+      expect(storedAt(path.join(w.root, 'store'), a.oid)).toBeNull();
+      expect([...packsOf(path.join(w.root, 'store'))]).toEqual([]);
     } finally {
       await w.cleanup();
     }
