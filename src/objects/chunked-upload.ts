@@ -232,9 +232,9 @@ const CHUNKS_AHEAD = 4 * 1024 * 1024;
  * chunks are nearly all new can be stored as its own pack. Its chunk list is held meanwhile (~100
  * bytes a chunk: ~16 MiB at 10 GiB, ~65 MiB if every chunk had the minimum size).
  */
-export const WHOLE_PACK_MAX_BYTES = 10 * 1024 * 1024 * 1024;
+const WHOLE_PACK_MAX_BYTES = 10 * 1024 * 1024 * 1024;
 /** An object whose bytes the store (or this upload) already has beyond this share is not its own pack: its new chunks are copied into packs. */
-export const WHOLE_PACK_MAX_SHARED = 1 / 50;
+const WHOLE_PACK_MAX_SHARED = 1 / 50;
 /** Entries one object's own pack may index (its index stays far below what a reader accepts, format.ts). */
 const WHOLE_PACK_MAX_ENTRIES = 262_144;
 
@@ -264,8 +264,6 @@ export class ChunkedUploader {
   private readonly waiting: (() => void)[] = [];
   private newBytes = 0;
   private readonly staging = new StagingBuffers();
-  /** Objects stored as their own pack by this upload. */
-  wholePacks = 0;
 
   constructor(private readonly options: ChunkedUploadOptions) {
     this.packTarget = options.packTarget ?? 16 * 1024 * 1024;
@@ -361,7 +359,7 @@ export class ChunkedUploader {
     const id = packIdOf(ref.size, chunks);
     for (const [hash, offset, length] of chunks) if (!this.knownChunk(hash)) this.local.set(hash, { pack: id, offset, length });
     this.objects.push({ oid: ref.oid, size: ref.size, runs: [{ pack: id, offset: 0, length: ref.size }], replace: replaceManifest });
-    this.wholePacks++;
+    this.options.requests.policy.log.debug({ oid: ref.oid, pack: id, chunks: chunks.length }, 'object stored as its own pack');
     await this.upload(id, fileBody(this.options.cache.locate(ref.oid), ref.size), chunks, async () => undefined);
   }
 
@@ -404,9 +402,10 @@ export class ChunkedUploader {
   }
 
   /**
-   * Cuts the object and checks its whole sha256 here while another thread names the chunks
-   * (util/hash-pieces.ts), through the same open file: two sha256s a byte, one on each thread, and the
-   * cut points on this one. Chunks wait for their names in order, at most CHUNKS_AHEAD bytes of them.
+   * Cuts the object here while one thread names the chunks and another checks the whole object
+   * (util/hash-pieces.ts), all through the same open file: two sha256s a byte, one on each of those
+   * threads, and the cut points on this one. Chunks wait for their names in order, at most
+   * CHUNKS_AHEAD bytes of them.
    */
   private async chunkHashedBeside(handle: fsp.FileHandle, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
     const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
@@ -414,8 +413,7 @@ export class ChunkedUploader {
     const hasher = new PieceHasher(handle.fd, { pieces: true, whole: false });
     const wholeHasher = new PieceHasher(handle.fd, { pieces: false });
     const whole = wholeHasher.finish();
-    whole.catch(() => undefined);
-    let size = 0;
+    whole.catch(() => undefined); // awaited below, or the thread is closed
     try {
       const waiting: Buffer[] = [];
       let waitingBytes = 0;
@@ -441,7 +439,6 @@ export class ChunkedUploader {
         }
       };
       await readInBlocks(handle, blocks, async (data) => {
-        size += data.length;
         enqueue(chunker.push(data));
         await takeNamed(CHUNKS_AHEAD);
         this.options.onBytes?.(data.length);
@@ -449,8 +446,7 @@ export class ChunkedUploader {
       enqueue(chunker.end());
       await takeNamed(0);
       await hasher.finishPieces();
-      const w = await whole;
-      return { sha256: w.sha256, size: Math.max(size, w.size), cut };
+      return { ...(await whole), cut };
     } finally {
       await hasher.close();
       await wholeHasher.close();
