@@ -274,6 +274,70 @@ export class ObjectCache {
   }
 
   /**
+   * Takes `file`, a local store's file holding exactly this object, into the cache as a hard link, once
+   * its bytes hash to `expected`; `copyTo` (direct checkout) gets a copy made by the kernel meanwhile.
+   * Only a read-only regular file of this user is linked, so nobody else can change what the cache
+   * then holds. False, with nothing left behind, when it cannot be taken this way (another file system,
+   * another owner, writable, another size, no hashing thread free): the caller reads it as usual. A
+   * file that does not match is E_OBJECT_CORRUPT, and neither the link nor the copy is left.
+   */
+  async adoptLinked(expected: { oid: string; size: number }, file: string, copyTo?: string): Promise<boolean> {
+    let st: fs.Stats;
+    try {
+      st = await fsp.lstat(file);
+    } catch {
+      return false;
+    }
+    if (!st.isFile() || st.size !== expected.size || st.uid !== process.getuid?.() || (st.mode & 0o222) !== 0) return false;
+    const tmp = this.newTempPath();
+    try {
+      await makeDirs(this.tmpDir);
+      await fsp.link(file, tmp);
+    } catch {
+      return false;
+    }
+    let handle: fsp.FileHandle | null = null;
+    let hasher: PieceHasher | null = null;
+    let copied: Promise<void> | null = null;
+    try {
+      handle = await fsp.open(tmp, 'r');
+      const linked = await handle.stat();
+      hasher = linked.ino === st.ino && linked.dev === st.dev && linked.size === expected.size ? this.hashThreadFor(handle.fd) : null;
+      if (!hasher) {
+        await handle.close();
+        await fsp.rm(tmp, { force: true });
+        return false;
+      }
+      copied = copyTo ? fsp.copyFile(tmp, copyTo, fs.constants.COPYFILE_EXCL) : null;
+      const [whole] = await Promise.all([hasher.finish(), copied]);
+      if (whole.sha256 !== expected.oid || whole.size !== expected.size) {
+        throw new GitmlError(
+          'E_OBJECT_CORRUPT',
+          `content does not match its pointer: expected sha256:${shortOid(expected.oid)} (${expected.size} bytes), got sha256:${shortOid(whole.sha256)} (${whole.size} bytes)`,
+        );
+      }
+      await hasher.close();
+      this.releaseHashThread();
+      hasher = null;
+      await handle.close();
+      handle = null;
+      await renameCreatingDir(tmp, this.pathOf(expected.oid));
+      return true;
+    } catch (e) {
+      if (hasher) {
+        await hasher.close();
+        this.releaseHashThread();
+      }
+      await handle?.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      // The copy is removed unless it failed because a file was there already (not ours to remove).
+      if (copied && !(await copied.then(() => false, (err: unknown) => errnoCode(err) === 'EEXIST'))) await fsp.rm(copyTo!, { force: true }).catch(() => undefined);
+      if (e instanceof GitmlError) throw e;
+      throw cacheIoError(`cannot store object sha256:${shortOid(expected.oid)} in the cache at ${this.root}`, e);
+    }
+  }
+
+  /**
    * A small object's bytes (SMALL_OBJECT), read with blocking calls: at most `size` + 1 bytes, so a
    * file that grew shows as too long. Not verified here: callers hash what they read. `scratch`, when
    * large enough, is read into instead of a new buffer (the result is then a view of it, good until

@@ -202,6 +202,7 @@ export class ObjectStore {
         const st = await this.requests.stat(objectKey(ref.oid));
         if (!st) throw new GitmlError('E_OBJECT_MISSING', `${objectKey(ref.oid)} is not in the store ${this.url}`);
         if (st.size !== ref.size) throw new GitmlError('E_OBJECT_CORRUPT', `${objectKey(ref.oid)} in ${this.url} holds ${st.size} bytes`);
+        if (await this.adoptLocal(ref, objectKey(ref.oid), cache, copyTo)) return onBytes(ref.size);
         await assertRoomFor(cache, ref);
         return await downloadPlanned(this.requests, cache, ref, planWholeReads(ref, RANGE_SIZE), onBytes, this.rangesInFlight, copyTo);
       }
@@ -293,8 +294,27 @@ export class ObjectStore {
   private async downloadChunked(ref: ObjectRef, manifest: Manifest, cache: ObjectCache, onBytes: (n: number) => void, copyTo: string | undefined): Promise<void> {
     const index = this.index ? await this.index.catch(() => null) : null;
     await checkPacks(this.requests, manifest, (p) => index?.packSize(p));
+    // An object that is its own pack (chunked-upload.ts) in a local directory: the file itself.
+    const only = manifest.runs.length === 1 ? manifest.runs[0]! : null;
+    if (only?.offset === 0 && (await this.adoptLocal(ref, packKey(only.pack), cache, copyTo))) return onBytes(ref.size);
     await assertRoomFor(cache, ref);
     await downloadPlanned(this.requests, cache, ref, planManifestReads(manifest, RANGE_SIZE), onBytes, this.rangesInFlight, copyTo);
+  }
+
+  /**
+   * The store's own file for `key` linked into the cache (verified; a directory store on the cache's
+   * file system, the file read-only and this user's), instead of a copy of its bytes: false when it
+   * cannot be, and the caller reads it.
+   */
+  private async adoptLocal(ref: ObjectRef, key: string, cache: ObjectCache, copyTo: string | undefined): Promise<boolean> {
+    const file = this.store.localFile?.(key);
+    if (!file) return false;
+    try {
+      return await cache.adoptLinked(ref, file, copyTo);
+    } catch (e) {
+      if (isGitmlError(e, 'E_OBJECT_CORRUPT')) throw damaged(`${key} in ${this.url} does not hold ${describe(ref)}: ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   /** Ranged reads in flight for one large object: one for a store read fastest in order. */

@@ -297,6 +297,10 @@ export class DirectoryStore implements Store {
     return true;
   }
 
+  localFile(key: string): string {
+    return this.pathOf(key);
+  }
+
   private pathOf(key: string): string {
     assertValidKey(key, this.url);
     return path.join(this.root, ...key.split('/'));

@@ -81,6 +81,12 @@ export interface Store {
    * order and hashes each as it arrives, with nothing to read back.
    */
   readonly readsInOrder?: boolean;
+  /**
+   * The local file that holds `key`, for a reader that can take the file itself (a hard link on the
+   * same file system) instead of its bytes: only a store in a local directory has one. What it holds
+   * is as untrusted as any read, and may not exist.
+   */
+  localFile?(key: string): string;
   put(key: string, body: BodySource, options?: PutOptions): Promise<PutResult>;
   /** Every object whose key starts with `prefix`, with its size (and date, ETag where known). */
   list(prefix: string, options?: RequestOptions): AsyncIterable<StoreEntry>;

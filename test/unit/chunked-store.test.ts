@@ -224,6 +224,75 @@ describe('chunked objects in a store', () => {
     }
   });
 
+  // The other way: a clone whose cache is on the store's file system takes such a pack as the file it
+  // is (a hard link), once it hashes right, and only when nobody else can change it.
+  test('a clone on the same file system links an object that is its own pack, verified; a copy for the work tree is made beside it', async () => {
+    const w = await world();
+    try {
+      const data = randomBytesSeeded(66 * 1024 * 1024, 15);
+      const local = w.cache('local');
+      const a = await put(local, data);
+      expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
+      const [{ packFile }] = [...packsOf(path.join(w.root, 'store'))];
+      const fresh = w.cache('fresh');
+      const copy = path.join(w.root, 'work-tree-copy');
+      const down = await downloadObjects([a], options(fresh, w.store), new Map([[a.oid, copy]]));
+      expect(down.failed).toEqual([]);
+      expect(fs.statSync(fresh.pathOf(a.oid)).ino).toBe(fs.statSync(packFile!).ino);
+      expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
+      // The work tree's copy is a file of its own.
+      expect(fs.statSync(copy).ino).not.toBe(fs.statSync(packFile!).ino);
+      expect(fs.readFileSync(copy).equals(data)).toBe(true);
+      expect(listFiles(fresh.tmpDir)).toEqual([]);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('a store file that does not hold the object is not linked: the download fails as damage and leaves neither link nor copy', async () => {
+    const w = await world();
+    try {
+      const data = randomBytesSeeded(66 * 1024 * 1024, 16);
+      const local = w.cache('local');
+      const a = await put(local, data);
+      expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
+      const [{ packFile }] = [...packsOf(path.join(w.root, 'store'))];
+      fs.chmodSync(packFile!, 0o644);
+      const fd = fs.openSync(packFile!, 'r+');
+      fs.writeSync(fd, Buffer.from([data[50 * 1024 * 1024]! ^ 0xff]), 0, 1, 50 * 1024 * 1024);
+      fs.closeSync(fd);
+      fs.chmodSync(packFile!, 0o444);
+      const fresh = w.cache('fresh');
+      const copy = path.join(w.root, 'work-tree-copy');
+      const down = await downloadObjects([a], options(fresh, w.store), new Map([[a.oid, copy]]));
+      expect(down.failed).toHaveLength(1);
+      expect(down.failed[0]!.error).toMatchObject({ code: 'E_OBJECT_CORRUPT' });
+      expect(fs.existsSync(fresh.pathOf(a.oid))).toBe(false);
+      expect(fs.existsSync(copy)).toBe(false);
+      expect(listFiles(fresh.tmpDir)).toEqual([]);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('a store file others could change (writable) is read and copied, not linked', async () => {
+    const w = await world();
+    try {
+      const data = randomBytesSeeded(66 * 1024 * 1024, 17);
+      const local = w.cache('local');
+      const a = await put(local, data);
+      expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
+      const [{ packFile }] = [...packsOf(path.join(w.root, 'store'))];
+      fs.chmodSync(packFile!, 0o664);
+      const fresh = w.cache('fresh');
+      expect((await downloadObjects([a], options(fresh, w.store))).failed).toEqual([]);
+      expect(fs.statSync(fresh.pathOf(a.oid)).ino).not.toBe(fs.statSync(packFile!).ino);
+      expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
   test('a large object that repeats itself is not its own pack: each chunk is stored once', async () => {
     const w = await world();
     try {
