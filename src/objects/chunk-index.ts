@@ -82,16 +82,20 @@ export class ChunkIndex {
     return this.entries.get(pack) ?? 0;
   }
 
-  /** Adds a pack's entries; a chunk already indexed keeps its first place. */
-  add(idx: PackIndex, packSize: number): void {
+  /**
+   * Adds a pack's entries (any iterable: an object's own pack makes its ~16,000 a GiB one at a time);
+   * a chunk already indexed keeps its first place.
+   */
+  add(idx: { pack: string; chunks: Iterable<readonly [string, number, number]> }, packSize: number): void {
     this.packs.set(idx.pack, packSize);
-    this.entries.set(idx.pack, idx.chunks.length);
     let packNo = this.packNumbers.get(idx.pack);
     if (packNo === undefined) {
       packNo = this.packIds.push(idx.pack) - 1;
       this.packNumbers.set(idx.pack, packNo);
     }
+    let listed = 0;
     for (const [hash, offset, length] of idx.chunks) {
+      listed++;
       // A hash already sorted is dropped at the next merge (a binary search per entry here doubled
       // the time to load a large index); until then lookups find the sorted, first, place.
       if (!this.setProbe(hash)) continue;
@@ -104,9 +108,10 @@ export class ChunkIndex {
       this.offsetOf[i] = offset;
       this.lengthOf[i] = length;
       this.recent.set(key, i);
+      // Within one large pack too, so the recent map (a string a chunk) stays a fraction of the index.
+      if (this.recent.size >= MERGE_MIN && this.recent.size * 4 >= this.sorted.length) this.merge();
     }
-    // Merged once the recent ones are a quarter of the sorted: a few merges over a whole load or push.
-    if (this.recent.size >= MERGE_MIN && this.recent.size * 4 >= this.sorted.length) this.merge();
+    this.entries.set(idx.pack, listed);
   }
 
   /** The entry for a hash (64 hex digits; anything else is in no index). */

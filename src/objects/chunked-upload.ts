@@ -10,7 +10,7 @@ import { makeDirs } from '../safe-path';
 import type { BodySource } from '../store/store';
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from './cdc';
 import type { ChunkIndex } from './chunk-index';
-import { coalesce, encodeManifest, encodePackIndex, encodePackTrailer, PACK_MAX_ENTRIES, type Run } from './format';
+import { coalesce, encodeManifest, encodePackIndexStreamed, encodePackTrailer, PACK_MAX_ENTRIES, type Run } from './format';
 import { manifestKey, packIndexKey, packKey } from './layout';
 import type { Requests } from '../store/requests';
 import { PieceHasher, type FileHash } from '../util/hash-pieces';
@@ -190,11 +190,18 @@ export class PackBuilder {
 }
 
 /**
- * A pack's id: the sha256 of its data's length and its index entries (layout.ts). The entries name
- * every indexed byte by its sha256, so they determine the pack's content. Pure.
+ * A pack's id: the sha256 of its data's length and its index entries (layout.ts), which name every
+ * indexed byte by its sha256 and so determine the pack's content. The entries are hashed as
+ * `JSON.stringify` writes them, one at a time (a large object's own pack has ~16,000 per GiB). Pure.
  */
-export function packIdOf(dataBytes: number, chunks: readonly [string, number, number][]): string {
-  return createHash('sha256').update(`gitml pack ${dataBytes}\n`).update(JSON.stringify(chunks)).digest('hex');
+export function packIdOf(dataBytes: number, chunks: Iterable<readonly [string, number, number]>): string {
+  const hash = createHash('sha256').update(`gitml pack ${dataBytes}\n[`);
+  let first = true;
+  for (const [chunk, offset, length] of chunks) {
+    hash.update(`${first ? '' : ','}[${JSON.stringify(chunk)},${offset},${length}]`);
+    first = false;
+  }
+  return hash.update(']').digest('hex');
 }
 
 /** Bytes of one staging buffer: the most PackBuilder.reserve hands out at once. */
@@ -229,14 +236,101 @@ const HASH_BESIDE_MIN_SIZE = 64 * 1024 * 1024;
 const CHUNKS_AHEAD = 4 * 1024 * 1024;
 /**
  * Up to this size a large object is cut and named before any byte is written, so that one whose
- * chunks are nearly all new can be stored as its own pack. Its chunk list is held meanwhile (~100
- * bytes a chunk: ~16 MiB at 10 GiB, ~65 MiB if every chunk had the minimum size).
+ * chunks are nearly all new can be stored as its own pack. Its chunks are held meanwhile
+ * (ObjectChunks: ~130 bytes a chunk, ~20 MiB for 10 GiB of average chunks); a larger object is cut
+ * and copied into packs in one pass, with nothing held per chunk.
  */
 const WHOLE_PACK_MAX_BYTES = 10 * 1024 * 1024 * 1024;
 /** An object whose bytes the store (or this upload) already has beyond this share is not its own pack: its new chunks are copied into packs. */
 const WHOLE_PACK_MAX_SHARED = 1 / 50;
-/** Entries one object's own pack may index (its index stays far below what a reader accepts, format.ts). */
+/**
+ * Distinct chunks one object's own pack may index: 16 GiB of average chunks, and an index far below
+ * what a reader accepts (format.ts). An object of more (small chunks) is copied into packs.
+ */
 const WHOLE_PACK_MAX_ENTRIES = 262_144;
+
+/**
+ * One large object's chunks in order, held compactly while the object is cut and until its own pack
+ * is stored: each chunk's sha256 as 32 bytes and its length, and the first place of each distinct
+ * chunk (~130 bytes a chunk, where strings, arrays and objects per chunk took ~570).
+ */
+export class ObjectChunks {
+  /** More distinct chunks than `maxDistinct`: they are no longer told apart (no own pack then). */
+  overflowed = false;
+  private digests = Buffer.allocUnsafe(32 * 1024);
+  private lengths = new Uint32Array(1024);
+  private offsets: Float64Array | null = null;
+  count = 0;
+  /** Each distinct chunk (its 32 bytes as a latin1 string): the number of its first occurrence. */
+  private readonly first = new Map<string, number>();
+
+  constructor(private readonly maxDistinct: number) {}
+
+  /**
+   * Adds the next chunk; true when no chunk before it in this object has the same bytes (always true
+   * once overflowed: the map of distinct chunks stops growing, which bounds the memory whatever the
+   * chunk sizes).
+   */
+  push(hash: string, length: number): boolean {
+    if (this.count === this.lengths.length) {
+      const digests = Buffer.allocUnsafe(this.digests.length * 2);
+      this.digests.copy(digests);
+      this.digests = digests;
+      const lengths = new Uint32Array(this.lengths.length * 2);
+      lengths.set(this.lengths);
+      this.lengths = lengths;
+    }
+    const n = this.count++;
+    this.offsets = null;
+    this.digests.write(hash, n * 32, 32, 'hex');
+    this.lengths[n] = length;
+    if (this.overflowed) return true;
+    const key = this.digests.toString('latin1', n * 32, n * 32 + 32);
+    if (this.first.has(key)) return false;
+    if (this.first.size >= this.maxDistinct) {
+      this.overflowed = true;
+      this.first.clear();
+      return true;
+    }
+    this.first.set(key, n);
+    return true;
+  }
+
+  get distinct(): number {
+    return this.first.size;
+  }
+
+  hashAt(n: number): string {
+    return this.digests.toString('hex', n * 32, n * 32 + 32);
+  }
+
+  lengthAt(n: number): number {
+    return this.lengths[n]!;
+  }
+
+  /** Where chunk `n` starts in the object. */
+  offsetAt(n: number): number {
+    if (!this.offsets) {
+      this.offsets = new Float64Array(this.count);
+      for (let i = 1; i < this.count; i++) this.offsets[i] = this.offsets[i - 1]! + this.lengths[i - 1]!;
+    }
+    return this.offsets[n]!;
+  }
+
+  /** The first place of a chunk in the object, by its sha256 (hex). */
+  find(hash: string): { offset: number; length: number } | undefined {
+    if (!/^[0-9a-f]{64}$/.test(hash)) return undefined;
+    const n = this.first.get(Buffer.from(hash, 'hex').toString('latin1'));
+    return n === undefined ? undefined : { offset: this.offsetAt(n), length: this.lengthAt(n) };
+  }
+
+  /** Each distinct chunk at its first place, in order: the index of the object as its own pack. */
+  *entries(): Generator<[string, number, number]> {
+    for (let n = 0; n < this.count; n++) {
+      if (this.first.get(this.digests.toString('latin1', n * 32, n * 32 + 32)) === n) yield [this.hashAt(n), this.offsetAt(n), this.lengthAt(n)];
+    }
+  }
+}
 
 /**
  * Stores objects as content-defined chunks in packs (docs/chunking.md): each object is read from the
@@ -254,7 +348,7 @@ const WHOLE_PACK_MAX_ENTRIES = 262_144;
 
 export class ChunkedUploader {
   private current: PackBuilder | null = null;
-  private readonly local = new Map<string, { pack: PackBuilder | string; offset: number; length: number }>();
+  private readonly local = new Map<string, { pack: PackBuilder; offset: number; length: number }>();
   private readonly uploads: Promise<void>[] = [];
   private readonly objects: { oid: string; size: number; runs: PendingRun[]; replace: boolean }[] = [];
   private readonly packed: string[] = [];
@@ -264,6 +358,8 @@ export class ChunkedUploader {
   private readonly waiting: (() => void)[] = [];
   private newBytes = 0;
   private readonly staging = new StagingBuffers();
+  /** Objects being stored as their own pack: their chunks count as this upload's until the index has them. */
+  private readonly ownPacks = new Map<string, ObjectChunks>();
 
   constructor(private readonly options: ChunkedUploadOptions) {
     this.packTarget = options.packTarget ?? 16 * 1024 * 1024;
@@ -304,27 +400,17 @@ export class ChunkedUploader {
     const handle = await this.options.cache.openHandle(ref.oid);
     try {
       const before = await handle.stat();
-      const hashes: string[] = [];
-      const lengths: number[] = [];
-      const firstSeen = new Set<string>();
+      const chunks = new ObjectChunks(WHOLE_PACK_MAX_ENTRIES);
       let shared = 0;
       const read = await this.chunkHashedBeside(handle, async (chunk, hash) => {
-        hashes.push(hash);
-        lengths.push(chunk.length);
-        if (firstSeen.has(hash) || this.knownChunk(hash)) shared += chunk.length;
-        else firstSeen.add(hash);
+        if (!chunks.push(hash, chunk.length) || this.knownChunk(hash)) shared += chunk.length;
       }).catch(shortReadAsNull);
       if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
-      if (shared <= ref.size * WHOLE_PACK_MAX_SHARED && firstSeen.size <= WHOLE_PACK_MAX_ENTRIES) {
-        firstSeen.clear();
-        await this.storeAsOwnPack(ref, hashes, lengths, replaceManifest);
-        return;
-      }
+      if (!chunks.overflowed && shared <= ref.size * WHOLE_PACK_MAX_SHARED) return await this.storeAsOwnPack(ref, chunks, replaceManifest);
       const runs: PendingRun[] = [];
-      let at = 0;
-      for (let i = 0; i < hashes.length; i++) {
-        const hash = hashes[i]!;
-        const length = lengths[i]!;
+      for (let n = 0, at = 0; n < chunks.count; at += chunks.lengthAt(n), n++) {
+        const hash = chunks.hashAt(n);
+        const length = chunks.lengthAt(n);
         const known = this.knownChunk(hash);
         if (known) addRun(runs, known.pack, known.offset, known.length);
         else {
@@ -333,7 +419,6 @@ export class ChunkedUploader {
           if (readFully(handle.fd, into, at) !== length) throw await this.damagedCopy(ref);
           await this.appended(runs, pack, hash, await pack.append(hash, into), length);
         }
-        at += length;
       }
       const after = await handle.stat();
       if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw await this.damagedCopy(ref);
@@ -348,23 +433,22 @@ export class ChunkedUploader {
    * chunk's place in the object, and read back by one run. No trailer: a lost .idx costs only the
    * dedup of these chunks, as the manifest alone says where the object is (format.ts).
    */
-  private async storeAsOwnPack(ref: { oid: string; size: number }, hashes: string[], lengths: number[], replaceManifest: boolean): Promise<void> {
-    const chunks: [string, number, number][] = [];
-    const indexed = new Set<string>();
-    for (let i = 0, at = 0; i < hashes.length; at += lengths[i]!, i++) {
-      if (indexed.has(hashes[i]!)) continue;
-      indexed.add(hashes[i]!);
-      chunks.push([hashes[i]!, at, lengths[i]!]);
-    }
-    const id = packIdOf(ref.size, chunks);
-    for (const [hash, offset, length] of chunks) if (!this.knownChunk(hash)) this.local.set(hash, { pack: id, offset, length });
+  private async storeAsOwnPack(ref: { oid: string; size: number }, chunks: ObjectChunks, replaceManifest: boolean): Promise<void> {
+    const id = packIdOf(ref.size, chunks.entries());
+    this.ownPacks.set(id, chunks);
     this.objects.push({ oid: ref.oid, size: ref.size, runs: [{ pack: id, offset: 0, length: ref.size }], replace: replaceManifest });
-    this.options.requests.policy.log.debug({ oid: ref.oid, pack: id, chunks: chunks.length }, 'object stored as its own pack');
-    await this.upload(id, fileBody(this.options.cache.locate(ref.oid), ref.size), chunks, async () => undefined);
+    this.options.requests.policy.log.debug({ oid: ref.oid, pack: id, chunks: chunks.distinct }, 'object stored as its own pack');
+    await this.upload(id, fileBody(this.options.cache.locate(ref.oid), ref.size), () => chunks.entries(), async () => void this.ownPacks.delete(id));
   }
 
   private knownChunk(hash: string): { pack: PackBuilder | string; offset: number; length: number } | undefined {
-    return this.options.index.get(hash) ?? this.local.get(hash);
+    const known = this.options.index.get(hash) ?? this.local.get(hash);
+    if (known || this.ownPacks.size === 0) return known;
+    for (const [pack, chunks] of this.ownPacks) {
+      const at = chunks.find(hash);
+      if (at) return { pack, ...at };
+    }
+    return undefined;
   }
 
   /** A new chunk appended to `pack` at `offset`: remembered for this upload, and the pack sealed once full. */
@@ -512,29 +596,29 @@ export class ChunkedUploader {
       return;
     }
     const id = await pack.seal();
-    await this.upload(id, fileBody(pack.file, pack.size), pack.chunks, () => pack.dispose(), () => pack.releaseChunks());
+    await this.upload(id, fileBody(pack.file, pack.size), () => pack.chunks, () => pack.dispose(), () => pack.releaseChunks());
   }
 
   /**
    * Starts storing a pack and its index (at most `concurrency` at once: chunking waits here, as each
-   * pack in flight is a file). `chunks` is the pack's index; `stored` runs once the index answers
-   * for them, `done` after the upload whatever its outcome.
+   * pack in flight is a file). `entries` gives the pack's index (made when needed: an object's own
+   * pack holds its chunks compactly meanwhile); `stored` runs once the index answers for them, `done`
+   * after the upload whatever its outcome.
    */
-  private async upload(id: string, body: BodySource, chunks: [string, number, number][], done: () => Promise<void>, stored: () => void = () => undefined): Promise<void> {
+  private async upload(id: string, body: BodySource, entries: () => Iterable<[string, number, number]>, done: () => Promise<void>, stored: () => void = () => undefined): Promise<void> {
     while (this.running >= this.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.running++;
     const task = (async () => {
       try {
         if ((await this.options.requests.putNamed(packKey(id), body)) === 'created') this.newBytes += body.size;
-        await this.options.requests.putNamed(packIndexKey(id), bufferBody(encodePackIndex({ pack: id, chunks })));
-        this.options.index.add({ pack: id, chunks }, body.size);
+        await this.options.requests.putNamed(packIndexKey(id), bufferBody(await encodePackIndexStreamed(id, entries())));
+        this.options.index.add({ pack: id, chunks: entries() }, body.size);
         // The index answers for these chunks from now on: one record each, not three (the objects'
         // runs keep a builder until finish() reads its id, but not its chunk list).
-        for (const [hash] of chunks) {
-          const local = this.local.get(hash)?.pack;
-          if (local === id || (typeof local !== 'string' && local?.id === id)) this.local.delete(hash);
+        if (!this.ownPacks.has(id)) {
+          for (const [hash] of entries()) if (this.local.get(hash)?.pack.id === id) this.local.delete(hash);
         }
-        this.options.requests.policy.log.debug({ pack: id, bytes: body.size, chunks: chunks.length }, 'pack stored');
+        this.options.requests.policy.log.debug({ pack: id, bytes: body.size }, 'pack stored');
         stored();
       } finally {
         await done();

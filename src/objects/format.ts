@@ -1,4 +1,5 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { once } from 'node:events';
+import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { damagedData as damaged } from '../store/requests';
 import { isValidOid } from '../pointer';
 import { DEFAULT_CHUNK_PARAMS } from './cdc';
@@ -105,6 +106,30 @@ export function decodeManifest(data: Buffer, expectedOid: string, expectedSize: 
 
 export function encodePackIndex(idx: PackIndex): Buffer {
   return gzipSync(JSON.stringify({ version: 1, pack: idx.pack, chunks: idx.chunks }));
+}
+
+/**
+ * The same bytes once gunzipped as encodePackIndex, from entries made one at a time and compressed as
+ * they come: an object's own pack lists ~16,000 chunks a GiB, whose JSON text is never whole in memory.
+ */
+export async function encodePackIndexStreamed(pack: string, chunks: Iterable<readonly [string, number, number]>): Promise<Buffer> {
+  const gzip = createGzip();
+  const out: Buffer[] = [];
+  gzip.on('data', (b: Buffer) => out.push(b));
+  const ended = once(gzip, 'end');
+  let text = `{"version":1,"pack":${JSON.stringify(pack)},"chunks":[`;
+  let first = true;
+  for (const [chunk, offset, length] of chunks) {
+    text += `${first ? '' : ','}[${JSON.stringify(chunk)},${offset},${length}]`;
+    first = false;
+    if (text.length >= 1 << 20) {
+      if (!gzip.write(text)) await once(gzip, 'drain');
+      text = '';
+    }
+  }
+  gzip.end(`${text}]}`);
+  await ended;
+  return Buffer.concat(out);
 }
 
 /**

@@ -8,8 +8,9 @@ import { ObjectCache } from '../../src/cache';
 import { silentLogger } from '../../src/log';
 import { DirectoryStore } from '../../src/store/directory';
 import { ObjectStore } from '../../src/objects/object-store';
-import { PackBuilder, StagingBuffers } from '../../src/objects/chunked-upload';
-import { decodeManifest } from '../../src/objects/format';
+import { ObjectChunks, PackBuilder, packIdOf, StagingBuffers } from '../../src/objects/chunked-upload';
+import { decodeManifest, encodePackIndex, encodePackIndexStreamed } from '../../src/objects/format';
+import { gunzipSync } from 'node:zlib';
 import { manifestKey } from '../../src/objects/layout';
 import { downloadObjects, uploadObjects, type TransferOptions } from '../../src/transfer/transfer';
 import { listFiles, randomBytesSeeded, sha256 } from '../helpers/sandbox';
@@ -125,6 +126,44 @@ describe('chunked objects in a store', () => {
       ),
       { numRuns: 8, seed: 3 },
     );
+  });
+
+  test('a pack id is the sha256 of its size and its entries as JSON, computed entry by entry', () => {
+    const entries: [string, number, number][] = [
+      [sha256(Buffer.from('a')), 0, 17_000],
+      [sha256(Buffer.from('b')), 17_000, 65_536],
+      [sha256(Buffer.from('c')), 90_000, 1],
+    ];
+    for (const list of [entries, entries.slice(0, 1), []]) {
+      expect(packIdOf(123_456, list)).toBe(sha256(Buffer.from(`gitml pack 123456\n${JSON.stringify(list)}`)));
+    }
+  });
+
+  test('an object\'s chunks held compactly: repeats told apart, first places found, and no more than the limit of distinct ones', () => {
+    const h = (s: string) => sha256(Buffer.from(s));
+    const chunks = new ObjectChunks(3);
+    expect([chunks.push(h('a'), 10), chunks.push(h('b'), 20), chunks.push(h('a'), 10), chunks.push(h('c'), 5)]).toEqual([true, true, false, true]);
+    expect(chunks.find(h('a'))).toEqual({ offset: 0, length: 10 });
+    expect(chunks.find(h('c'))).toEqual({ offset: 40, length: 5 });
+    expect(chunks.find(h('d'))).toBeUndefined();
+    expect(chunks.find('not a hash')).toBeUndefined();
+    expect([...chunks.entries()]).toEqual([[h('a'), 0, 10], [h('b'), 10, 20], [h('c'), 40, 5]]);
+    expect(chunks.overflowed).toBe(false);
+    // A fourth distinct chunk: no longer told apart, but every chunk is still listed in order.
+    expect(chunks.push(h('d'), 7)).toBe(true);
+    expect(chunks.overflowed).toBe(true);
+    expect(chunks.push(h('a'), 10)).toBe(true);
+    expect(chunks.count).toBe(6);
+    expect([chunks.hashAt(4), chunks.lengthAt(4), chunks.offsetAt(5)]).toEqual([h('d'), 7, 52]);
+  });
+
+  test('a pack index compressed as its entries come is the same text as one made whole', async () => {
+    const pack = sha256(Buffer.from('pack'));
+    for (const count of [0, 1, 30_000]) {
+      const entries = Array.from({ length: count }, (_, i): [string, number, number] => [sha256(Buffer.from(String(i))), i * 70_000, 65_536 + i]);
+      const streamed = gunzipSync(await encodePackIndexStreamed(pack, entries)).toString();
+      expect(streamed).toBe(gunzipSync(encodePackIndex({ pack, chunks: entries })).toString());
+    }
   });
 
   test('dedup across files in one push', async () => {
@@ -288,6 +327,36 @@ describe('chunked objects in a store', () => {
       expect((await downloadObjects([a], options(fresh, w.store))).failed).toEqual([]);
       expect(fs.statSync(fresh.pathOf(a.oid)).ino).not.toBe(fs.statSync(packFile!).ino);
       expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
+    } finally {
+      await w.cleanup();
+    }
+  });
+
+  test('two versions of a large object in one push: the second finds its chunks in the first one\'s own pack', async () => {
+    const w = await world();
+    try {
+      const v1 = randomBytesSeeded(66 * 1024 * 1024, 18);
+      const v2 = Buffer.from(v1);
+      randomBytesSeeded(256 * 1024, 19).copy(v2, 10 * 1024 * 1024);
+      const local = w.cache('local');
+      const refs = [await put(local, v1), await put(local, v2)];
+      // v1's own pack is still being stored while v2 is cut: its first pack write waits for another.
+      let release = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let packPuts = 0;
+      const holding = Object.assign(Object.create(w.store) as DirectoryStore, {
+        put: async (key: string, body: BodySource, o?: PutOptions) => {
+          if (key.endsWith('.pack') && ++packPuts === 1) await held;
+          else if (key.endsWith('.pack')) release();
+          return w.store.put(key, body, o);
+        },
+      });
+      const report = await uploadObjects(refs, options(local, holding));
+      expect(report.failed).toEqual([]);
+      expect(report.newBytes).toBeLessThan(v1.length + 256 * 1024 + 4 * 256 * 1024 + 4096);
+      const fresh = w.cache('fresh');
+      expect((await downloadObjects(refs, options(fresh, w.store))).failed).toEqual([]);
+      expect((await readBack(fresh, refs[1]!.oid)).equals(v2)).toBe(true);
     } finally {
       await w.cleanup();
     }
