@@ -317,6 +317,11 @@ export class ObjectStore {
     }
   }
 
+  /** Whether the store keeps its keys as local files (a directory store), which a push links and a clone can take. */
+  get takesLocalFiles(): boolean {
+    return this.store.localFile !== undefined;
+  }
+
   /** Ranged reads in flight for one large object: one for a store read fastest in order. */
   private get rangesInFlight(): number | undefined {
     return this.store.readsInOrder ? 1 : this.options.rangesInFlight;
@@ -452,6 +457,7 @@ export class ObjectUploader {
       index: await this.objects.chunkIndex(),
       concurrency: 4,
       onBytes: this.onBytes,
+      ownPacks: this.objects.takesLocalFiles,
     });
     // A damaged chunked copy gets a new manifest over the old one.
     if (representationFor(ref.size, true) === 'packed') await this.chunked.addPacked(ref);
