@@ -247,19 +247,19 @@ const CHUNKS_AHEAD = 4 * 1024 * 1024;
  * (ObjectChunks: ~130 bytes a chunk, ~20 MiB for 10 GiB of average chunks); a larger object is cut
  * and copied into packs in one pass, with nothing held per chunk.
  */
-const WHOLE_PACK_MAX_BYTES = 10 * 1024 * 1024 * 1024;
+const OWN_PACK_MAX_BYTES = 10 * 1024 * 1024 * 1024;
 /** An object whose bytes the store (or this upload) already has beyond this share is not its own pack: its new chunks are copied into packs. */
-const WHOLE_PACK_MAX_SHARED = 1 / 50;
+const OWN_PACK_MAX_SHARED = 1 / 50;
 /**
  * Distinct chunks one object's own pack may index: 16 GiB of average chunks, and an index far below
  * what a reader accepts (format.ts). An object of more (small chunks) is copied into packs.
  */
-const WHOLE_PACK_MAX_ENTRIES = 262_144;
+const OWN_PACK_MAX_ENTRIES = 262_144;
 
 /**
  * One large object's chunks in order, held compactly while the object is cut and until its own pack
  * is stored: each chunk's sha256 as 32 bytes and its length, and the first place of each distinct
- * chunk (~130 bytes a chunk, where strings, arrays and objects per chunk took ~570).
+ * chunk (~130 bytes a chunk; a string, an array and an object per chunk cost several times that).
  */
 export class ObjectChunks {
   /** More distinct chunks than `maxDistinct`: they are no longer told apart (no own pack then). */
@@ -341,7 +341,8 @@ export class ObjectChunks {
 
 /**
  * Stores objects as content-defined chunks in packs (docs/chunking.md): each object is read from the
- * cache (a large one by two threads, one cutting, one naming), its sha256 re-checked, cut with FastCDC,
+ * cache (a large one by three threads: one cutting, one naming the chunks, one checking the whole),
+ * its sha256 re-checked, cut with FastCDC,
  * and only chunks the store does not have (per its
  * index, or earlier in this upload) go into new packs. Packs upload while chunking goes on; manifests
  * are written last, after every pack they name is stored, so an interrupted push leaves at worst
@@ -375,7 +376,7 @@ export class ChunkedUploader {
 
   /** Chunks one cached object into packs. Its manifest is written by finish(). */
   async add(ref: { oid: string; size: number; path?: string }, replaceManifest = false): Promise<void> {
-    if (this.options.ownPacks && ref.size >= HASH_BESIDE_MIN_SIZE && ref.size <= WHOLE_PACK_MAX_BYTES) return this.addLarge(ref, replaceManifest);
+    if (this.options.ownPacks && ref.size >= HASH_BESIDE_MIN_SIZE && ref.size <= OWN_PACK_MAX_BYTES) return this.addLarge(ref, replaceManifest);
     const runs: PendingRun[] = [];
     const take = async (chunk: Buffer, hash: string) => {
       const known = this.knownChunk(hash);
@@ -399,21 +400,20 @@ export class ChunkedUploader {
 
   /**
    * A large object in two steps: cut and named first, writing nothing, then either stored as its own
-   * pack (its chunks nearly all new) or its new chunks read again from the same open file and copied
-   * into packs. The file is cached, read-only and just verified; a change of its size or mtime
-   * between the two reads is reported as damage.
+   * pack (its chunks nearly all new) or its new chunks read again from the same open file, each
+   * checked against the name it was given, and copied into packs (a file changed in between is
+   * damage; its size and times would not say so reliably: the cache's LRU touch sets them).
    */
   private async addLarge(ref: { oid: string; size: number; path?: string }, replaceManifest: boolean): Promise<void> {
     const handle = await this.options.cache.openHandle(ref.oid);
     try {
-      const before = await handle.stat();
-      const chunks = new ObjectChunks(WHOLE_PACK_MAX_ENTRIES);
+      const chunks = new ObjectChunks(OWN_PACK_MAX_ENTRIES);
       let shared = 0;
       const read = await this.chunkHashedBeside(handle, async (chunk, hash) => {
         if (!chunks.push(hash, chunk.length) || this.knownChunk(hash)) shared += chunk.length;
       }).catch(shortReadAsNull);
       if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
-      if (!chunks.overflowed && shared <= ref.size * WHOLE_PACK_MAX_SHARED) return await this.storeAsOwnPack(ref, chunks, replaceManifest);
+      if (!chunks.overflowed && shared <= ref.size * OWN_PACK_MAX_SHARED) return await this.storeAsOwnPack(ref, chunks, replaceManifest);
       const runs: PendingRun[] = [];
       for (let n = 0, at = 0; n < chunks.count; at += chunks.lengthAt(n), n++) {
         const hash = chunks.hashAt(n);
@@ -423,12 +423,10 @@ export class ChunkedUploader {
         else {
           const pack = await this.packFor();
           const into = await pack.reserve(length);
-          if (readFully(handle.fd, into, at) !== length) throw await this.damagedCopy(ref);
+          if (readFully(handle.fd, into, at) !== length || createHash('sha256').update(into).digest('hex') !== hash) throw await this.damagedCopy(ref);
           await this.appended(runs, pack, hash, await pack.append(hash, into), length);
         }
       }
-      const after = await handle.stat();
-      if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw await this.damagedCopy(ref);
       this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
     } finally {
       await handle.close();
