@@ -83,6 +83,17 @@ async function readBack(cache: ObjectCache, oid: string): Promise<Buffer> {
   return fsp.readFile(cache.pathOf(oid));
 }
 
+/** A 66 MiB object pushed from a cache 'local' into the world's directory store, where it is its own pack. */
+async function pushedAsOwnPack(w: Awaited<ReturnType<typeof world>>, seed: number): Promise<{ data: Buffer; a: { oid: string; size: number }; packFile: string }> {
+  const data = randomBytesSeeded(66 * 1024 * 1024, seed);
+  const local = w.cache('local');
+  const a = await put(local, data);
+  expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
+  const packs = [...packsOf(path.join(w.root, 'store'))];
+  expect(packs).toHaveLength(1);
+  return { data, a, packFile: packs[0]!.packFile };
+}
+
 describe('chunked objects in a store', () => {
   test('any edit of a file: both versions rebuild byte-identical from chunks; the new version costs little', async () => {
     await fc.assert(
@@ -268,19 +279,15 @@ describe('chunked objects in a store', () => {
   test('a clone on the same file system links an object that is its own pack, verified; a copy for the work tree is made beside it', async () => {
     const w = await world();
     try {
-      const data = randomBytesSeeded(66 * 1024 * 1024, 15);
-      const local = w.cache('local');
-      const a = await put(local, data);
-      expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
-      const [{ packFile }] = [...packsOf(path.join(w.root, 'store'))];
+      const { data, a, packFile } = await pushedAsOwnPack(w, 15);
       const fresh = w.cache('fresh');
       const copy = path.join(w.root, 'work-tree-copy');
       const down = await downloadObjects([a], options(fresh, w.store), new Map([[a.oid, copy]]));
       expect(down.failed).toEqual([]);
-      expect(fs.statSync(fresh.pathOf(a.oid)).ino).toBe(fs.statSync(packFile!).ino);
+      expect(fs.statSync(fresh.pathOf(a.oid)).ino).toBe(fs.statSync(packFile).ino);
       expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
       // The work tree's copy is a file of its own.
-      expect(fs.statSync(copy).ino).not.toBe(fs.statSync(packFile!).ino);
+      expect(fs.statSync(copy).ino).not.toBe(fs.statSync(packFile).ino);
       expect(fs.readFileSync(copy).equals(data)).toBe(true);
       expect(listFiles(fresh.tmpDir)).toEqual([]);
     } finally {
@@ -291,16 +298,12 @@ describe('chunked objects in a store', () => {
   test('a store file that does not hold the object is not linked: the download fails as damage and leaves neither link nor copy', async () => {
     const w = await world();
     try {
-      const data = randomBytesSeeded(66 * 1024 * 1024, 16);
-      const local = w.cache('local');
-      const a = await put(local, data);
-      expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
-      const [{ packFile }] = [...packsOf(path.join(w.root, 'store'))];
-      fs.chmodSync(packFile!, 0o644);
-      const fd = fs.openSync(packFile!, 'r+');
+      const { data, a, packFile } = await pushedAsOwnPack(w, 16);
+      fs.chmodSync(packFile, 0o644);
+      const fd = fs.openSync(packFile, 'r+');
       fs.writeSync(fd, Buffer.from([data[50 * 1024 * 1024]! ^ 0xff]), 0, 1, 50 * 1024 * 1024);
       fs.closeSync(fd);
-      fs.chmodSync(packFile!, 0o444);
+      fs.chmodSync(packFile, 0o444);
       const fresh = w.cache('fresh');
       const copy = path.join(w.root, 'work-tree-copy');
       const down = await downloadObjects([a], options(fresh, w.store), new Map([[a.oid, copy]]));
@@ -317,15 +320,11 @@ describe('chunked objects in a store', () => {
   test('a store file others could change (writable) is read and copied, not linked', async () => {
     const w = await world();
     try {
-      const data = randomBytesSeeded(66 * 1024 * 1024, 17);
-      const local = w.cache('local');
-      const a = await put(local, data);
-      expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
-      const [{ packFile }] = [...packsOf(path.join(w.root, 'store'))];
-      fs.chmodSync(packFile!, 0o664);
+      const { data, a, packFile } = await pushedAsOwnPack(w, 17);
+      fs.chmodSync(packFile, 0o664);
       const fresh = w.cache('fresh');
       expect((await downloadObjects([a], options(fresh, w.store))).failed).toEqual([]);
-      expect(fs.statSync(fresh.pathOf(a.oid)).ino).not.toBe(fs.statSync(packFile!).ino);
+      expect(fs.statSync(fresh.pathOf(a.oid)).ino).not.toBe(fs.statSync(packFile).ino);
       expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
     } finally {
       await w.cleanup();
