@@ -302,38 +302,28 @@ export class ObjectCache {
     try {
       handle = await fsp.open(tmp, 'r');
       const linked = await handle.stat();
-      hasher = linked.ino === st.ino && linked.dev === st.dev && linked.size === expected.size ? this.hashThreadFor(handle.fd) : null;
+      if (linked.ino === st.ino && linked.dev === st.dev && linked.size === expected.size) hasher = this.hashThreadFor(handle.fd);
       if (!hasher) {
-        await handle.close();
         await fsp.rm(tmp, { force: true });
         return false;
       }
       copied = copyTo ? fsp.copyFile(tmp, copyTo, fs.constants.COPYFILE_EXCL) : null;
       const [whole] = await Promise.all([hasher.finish(), copied]);
-      if (whole.sha256 !== expected.oid || whole.size !== expected.size) {
-        throw new GitmlError(
-          'E_OBJECT_CORRUPT',
-          `content does not match its pointer: expected sha256:${shortOid(expected.oid)} (${expected.size} bytes), got sha256:${shortOid(whole.sha256)} (${whole.size} bytes)`,
-        );
-      }
-      await hasher.close();
-      this.releaseHashThread();
-      hasher = null;
-      await handle.close();
-      handle = null;
+      if (whole.sha256 !== expected.oid || whole.size !== expected.size) throw contentMismatch(expected, whole);
       await renameCreatingDir(tmp, this.pathOf(expected.oid));
       return true;
     } catch (e) {
-      if (hasher) {
-        await hasher.close();
-        this.releaseHashThread();
-      }
-      await handle?.close().catch(() => undefined);
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
       // The copy is removed unless it failed because a file was there already (not ours to remove).
       if (copied && !(await copied.then(() => false, (err: unknown) => errnoCode(err) === 'EEXIST'))) await fsp.rm(copyTo!, { force: true }).catch(() => undefined);
       if (e instanceof GitmlError) throw e;
       throw cacheIoError(`cannot store object sha256:${shortOid(expected.oid)} in the cache at ${this.root}`, e);
+    } finally {
+      if (hasher) {
+        await hasher.close();
+        this.releaseHashThread();
+      }
+      await handle?.close().catch(() => undefined);
     }
   }
 
@@ -655,12 +645,7 @@ export class CacheWriter {
     if (this.done) throw new GitmlError('E_INTERNAL', 'cache writer used after commit or abort');
     try {
       await this.drain();
-      if (expected && (expected.oid !== oid || expected.size !== size)) {
-        throw new GitmlError(
-          'E_OBJECT_CORRUPT',
-          `content does not match its pointer: expected sha256:${shortOid(expected.oid)} (${expected.size} bytes), got sha256:${shortOid(oid)} (${size} bytes)`,
-        );
-      }
+      if (expected && (expected.oid !== oid || expected.size !== size)) throw contentMismatch(expected, { sha256: oid, size });
       if (this.fsync) await this.handle.sync();
       await this.handle.close();
       this.done = true;
@@ -749,6 +734,11 @@ export function readBufferSize(length: number | undefined): number {
 
 
 /** rename, creating the target's directory only when it is missing (the common case is that it exists). */
+/** Bytes that are not the object their pointer names (E_OBJECT_CORRUPT): what was expected, what came. */
+function contentMismatch(expected: { oid: string; size: number }, got: { sha256: string; size: number }): GitmlError {
+  return new GitmlError('E_OBJECT_CORRUPT', `content does not match its pointer: expected sha256:${shortOid(expected.oid)} (${expected.size} bytes), got sha256:${shortOid(got.sha256)} (${got.size} bytes)`);
+}
+
 async function renameCreatingDir(from: string, to: string): Promise<void> {
   try {
     await fsp.rename(from, to);

@@ -290,6 +290,7 @@ describe('chunked objects in a store', () => {
       expect(fs.statSync(copy).ino).not.toBe(fs.statSync(packFile).ino);
       expect(fs.readFileSync(copy).equals(data)).toBe(true);
       expect(listFiles(fresh.tmpDir)).toEqual([]);
+      expect(fresh.hashThreadsInUse).toBe(0);
     } finally {
       await w.cleanup();
     }
@@ -312,6 +313,7 @@ describe('chunked objects in a store', () => {
       expect(fs.existsSync(fresh.pathOf(a.oid))).toBe(false);
       expect(fs.existsSync(copy)).toBe(false);
       expect(listFiles(fresh.tmpDir)).toEqual([]);
+      expect(fresh.hashThreadsInUse).toBe(0);
     } finally {
       await w.cleanup();
     }
