@@ -8,6 +8,7 @@ import { isValidOid, shortOid } from './pointer';
 import { makeDirs, makeDirsSync } from './safe-path';
 import { FileWriterThread } from './util/file-writer-thread';
 import { PieceHasher } from './util/hash-pieces';
+import { readFullySync } from './util/read-blocks';
 
 /**
  * Objects up to this size are stored and read with one blocking call each (putSmall, readSmall):
@@ -337,13 +338,7 @@ export class ObjectCache {
     const fd = this.orFromLegacy(oid, (file) => openOrMiss(file), (fd) => fd === null) ?? fs.openSync(this.pathOf(oid), 'r');
     try {
       const buffer = scratch && scratch.length >= size + 1 ? scratch.subarray(0, size + 1) : Buffer.allocUnsafe(size + 1);
-      let length = 0;
-      while (length < buffer.length) {
-        const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
-        if (n === 0) break;
-        length += n;
-      }
-      return buffer.subarray(0, length);
+      return buffer.subarray(0, readFullySync(fd, buffer, 0));
     } finally {
       fs.closeSync(fd);
     }

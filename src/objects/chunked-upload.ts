@@ -14,7 +14,7 @@ import { coalesce, encodeManifest, encodePackIndexStreamed, encodePackTrailer, P
 import { manifestKey, packIndexKey, packKey } from './layout';
 import type { Requests } from '../store/requests';
 import { PieceHasher, type FileHash } from '../util/hash-pieces';
-import { readInBlocks, ReadBlocks } from '../util/read-blocks';
+import { readFullySync, readInBlocks, ReadBlocks } from '../util/read-blocks';
 
 export interface ChunkedUploadOptions {
   requests: Requests;
@@ -389,12 +389,12 @@ export class ChunkedUploader {
     if (ref.size >= HASH_BESIDE_MIN_SIZE) {
       const handle = await this.options.cache.openHandle(ref.oid);
       try {
-        read = await this.chunkHashedBeside(handle, take).catch(shortReadAsNull);
+        read = await this.chunkHashedBeside(handle, take);
       } finally {
         await handle.close();
       }
     } else read = await this.chunkHashedHere(ref, take);
-    if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
+    await this.assertReadWhole(ref, read);
     this.objects.push({ oid: ref.oid, size: ref.size, runs, replace: replaceManifest });
   }
 
@@ -411,8 +411,8 @@ export class ChunkedUploader {
       let shared = 0;
       const read = await this.chunkHashedBeside(handle, async (chunk, hash) => {
         if (!chunks.push(hash, chunk.length) || this.knownChunk(hash)) shared += chunk.length;
-      }).catch(shortReadAsNull);
-      if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
+      });
+      await this.assertReadWhole(ref, read);
       if (!chunks.overflowed && shared <= ref.size * OWN_PACK_MAX_SHARED) return await this.storeAsOwnPack(ref, chunks, replaceManifest);
       const runs: PendingRun[] = [];
       for (let n = 0, at = 0; n < chunks.count; at += chunks.lengthAt(n), n++) {
@@ -423,7 +423,7 @@ export class ChunkedUploader {
         else {
           const pack = await this.packFor();
           const into = await pack.reserve(length);
-          if (readFully(handle.fd, into, at) !== length || createHash('sha256').update(into).digest('hex') !== hash) throw await this.damagedCopy(ref);
+          if (readFullySync(handle.fd, into, at) !== length || createHash('sha256').update(into).digest('hex') !== hash) throw await this.damagedCopy(ref);
           await this.appended(runs, pack, hash, await pack.append(hash, into), length);
         }
       }
@@ -463,6 +463,11 @@ export class ChunkedUploader {
     if (pack.full(this.packTarget)) await this.sealCurrent();
   }
 
+  /** The cached copy read (null: it ended early) is the object, cut to its end; else it is damaged. */
+  private async assertReadWhole(ref: { oid: string; size: number; path?: string }, read: (FileHash & { cut: number }) | null): Promise<void> {
+    if (!read || read.sha256 !== ref.oid || read.size !== ref.size || read.cut !== ref.size) throw await this.damagedCopy(ref);
+  }
+
   /** Drops a cached copy that does not hash to its name; the error the push fails with. */
   private async damagedCopy(ref: { oid: string; path?: string }): Promise<GitmlError> {
     await this.options.cache.remove(ref.oid);
@@ -494,9 +499,10 @@ export class ChunkedUploader {
    * Cuts the object here while one thread names the chunks and another checks the whole object
    * (util/hash-pieces.ts), all through the same open file: two sha256s a byte, one on each of those
    * threads, and the cut points on this one. Chunks wait for their names in order, at most
-   * CHUNKS_AHEAD bytes of them.
+   * CHUNKS_AHEAD bytes of them. Null when the file ended before a piece did: a cached copy that
+   * shrank while it was read is as damaged as one that hashes wrong.
    */
-  private async chunkHashedBeside(handle: fsp.FileHandle, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<FileHash & { cut: number }> {
+  private async chunkHashedBeside(handle: fsp.FileHandle, take: (chunk: Buffer, hash: string) => Promise<void>): Promise<(FileHash & { cut: number }) | null> {
     const chunker = new Chunker(this.options.params ?? DEFAULT_CHUNK_PARAMS);
     const blocks = new ReadBlocks((memory) => chunker.holds(memory));
     const hasher = new PieceHasher(handle.fd, { pieces: true, whole: false });
@@ -536,6 +542,9 @@ export class ChunkedUploader {
       await takeNamed(0);
       await hasher.finishPieces();
       return { ...(await whole), cut };
+    } catch (e) {
+      if (errnoCode(e) === 'E_SHORT_READ') return null;
+      throw e;
     } finally {
       await hasher.close();
       await wholeHasher.close();
@@ -641,23 +650,6 @@ function addRun(runs: PendingRun[], pack: PackBuilder | string, offset: number, 
   const last = runs[runs.length - 1];
   if (last && last.pack === pack && last.offset + last.length === offset) last.length += length;
   else runs.push({ pack, offset, length });
-}
-
-/** A cached copy that shrank while it was read is as damaged as one that hashes wrong. */
-function shortReadAsNull(e: unknown): null {
-  if (errnoCode(e) === 'E_SHORT_READ') return null;
-  throw e;
-}
-
-/** Reads `into.length` bytes at `position`, or fewer only where the file ends. */
-function readFully(fd: number, into: Buffer, position: number): number {
-  let got = 0;
-  while (got < into.length) {
-    const n = fs.readSync(fd, into, got, into.length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 /** A sealed local file as a body (a store on the same file system may link it). */

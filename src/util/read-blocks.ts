@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /** Bytes read at a time. */
@@ -102,4 +103,15 @@ export async function* blocksOf(handle: FileHandle, blocks: ReadBlocks, range?: 
 /** blocksOf, the whole file, each block handed to `each` (which may keep none of it once it returns). */
 export async function readInBlocks(handle: FileHandle, blocks: ReadBlocks, each: (data: Buffer) => void | Promise<void>): Promise<void> {
   for await (const data of blocksOf(handle, blocks)) await each(data);
+}
+
+/** Reads `into.length` bytes of `fd` from `position` with blocking calls; fewer only where the file ends. */
+export function readFullySync(fd: number, into: Uint8Array, position: number): number {
+  let got = 0;
+  while (got < into.length) {
+    const n = fs.readSync(fd, into, got, into.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
