@@ -10,7 +10,7 @@ import { makeDirs } from '../safe-path';
 import type { BodySource } from '../store/store';
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from './cdc';
 import type { ChunkIndex } from './chunk-index';
-import { coalesce, encodeManifest, encodePackIndexStreamed, encodePackTrailer, PACK_MAX_ENTRIES, type Run } from './format';
+import { coalesce, encodeManifest, encodePackIndexStreamed, encodePackTrailer, PACK_MAX_ENTRIES, packEntriesText, type Run } from './format';
 import { manifestKey, packIndexKey, packKey } from './layout';
 import type { Requests } from '../store/requests';
 import { PieceHasher, type FileHash } from '../util/hash-pieces';
@@ -198,17 +198,12 @@ export class PackBuilder {
 
 /**
  * A pack's id: the sha256 of its data's length and its index entries (layout.ts), which name every
- * indexed byte by its sha256 and so determine the pack's content. The entries are hashed as
- * `JSON.stringify` writes them, one at a time (a large object's own pack has ~16,000 per GiB). Pure.
+ * indexed byte by its sha256 and so determine the pack's content. Pure.
  */
 export function packIdOf(dataBytes: number, chunks: Iterable<readonly [string, number, number]>): string {
-  const hash = createHash('sha256').update(`gitml pack ${dataBytes}\n[`);
-  let first = true;
-  for (const [chunk, offset, length] of chunks) {
-    hash.update(`${first ? '' : ','}[${JSON.stringify(chunk)},${offset},${length}]`);
-    first = false;
-  }
-  return hash.update(']').digest('hex');
+  const hash = createHash('sha256').update(`gitml pack ${dataBytes}\n`);
+  for (const text of packEntriesText(chunks)) hash.update(text);
+  return hash.digest('hex');
 }
 
 /** Bytes of one staging buffer: the most PackBuilder.reserve hands out at once. */

@@ -109,25 +109,33 @@ export function encodePackIndex(idx: PackIndex): Buffer {
 }
 
 /**
- * The same bytes once gunzipped as encodePackIndex, from entries made one at a time and compressed as
- * they come: an object's own pack lists ~16,000 chunks a GiB, whose JSON text is never whole in memory.
+ * A pack's entries as `JSON.stringify` writes them, in pieces of about a MiB (the brackets included),
+ * made one entry at a time: an object's own pack lists ~16,000 chunks a GiB, whose text is never
+ * whole in memory. Pure.
  */
-export async function encodePackIndexStreamed(pack: string, chunks: Iterable<readonly [string, number, number]>): Promise<Buffer> {
-  const gzip = createGzip();
-  const out: Buffer[] = [];
-  gzip.on('data', (b: Buffer) => out.push(b));
-  const ended = once(gzip, 'end');
-  let text = `{"version":1,"pack":${JSON.stringify(pack)},"chunks":[`;
+export function* packEntriesText(chunks: Iterable<readonly [string, number, number]>): Generator<string> {
+  let text = '[';
   let first = true;
   for (const [chunk, offset, length] of chunks) {
     text += `${first ? '' : ','}[${JSON.stringify(chunk)},${offset},${length}]`;
     first = false;
     if (text.length >= 1 << 20) {
-      if (!gzip.write(text)) await once(gzip, 'drain');
+      yield text;
       text = '';
     }
   }
-  gzip.end(`${text}]}`);
+  yield `${text}]`;
+}
+
+/** The same bytes once gunzipped as encodePackIndex, compressed as packEntriesText makes them. */
+export async function encodePackIndexStreamed(pack: string, chunks: Iterable<readonly [string, number, number]>): Promise<Buffer> {
+  const gzip = createGzip();
+  const out: Buffer[] = [];
+  gzip.on('data', (b: Buffer) => out.push(b));
+  const ended = once(gzip, 'end');
+  if (!gzip.write(`{"version":1,"pack":${JSON.stringify(pack)},"chunks":`)) await once(gzip, 'drain');
+  for (const text of packEntriesText(chunks)) if (!gzip.write(text)) await once(gzip, 'drain');
+  gzip.end('}');
   await ended;
   return Buffer.concat(out);
 }
