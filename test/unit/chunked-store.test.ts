@@ -19,6 +19,15 @@ import type { BodySource, ByteRange, PutOptions, RequestOptions, Store } from '.
 
 const retry = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
 
+/** A writable directory on another file system than the temp directory (tmpfs on Linux), if the machine has one. */
+const OTHER_FILE_SYSTEM: string | null = (() => {
+  try {
+    return fs.statSync('/dev/shm').dev !== fs.statSync(os.tmpdir()).dev && (fs.accessSync('/dev/shm', fs.constants.W_OK), true) ? '/dev/shm' : null;
+  } catch {
+    return null;
+  }
+})();
+
 /** A real directory store that counts the requests made of it (what a bucket would bill). */
 class CountingStore implements Store {
   private readonly counts = new Map<string, number>();
@@ -315,6 +324,43 @@ describe('chunked objects in a store', () => {
       expect(listFiles(fresh.tmpDir)).toEqual([]);
       expect(fresh.hashThreadsInUse).toBe(0);
     } finally {
+      await w.cleanup();
+    }
+  });
+
+  // A store on another file system (an NFS mount; tmpfs stands in for it where the machine has one):
+  // the push's own pack is a copy the kernel made, and a clone reads and verifies it, linking nothing.
+  (OTHER_FILE_SYSTEM ? test : test.skip)('a store on another file system: an own pack is copied there, and a clone copies it back, verified', async () => {
+    const w = await world();
+    const storeRoot = await fsp.mkdtemp(path.join(OTHER_FILE_SYSTEM!, 'gitml-other-fs-'));
+    try {
+      const store = new DirectoryStore(storeRoot);
+      const data = randomBytesSeeded(66 * 1024 * 1024, 18);
+      const local = w.cache('local');
+      const a = await put(local, data);
+      const up = await uploadObjects([a], options(local, store));
+      expect(up.failed).toEqual([]);
+      expect(up.newBytes).toBe(data.length);
+      const packs = [...packsOf(storeRoot)];
+      expect(packs).toHaveLength(1);
+      const { packFile } = packs[0]!;
+      const stored = fs.statSync(packFile);
+      expect(stored.dev).not.toBe(fs.statSync(local.pathOf(a.oid)).dev);
+      expect(stored.mode & 0o222).toBe(0);
+      expect(fs.readFileSync(packFile).equals(data)).toBe(true);
+      const manifest = decodeManifest(fs.readFileSync(path.join(storeRoot, manifestKey(a.oid))), a.oid, a.size, 'test');
+      expect(manifest.runs).toEqual([{ pack: path.basename(packFile, '.pack'), offset: 0, length: data.length }]);
+
+      const fresh = w.cache('fresh');
+      const copy = path.join(w.root, 'work-tree-copy');
+      expect((await downloadObjects([a], options(fresh, store), new Map([[a.oid, copy]]))).failed).toEqual([]);
+      expect(fs.statSync(fresh.pathOf(a.oid)).dev).not.toBe(stored.dev);
+      expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
+      expect(fs.readFileSync(copy).equals(data)).toBe(true);
+      expect(listFiles(fresh.tmpDir)).toEqual([]);
+      expect(fresh.hashThreadsInUse).toBe(0);
+    } finally {
+      await fsp.rm(storeRoot, { recursive: true, force: true });
       await w.cleanup();
     }
   });
