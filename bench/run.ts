@@ -194,6 +194,44 @@ async function chunkingSeconds(file: string): Promise<number> {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
+/**
+ * The two halves of chunkingSeconds, each alone and each reading the file the same way: cutting with
+ * no hashing, then a sha256 per chunk at the same boundaries with no cutting (and the read alone,
+ * which both include). One thread doing both needs about cut + hash - read: this says, per run, how
+ * far SHA-256 chunk names let the chunking target be met on this machine.
+ */
+async function chunkingPartsSeconds(file: string): Promise<{ read: number; cut: number; hash: number }> {
+  const lengths: number[] = [];
+  let t = process.hrtime.bigint();
+  await readBlocks(file, new ReadBlocks(), () => undefined);
+  const read = Number(process.hrtime.bigint() - t) / 1e9;
+  t = process.hrtime.bigint();
+  const chunker = new Chunker();
+  await readBlocks(file, new ReadBlocks((memory) => chunker.holds(memory)), (data) => {
+    for (const chunk of chunker.push(data)) lengths.push(chunk.length);
+  });
+  for (const chunk of chunker.end()) lengths.push(chunk.length);
+  const cut = Number(process.hrtime.bigint() - t) / 1e9;
+  t = process.hrtime.bigint();
+  let next = 0;
+  let left = lengths[0] ?? 0;
+  let hash = createHash('sha256');
+  await readBlocks(file, new ReadBlocks(), (data) => {
+    for (let at = 0; at < data.length; ) {
+      const n = Math.min(left, data.length - at);
+      hash.update(data.subarray(at, at + n));
+      at += n;
+      left -= n;
+      if (left === 0) {
+        hash.digest();
+        hash = createHash('sha256');
+        left = lengths[++next] ?? Number.MAX_SAFE_INTEGER;
+      }
+    }
+  });
+  return { read, cut, hash: Number(process.hrtime.bigint() - t) / 1e9 };
+}
+
 async function sha256Seconds(file: string): Promise<number> {
   const t = process.hrtime.bigint();
   const h = createHash('sha256');
@@ -306,6 +344,7 @@ async function main(): Promise<void> {
     if (workloads.has('W6')) files.W6 = await w6(data, sizes.w6Count);
     let hashSeconds: number | null = null;
     let chunkSeconds: number | null = null;
+    let chunkParts: { read: number; cut: number; hash: number } | null = null;
     const nullFilterAdds: number[] = [];
     if (files.W1) {
       await sha256Seconds(path.join(data, files.W1[0]!)); // warm the page cache, as git add will find it
@@ -313,6 +352,9 @@ async function main(): Promise<void> {
       console.log(`  baseline: sha256 of W1 (${formatBytes(sizes.w1)}) in node: ${hashSeconds.toFixed(2)} s`);
       chunkSeconds = await chunkingSeconds(path.join(data, files.W1[0]!));
       console.log(`  baseline: FastCDC + sha256 per chunk of W1, one thread: ${chunkSeconds.toFixed(2)} s = ${(sizes.w1 / 2 ** 20 / chunkSeconds).toFixed(0)} MiB/s`);
+      chunkParts = await chunkingPartsSeconds(path.join(data, files.W1[0]!));
+      const rate = (s: number) => (sizes.w1 / 2 ** 20 / s).toFixed(0);
+      console.log(`  baseline: of that, cutting alone ${rate(chunkParts.cut)} MiB/s, sha256 per chunk alone ${rate(chunkParts.hash)} MiB/s (each reading the file, ${rate(chunkParts.read)} MiB/s alone): both on one thread, about ${rate(chunkParts.cut + chunkParts.hash - chunkParts.read)} MiB/s`);
     }
     const copyDirs = ['w1', 'w2'].filter((d) => files[d.toUpperCase()]);
     const copies: { cp: number; cpSync: number }[] = [];
@@ -471,7 +513,7 @@ async function main(): Promise<void> {
     const out = path.join(DIST, '..', 'bench', 'results');
     await fsp.mkdir(out, { recursive: true });
     const file = path.join(out, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), fileSystem, quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, chunkSeconds, copy, nullFilterAdds, rows, w3Gc, notes }, null, 2));
+    await fsp.writeFile(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), fileSystem, quick, repeat, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, hashSeconds, chunkSeconds, chunkParts, copy, nullFilterAdds, rows, w3Gc, notes }, null, 2));
     console.log(`\nraw results: ${file}`);
   } finally {
     if (keep) console.log(`(kept ${root})`);
