@@ -220,8 +220,18 @@ export async function installHooks(ctx: GitContext): Promise<{ path: string; sta
   return out;
 }
 
-/** Whether this repository already has gitml's pre-push hook (or a hooksPath the user manages). */
-export async function hooksPresent(ctx: GitContext): Promise<boolean> {
+/**
+ * Whether this repository already has gitml's pre-push hook (or a hooksPath the user manages). With
+ * the repository's common dir, the usual answer (gitml's hook where git keeps hooks by default) comes
+ * from that file alone: every filter process asks this, and the two git processes of the full check
+ * were most of what it cost a one-file `git add`. A hook found there means true either way, since a
+ * set core.hooksPath answers true as well.
+ */
+export async function hooksPresent(ctx: GitContext, commonDir?: string): Promise<boolean> {
+  if (commonDir) {
+    const atDefault = await fsp.readFile(path.join(commonDir, 'hooks', 'pre-push'), 'utf8').catch(() => null);
+    if (atDefault?.includes(HOOK_MARKER)) return true;
+  }
   const hooksPath = (await runGit(ctx, ['config', '--get', 'core.hooksPath'], { okCodes: [1] })).stdout.toString('utf8').trim();
   if (hooksPath) return true;
   const current = await fsp.readFile(await hookPath(ctx, 'pre-push'), 'utf8').catch(() => null);

@@ -126,7 +126,7 @@ export class FilterServer {
     const gitml = this.options.gitml;
     if (!gitml.repo.workTree) return;
     try {
-      if (!(await hooksPresent(gitml.repo.git))) await installHooks(gitml.repo.git);
+      if (!(await hooksPresent(gitml.repo.git, gitml.repo.commonDir))) await installHooks(gitml.repo.git);
     } catch (e) {
       gitml.log.debug({ err: String(e) }, 'could not install hooks');
     }
