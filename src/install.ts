@@ -223,9 +223,9 @@ export async function installHooks(ctx: GitContext): Promise<{ path: string; sta
 /**
  * Whether this repository already has gitml's pre-push hook (or a hooksPath the user manages). With
  * the repository's common dir, the usual answer (gitml's hook where git keeps hooks by default) comes
- * from that file alone: every filter process asks this, and the two git processes of the full check
- * were most of what it cost a one-file `git add`. A hook found there means true either way, since a
- * set core.hooksPath answers true as well.
+ * from that file alone: every filter process asks this, once per git command, and the full check
+ * starts two git processes. A hook found there means true either way, since a set core.hooksPath
+ * answers true as well.
  */
 export async function hooksPresent(ctx: GitContext, commonDir?: string): Promise<boolean> {
   if (commonDir) {
