@@ -728,12 +728,12 @@ export function readBufferSize(length: number | undefined): number {
 }
 
 
-/** rename, creating the target's directory only when it is missing (the common case is that it exists). */
 /** Bytes that are not the object their pointer names (E_OBJECT_CORRUPT): what was expected, what came. */
 function contentMismatch(expected: { oid: string; size: number }, got: { sha256: string; size: number }): GitmlError {
   return new GitmlError('E_OBJECT_CORRUPT', `content does not match its pointer: expected sha256:${shortOid(expected.oid)} (${expected.size} bytes), got sha256:${shortOid(got.sha256)} (${got.size} bytes)`);
 }
 
+/** rename, creating the target's directory only when it is missing (the common case is that it exists). */
 async function renameCreatingDir(from: string, to: string): Promise<void> {
   try {
     await fsp.rename(from, to);
