@@ -92,15 +92,23 @@ async function readBack(cache: ObjectCache, oid: string): Promise<Buffer> {
   return fsp.readFile(cache.pathOf(oid));
 }
 
-/** A 66 MiB object pushed from a cache 'local' into the world's directory store, where it is its own pack. */
-async function pushedAsOwnPack(w: Awaited<ReturnType<typeof world>>, seed: number): Promise<{ data: Buffer; a: { oid: string; size: number }; packFile: string }> {
+/**
+ * A 66 MiB object pushed from a cache 'local' into a directory store (the world's, or one at
+ * `storeRoot`), where it is its own pack.
+ */
+async function pushedAsOwnPack(
+  w: Awaited<ReturnType<typeof world>>,
+  seed: number,
+  storeRoot = path.join(w.root, 'store'),
+): Promise<{ data: Buffer; a: { oid: string; size: number }; packFile: string; local: ObjectCache; newBytes: number }> {
   const data = randomBytesSeeded(66 * 1024 * 1024, seed);
   const local = w.cache('local');
   const a = await put(local, data);
-  expect((await uploadObjects([a], options(local, w.store))).failed).toEqual([]);
-  const packs = [...packsOf(path.join(w.root, 'store'))];
+  const up = await uploadObjects([a], options(local, new DirectoryStore(storeRoot)));
+  expect(up.failed).toEqual([]);
+  const packs = [...packsOf(storeRoot)];
   expect(packs).toHaveLength(1);
-  return { data, a, packFile: packs[0]!.packFile };
+  return { data, a, packFile: packs[0]!.packFile, local, newBytes: up.newBytes };
 }
 
 describe('chunked objects in a store', () => {
@@ -334,16 +342,8 @@ describe('chunked objects in a store', () => {
     const w = await world();
     const storeRoot = await fsp.mkdtemp(path.join(OTHER_FILE_SYSTEM!, 'gitml-other-fs-'));
     try {
-      const store = new DirectoryStore(storeRoot);
-      const data = randomBytesSeeded(66 * 1024 * 1024, 18);
-      const local = w.cache('local');
-      const a = await put(local, data);
-      const up = await uploadObjects([a], options(local, store));
-      expect(up.failed).toEqual([]);
-      expect(up.newBytes).toBe(data.length);
-      const packs = [...packsOf(storeRoot)];
-      expect(packs).toHaveLength(1);
-      const { packFile } = packs[0]!;
+      const { data, a, packFile, local, newBytes } = await pushedAsOwnPack(w, 18, storeRoot);
+      expect(newBytes).toBe(data.length);
       const stored = fs.statSync(packFile);
       expect(stored.dev).not.toBe(fs.statSync(local.pathOf(a.oid)).dev);
       expect(stored.mode & 0o222).toBe(0);
@@ -353,7 +353,7 @@ describe('chunked objects in a store', () => {
 
       const fresh = w.cache('fresh');
       const copy = path.join(w.root, 'work-tree-copy');
-      expect((await downloadObjects([a], options(fresh, store), new Map([[a.oid, copy]]))).failed).toEqual([]);
+      expect((await downloadObjects([a], options(fresh, new DirectoryStore(storeRoot)), new Map([[a.oid, copy]]))).failed).toEqual([]);
       expect(fs.statSync(fresh.pathOf(a.oid)).dev).not.toBe(stored.dev);
       expect((await readBack(fresh, a.oid)).equals(data)).toBe(true);
       expect(fs.readFileSync(copy).equals(data)).toBe(true);
